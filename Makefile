@@ -1,0 +1,48 @@
+# crproxy's build, tools and tests. `make test` is what CI runs.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/crproxy/crproxy/internal/version.Version=$(VERSION)
+# -race where it fits: the unit tests and the test processes (the clusters
+# are separate binaries).
+RACE ?= -race
+TEST_TIMEOUT ?= 30m
+TEST_FLAGS ?=
+
+.PHONY: all build tools test test-unit test-e2e vet fmt clean
+
+all: build
+
+## build: build bin/crproxy
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/crproxy ./cmd/crproxy
+
+## tools: build etcd, kube-apiserver and kubectl from their Go modules into bin/ (no-op when current)
+tools:
+	hack/build-tools.sh
+
+## vet: go vet and a gofmt check
+vet:
+	@out=$$(gofmt -l cmd internal pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## test: everything CI checks: tools, vet, unit and end-to-end tests
+test: tools vet build
+	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+
+## test-unit: the tests that need no cluster
+test-unit:
+	$(GO) test $(RACE) $(TEST_FLAGS) ./pkg/... ./internal/version/... ./internal/cli/...
+
+## test-e2e: the end-to-end tests against real clusters (make tools first)
+test-e2e: tools
+	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/e2e/...
+
+## fmt: format the code
+fmt:
+	gofmt -w cmd internal pkg test
+
+## clean: remove what the build and the tests wrote
+clean:
+	rm -rf $(BIN) .crproxy-dev

@@ -1,0 +1,11 @@
+// Package server is crproxy's HTTPS surface, reached by the client
+// kube-apiserver through one APIService per proxied group/version.
+//
+// Contract: callers are authenticated with k8s.io/apiserver's delegating
+// authenticator (the aggregator's front-proxy client certificate, or a bearer
+// token by TokenReview); anything else gets 401. It serves discovery and
+// OpenAPI for the proxied group/versions, answers get, list and watch from
+// pkg/store with the semantics of a kube-apiserver (selectors, pagination,
+// resourceVersion rules, bookmarks, sendInitialEvents), hands mutations to
+// pkg/writethrough, and answers every error as a Kubernetes Status.
+package server
