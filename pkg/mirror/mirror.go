@@ -1,0 +1,327 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// rediscoverInterval is how often a wildcard group/version looks for new
+// resources at its target.
+const rediscoverInterval = time.Minute
+
+// Options configures a Mirror.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// Store holds the caches.
+	Store *store.Store
+	// DataDir keeps the targets' discovery documents, so discovery answers
+	// while a target is down.
+	DataDir string
+	// TargetConfigs, keyed by target ID, replace loading the targets'
+	// kubeconfig files.
+	TargetConfigs map[string]*rest.Config
+	// Logger logs; zap.NewNop when nil.
+	Logger *zap.Logger
+}
+
+// Mirror runs the reflectors of every proxied resource.
+type Mirror struct {
+	opts          Options
+	log           *zap.Logger
+	targets       map[string]*Target
+	groupVersions []*GroupVersion
+}
+
+// New builds the mirror's targets and group/versions; Run starts them.
+func New(opts Options) (*Mirror, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	m := &Mirror{opts: opts, log: opts.Logger, targets: map[string]*Target{}}
+	client := opts.Config.Client
+	for _, gvp := range opts.Config.GroupVersions() {
+		id := TargetID(gvp.Target)
+		t, ok := m.targets[id]
+		if !ok {
+			var err error
+			if t, err = NewTarget(gvp.Target, client.Identity(), opts.TargetConfigs[id]); err != nil {
+				return nil, err
+			}
+			m.targets[id] = t
+		}
+		selector := labels.Everything()
+		if gvp.Access == config.AccessOwned {
+			selector = labels.SelectorFromSet(client.OwnerLabels())
+		}
+		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, mirror: m, resources: map[string]*Resource{}}
+		if err := gv.loadDiscovery(); err != nil {
+			m.log.Warn("ignoring unreadable persisted discovery", zap.String("groupVersion", gvp.GroupVersion.String()), zap.Error(err))
+		}
+		m.groupVersions = append(m.groupVersions, gv)
+	}
+	return m, nil
+}
+
+// GroupVersions returns the proxied group/versions, sorted.
+func (m *Mirror) GroupVersions() []*GroupVersion { return m.groupVersions }
+
+// GroupVersion returns the proxied group/version, or nil.
+func (m *Mirror) GroupVersion(group, version string) *GroupVersion {
+	for _, gv := range m.groupVersions {
+		if gv.Proxy.GroupVersion.Group == group && gv.Proxy.GroupVersion.Version == version {
+			return gv
+		}
+	}
+	return nil
+}
+
+// Targets returns the targets by ID.
+func (m *Mirror) Targets() map[string]*Target { return m.targets }
+
+// Run discovers each group/version's resources at its target and mirrors
+// them until ctx ends. A target that is down is retried; what was
+// persisted keeps being served meanwhile.
+func (m *Mirror) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, gv := range m.groupVersions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gv.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// GroupVersion is one proxied group/version: one target, one access mode,
+// and the resources discovered for it.
+type GroupVersion struct {
+	// Proxy is the configuration of the group/version.
+	Proxy config.GroupVersionProxy
+	// Target is where its resources are stored.
+	Target *Target
+
+	selector labels.Selector
+	mirror   *Mirror
+
+	mu        sync.RWMutex
+	resources map[string]*Resource // by plural name
+	running   map[string]bool
+}
+
+// Resources returns the group/version's resources, sorted by name.
+func (gv *GroupVersion) Resources() []*Resource {
+	gv.mu.RLock()
+	defer gv.mu.RUnlock()
+	out := make([]*Resource, 0, len(gv.resources))
+	for _, r := range gv.resources {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GVR.Resource < out[j].GVR.Resource })
+	return out
+}
+
+// Resource returns the resource named by its plural name, or nil.
+func (gv *GroupVersion) Resource(name string) *Resource {
+	gv.mu.RLock()
+	defer gv.mu.RUnlock()
+	return gv.resources[name]
+}
+
+func (gv *GroupVersion) run(ctx context.Context) {
+	log := gv.mirror.log.With(zap.String("target", gv.Target.ID), zap.String("groupVersion", gv.Proxy.GroupVersion.String()))
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 10 * time.Second}
+	for ctx.Err() == nil {
+		list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
+		if err == nil {
+			err = gv.apply(list, true)
+		}
+		if err != nil {
+			log.Warn("discovery failed; serving what is persisted", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff.Step()):
+			}
+			continue
+		}
+		backoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 10 * time.Second}
+		gv.startReflectors(ctx)
+		if !gv.Proxy.Wildcard && len(gv.Resources()) == len(gv.Proxy.Resources) {
+			<-ctx.Done()
+			return
+		}
+		// A wildcard, or a configured resource whose CRD the target does
+		// not serve yet: look again later.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rediscoverInterval):
+		}
+	}
+}
+
+// apply turns the target's discovery document into resources: the
+// configured ones (all of them for a wildcard), with their status
+// subresource noted. It persists the document when persist is set.
+func (gv *GroupVersion) apply(list *metav1.APIResourceList, persist bool) error {
+	wanted := map[string]bool{}
+	for _, name := range gv.Proxy.Resources {
+		wanted[name] = true
+	}
+	status := map[string]bool{}
+	var kept []metav1.APIResource
+	for _, api := range list.APIResources {
+		if base, sub, ok := strings.Cut(api.Name, "/"); ok {
+			if sub == "status" {
+				status[base] = true
+			}
+			continue
+		}
+		if gv.Proxy.Wildcard || wanted[api.Name] {
+			kept = append(kept, api)
+		}
+	}
+	var missing []string
+	for name := range wanted {
+		if !containsResource(kept, name) {
+			missing = append(missing, name)
+		}
+	}
+	gv.mu.Lock()
+	for _, api := range kept {
+		if _, ok := gv.resources[api.Name]; ok {
+			continue
+		}
+		c := gv.mirror.opts.Store.Cache(store.Key{
+			Target:   gv.Target.ID,
+			Group:    gv.Proxy.GroupVersion.Group,
+			Version:  gv.Proxy.GroupVersion.Version,
+			Resource: api.Name,
+		})
+		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, c)
+	}
+	gv.mu.Unlock()
+	if persist {
+		if err := gv.saveDiscovery(list); err != nil {
+			gv.mirror.log.Warn("could not persist discovery", zap.Error(err))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("target %s does not serve %s in %s: is the CRD installed there?", gv.Target.ID, strings.Join(missing, ", "), gv.Proxy.GroupVersion)
+	}
+	return nil
+}
+
+func containsResource(list []metav1.APIResource, name string) bool {
+	for _, api := range list {
+		if api.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// startReflectors starts a reflector for each resource that has none yet.
+// Before each of its lists the reflector checks the target's identity: a
+// rebuilt target (new kube-system UID) is resynced from scratch, never
+// merged.
+func (gv *GroupVersion) startReflectors(ctx context.Context) {
+	gv.mu.Lock()
+	defer gv.mu.Unlock()
+	if gv.running == nil {
+		gv.running = map[string]bool{}
+	}
+	for name, r := range gv.resources {
+		if gv.running[name] {
+			continue
+		}
+		gv.running[name] = true
+		reflector := r.newReflector(func(ctx context.Context) error { return gv.checkIdentity(ctx, r) })
+		go reflector.RunWithContext(ctx)
+	}
+}
+
+func (gv *GroupVersion) checkIdentity(ctx context.Context, r *Resource) error {
+	uid, err := gv.Target.ClusterUID(ctx)
+	if err != nil {
+		// Without permission to read kube-system the identity cannot be
+		// checked; the list itself will say whether the target answers.
+		gv.mirror.log.Debug("cannot read the target's cluster UID", zap.Error(err))
+		return nil
+	}
+	switch old := r.Cache.ClusterUID(); {
+	case old == uid:
+		return nil
+	case old == "":
+		return r.Cache.SetClusterUID(uid)
+	default:
+		gv.mirror.log.Warn("target cluster identity changed; resyncing from scratch",
+			zap.String("resource", r.GVR.String()), zap.String("oldUID", old), zap.String("newUID", uid))
+		return r.Cache.Reset(uid)
+	}
+}
+
+func (gv *GroupVersion) discoveryPath() string {
+	name := strings.NewReplacer("/", "_").Replace(gv.Target.ID + "_" + gv.Proxy.GroupVersion.Group + "_" + gv.Proxy.GroupVersion.Version)
+	return filepath.Join(gv.mirror.opts.DataDir, "discovery", name+".json")
+}
+
+func (gv *GroupVersion) saveDiscovery(list *metav1.APIResourceList) error {
+	if gv.mirror.opts.DataDir == "" {
+		return nil
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	path := gv.discoveryPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (gv *GroupVersion) loadDiscovery() error {
+	if gv.mirror.opts.DataDir == "" {
+		return nil
+	}
+	data, err := os.ReadFile(gv.discoveryPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var list metav1.APIResourceList
+	if err := json.Unmarshal(data, &list); err != nil {
+		return err
+	}
+	// A persisted document may lack a resource the target has since
+	// gained; that is not an error until the target is asked.
+	_ = gv.apply(&list, false)
+	return nil
+}

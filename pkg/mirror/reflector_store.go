@@ -1,0 +1,107 @@
+package mirror
+
+import (
+	"fmt"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// reflectorStore lets a client-go Reflector feed a store.Cache: it encodes
+// each object once, here, so no read ever encodes it again.
+type reflectorStore struct {
+	cache *store.Cache
+}
+
+var (
+	_ cache.ReflectorStore         = reflectorStore{}
+	_ cache.ReflectorBookmarkStore = reflectorStore{}
+	_ cache.ResourceVersionUpdater = reflectorStore{}
+)
+
+func (s reflectorStore) Add(obj interface{}) error {
+	o, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	return s.cache.Add(o)
+}
+
+func (s reflectorStore) Update(obj interface{}) error {
+	o, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	return s.cache.Update(o)
+}
+
+func (s reflectorStore) Delete(obj interface{}) error {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	o, err := encode(obj)
+	if err != nil {
+		return err
+	}
+	return s.cache.Delete(o)
+}
+
+func (s reflectorStore) Replace(list []interface{}, resourceVersion string) error {
+	rv, err := parseResourceVersion(resourceVersion)
+	if err != nil {
+		return err
+	}
+	objs := make([]*store.Object, 0, len(list))
+	for _, item := range list {
+		o, err := encode(item)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, o)
+	}
+	return s.cache.Replace(objs, rv)
+}
+
+// Resync has no meaning for a store that keeps no queue.
+func (s reflectorStore) Resync() error { return nil }
+
+// Bookmark advances the cache to a bookmark's resourceVersion.
+func (s reflectorStore) Bookmark(resourceVersion string) error {
+	rv, err := parseResourceVersion(resourceVersion)
+	if err != nil {
+		return err
+	}
+	s.cache.Bookmark(rv)
+	return nil
+}
+
+// UpdateResourceVersion is the reflector's report of the newest
+// resourceVersion it has seen, bookmarks included.
+func (s reflectorStore) UpdateResourceVersion(resourceVersion string) {
+	if rv, err := parseResourceVersion(resourceVersion); err == nil && rv > s.cache.ResourceVersion() {
+		s.cache.Bookmark(rv)
+	}
+}
+
+func encode(obj interface{}) (*store.Object, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("mirror: unexpected object type %T", obj)
+	}
+	data, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return store.NewObject(data)
+}
+
+func parseResourceVersion(rv string) (uint64, error) {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("mirror: resourceVersion %q is not a number: %w", rv, err)
+	}
+	return n, nil
+}

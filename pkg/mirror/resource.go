@@ -1,0 +1,132 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+const (
+	// probeTimeout bounds one consistent-read probe of a target.
+	probeTimeout = 10 * time.Second
+	// settleWindow is how long a consistent read waits for events the
+	// target had already committed when it answered the probe; see
+	// docs/design/consistency.md.
+	settleWindow = 20 * time.Millisecond
+)
+
+// Resource is one proxied resource of one target: its discovery entry, the
+// cache that mirrors it, and the reflector that fills the cache.
+type Resource struct {
+	// GVR names the resource.
+	GVR schema.GroupVersionResource
+	// API is the resource's discovery entry at the target.
+	API metav1.APIResource
+	// Status is true when the target serves the status subresource.
+	Status bool
+	// Access is the client's access mode for the resource's group/version.
+	Access config.AccessMode
+	// Selector is what the mirror watches: the client's owner labels in
+	// owned mode, everything in all mode. Callers' selectors narrow it.
+	Selector labels.Selector
+	// Cache holds the mirrored objects.
+	Cache *store.Cache
+	// Target is where the resource is stored.
+	Target *Target
+
+	probe coalescedProbe
+}
+
+func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, c *store.Cache) *Resource {
+	r := &Resource{
+		GVR:      gvp.GroupVersion.WithResource(api.Name),
+		API:      api,
+		Status:   status,
+		Access:   gvp.Access,
+		Selector: selector,
+		Cache:    c,
+		Target:   t,
+	}
+	r.probe.probe = r.currentResourceVersion
+	return r
+}
+
+// client is the dynamic client of the resource across all namespaces.
+func (r *Resource) client() dynamic.NamespaceableResourceInterface {
+	return r.Target.Dynamic.Resource(r.GVR)
+}
+
+// currentResourceVersion asks the target for its current resourceVersion:
+// a consistent list of at most one object of the mirrored selection.
+func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
+	list, err := r.client().List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	return parseResourceVersion(list.GetResourceVersion())
+}
+
+// WaitConsistent makes a read consistent: it learns the target's current
+// resourceVersion (one probe shared by concurrent callers) and waits until
+// the mirror holds it. The mirror's resourceVersion only moves with this
+// selection's events and bookmarks, while the probe returns the target's
+// global one, so when the mirror has no event at or past it, WaitConsistent
+// waits a short settle window for events the target had already committed
+// and returns (reads then serve at the mirror's own, truthful,
+// resourceVersion). It returns the probe's error when the target cannot be
+// asked; the caller decides whether to serve stale data.
+func (r *Resource) WaitConsistent(ctx context.Context) error {
+	rv, err := r.probe.Do(ctx)
+	if err != nil {
+		return err
+	}
+	if r.Cache.ResourceVersion() >= rv {
+		return nil
+	}
+	settle, cancel := context.WithTimeout(ctx, settleWindow)
+	defer cancel()
+	_ = r.Cache.WaitForResourceVersion(settle, rv)
+	return ctx.Err()
+}
+
+// newReflector builds the reflector that mirrors the resource. Every list is
+// a consistent read (resourceVersion ""), so a relist never moves the cache
+// back in time, and every list and watch carries the mirror's selector.
+func (r *Resource) newReflector(beforeList func(context.Context) error) *cache.Reflector {
+	selector := r.Selector.String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			if beforeList != nil {
+				if err := beforeList(ctx); err != nil {
+					return nil, err
+				}
+			}
+			opts.LabelSelector = selector
+			opts.ResourceVersion = ""
+			opts.ResourceVersionMatch = ""
+			return r.client().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.LabelSelector = selector
+			opts.AllowWatchBookmarks = true
+			return r.client().Watch(ctx, opts)
+		},
+	}
+	expected := &unstructured.Unstructured{}
+	expected.SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.API.Kind))
+	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache}, cache.ReflectorOptions{
+		Name: fmt.Sprintf("%s %s", r.Target.ID, r.GVR),
+	})
+}

@@ -1,0 +1,93 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/crproxy/crproxy/pkg/config"
+)
+
+// DialTimeout bounds a TCP connection to a target: a target that does not
+// answer must not hold readers or writers for the OS's minutes.
+const DialTimeout = 5 * time.Second
+
+// Target is one target cluster as this client sees it: every client built
+// here impersonates the client identity, so the target's RBAC for
+// loft:vcluster:p-<project>:<name> decides what crproxy may do.
+type Target struct {
+	// ID is "<project>/<name>", unique among targets.
+	ID string
+	// Config is the target's configuration entry.
+	Config config.Target
+	// Identity is the impersonated user.
+	Identity string
+
+	rest      *rest.Config
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	Kube      kubernetes.Interface
+}
+
+// TargetID is the ID of a target entry: "<project>/<name>".
+func TargetID(t config.Target) string { return t.Project + "/" + t.Name }
+
+// NewTarget builds the clients of a target from its kubeconfig (base, when
+// not nil, replaces loading the file: tests and the dev environment pass one).
+func NewTarget(t config.Target, identity string, base *rest.Config) (*Target, error) {
+	cfg := base
+	if cfg == nil {
+		var err error
+		cfg, err = clientcmd.BuildConfigFromFlags("", t.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: loading kubeconfig %s: %w", TargetID(t), t.Kubeconfig, err)
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: identity}
+	cfg.UserAgent = "crproxy/" + identity
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 200, 400
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{
+		ID:        TargetID(t),
+		Config:    t,
+		Identity:  identity,
+		rest:      cfg,
+		Dynamic:   dyn,
+		Discovery: kube.Discovery(),
+		Kube:      kube,
+	}, nil
+}
+
+// RESTConfig returns a copy of the impersonating client configuration.
+func (t *Target) RESTConfig() *rest.Config { return rest.CopyConfig(t.rest) }
+
+// ClusterUID identifies the target cluster: the UID of its kube-system
+// namespace, which changes only when the cluster is rebuilt.
+func (t *Target) ClusterUID(ctx context.Context) (string, error) {
+	ns, err := t.Kube.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return string(ns.UID), nil
+}
