@@ -1,0 +1,107 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+)
+
+// apiHandler routes the Kubernetes API paths of the proxied group/versions.
+type apiHandler struct {
+	mirror  *mirror.Mirror
+	log     *zap.Logger
+	tables  tableConvertors
+	openapi openAPICache
+}
+
+func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info, ok := request.RequestInfoFrom(r.Context())
+	if !ok {
+		writeError(w, apierrors.NewInternalError(fmt.Errorf("no request info")))
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/openapi/") {
+		h.openAPI(w, r)
+		return
+	}
+	if !info.IsResourceRequest {
+		h.discovery(w, r, info)
+		return
+	}
+	gv := h.mirror.GroupVersion(info.APIGroup, info.APIVersion)
+	if gv == nil {
+		writeError(w, notFoundPath(r))
+		return
+	}
+	res := gv.Resource(info.Resource)
+	if res == nil || (res.API.Namespaced && info.Namespace == "" && info.Name != "") || (!res.API.Namespaced && info.Namespace != "") {
+		writeError(w, notFoundPath(r))
+		return
+	}
+	switch info.Subresource {
+	case "":
+	case "status":
+		if !res.Status || info.Name == "" {
+			writeError(w, notFoundPath(r))
+			return
+		}
+	default:
+		writeError(w, notFoundPath(r))
+		return
+	}
+	switch info.Verb {
+	case "get":
+		h.get(w, r, res, info)
+	case "list":
+		h.list(w, r, res, info)
+	case "watch":
+		h.watch(w, r, res, info)
+	default:
+		writeError(w, apierrors.NewMethodNotSupported(groupResource(res), info.Verb))
+	}
+}
+
+// notFoundPath is the apiserver's answer to a path it does not serve.
+func notFoundPath(r *http.Request) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusNotFound,
+		Reason:  metav1.StatusReasonNotFound,
+		Message: "the server could not find the requested resource",
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeUnexpectedServerResponse, Message: "404 page not found"}}},
+	}}
+}
+
+func groupResource(res *mirror.Resource) schema.GroupResource { return res.GVR.GroupResource() }
+
+// readyz reports ready once every proxied resource can be served: its cache
+// holds a synced state (from the target, or loaded from disk).
+func (h *apiHandler) readyz(w http.ResponseWriter, _ *http.Request) {
+	var notReady []string
+	for _, gv := range h.mirror.GroupVersions() {
+		resources := gv.Resources()
+		if len(resources) == 0 {
+			notReady = append(notReady, fmt.Sprintf("[-]%s: no resources discovered at target %s yet", gv.Proxy.GroupVersion, gv.Target.ID))
+		}
+		for _, res := range resources {
+			if !res.Cache.Synced() {
+				notReady = append(notReady, fmt.Sprintf("[-]%s: not mirrored from target %s yet", res.GVR.GroupResource(), gv.Target.ID))
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(notReady) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "%s\nreadyz check failed\n", strings.Join(notReady, "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// readOptions is a read request's parsed query.
+type readOptions struct {
+	metav1.ListOptions
+	labels labels.Selector
+	fields fields.Selector
+	// rv is ResourceVersion as a number; 0 for "" and "0".
+	rv        uint64
+	continue_ *continueToken
+}
+
+// parseReadOptions decodes and validates the query of a get, list or watch
+// as a kube-apiserver does, answering 400 for what it would reject.
+func parseReadOptions(query url.Values, watch bool) (*readOptions, error) {
+	var opts readOptions
+	if err := metav1.Convert_url_Values_To_v1_ListOptions(&query, &opts.ListOptions, nil); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	var err error
+	if opts.labels, err = labels.Parse(opts.LabelSelector); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if opts.fields, err = fields.ParseSelector(opts.FieldSelector); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	for _, req := range opts.fields.Requirements() {
+		if req.Field != "metadata.name" && req.Field != "metadata.namespace" {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
+		}
+	}
+	if opts.ResourceVersion != "" {
+		if opts.rv, err = strconv.ParseUint(opts.ResourceVersion, 10, 64); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version %q: %v", opts.ResourceVersion, err))
+		}
+	}
+	var errs field.ErrorList
+	match := opts.ResourceVersionMatch
+	switch match {
+	case "", metav1.ResourceVersionMatchNotOlderThan, metav1.ResourceVersionMatchExact:
+	default:
+		errs = append(errs, field.NotSupported(field.NewPath("resourceVersionMatch"), match, []string{string(metav1.ResourceVersionMatchExact), string(metav1.ResourceVersionMatchNotOlderThan), ""}))
+	}
+	if match != "" && opts.ResourceVersion == "" && !(watch && opts.SendInitialEvents != nil) {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+	}
+	if match == metav1.ResourceVersionMatchExact && opts.ResourceVersion == "0" {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""))
+	}
+	if opts.Continue != "" && opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersion"), "specifying resource version is not allowed when using continue"))
+	}
+	if opts.Continue != "" && match != "" {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden when continue is provided"))
+	}
+	if watch {
+		if opts.SendInitialEvents != nil {
+			if match != metav1.ResourceVersionMatchNotOlderThan {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+			}
+			if !opts.AllowWatchBookmarks {
+				errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires setting allowWatchBookmarks to true"))
+			}
+		} else if match != "" {
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+		}
+	} else if opts.SendInitialEvents != nil {
+		errs = append(errs, field.Forbidden(field.NewPath("sendInitialEvents"), "sendInitialEvents is forbidden for list"))
+	}
+	if opts.Limit < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("limit"), opts.Limit, "must be greater than or equal to 0"))
+	}
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("ListOptions").GroupKind(), "", errs)
+	}
+	if opts.Continue != "" {
+		if opts.continue_, err = decodeContinue(opts.Continue); err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("continue key is not valid: %v", err))
+		}
+	}
+	return &opts, nil
+}
+
+// matches reports whether obj passes the caller's selectors. The mirror's
+// own selection (owned mode) was applied before obj reached the cache, so a
+// caller's selector can only narrow it.
+func (o *readOptions) matches(obj *store.Object) bool {
+	if !o.labels.Empty() && !o.labels.Matches(labels.Set(obj.Labels)) {
+		return false
+	}
+	if !o.fields.Empty() && !o.fields.Matches(fields.Set{"metadata.name": obj.Name, "metadata.namespace": obj.Namespace}) {
+		return false
+	}
+	return true
+}
+
+// continueToken is where the next page of a paginated list starts: after
+// the key (namespace, name) in the snapshot at resourceVersion RV. Its
+// encoding follows the kube-apiserver's (base64 of JSON with a version).
+type continueToken struct {
+	Version         string `json:"v"`
+	ResourceVersion uint64 `json:"rv"`
+	Namespace       string `json:"ns"`
+	Name            string `json:"start"`
+}
+
+const continueTokenVersion = "meta.k8s.io/v1"
+
+func encodeContinue(rv uint64, namespace, name string) string {
+	data, _ := json.Marshal(continueToken{Version: continueTokenVersion, ResourceVersion: rv, Namespace: namespace, Name: name})
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func decodeContinue(s string) (*continueToken, error) {
+	data, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	var t continueToken
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, err
+	}
+	if t.Version != continueTokenVersion {
+		return nil, fmt.Errorf("server does not recognize this encoded key")
+	}
+	if t.ResourceVersion == 0 || t.Name == "" {
+		return nil, fmt.Errorf("incomplete continue key")
+	}
+	return &t, nil
+}
+
+// errContinueExpired is the kube-apiserver's answer to a continue token
+// whose snapshot is gone.
+func errContinueExpired() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusGone,
+		Reason:  metav1.StatusReasonExpired,
+		Message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+	}}
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+)
+
+// openAPITTL is how long a target's OpenAPI document is reused.
+const openAPITTL = time.Minute
+
+// openAPICache keeps the targets' OpenAPI documents by path, so
+// `kubectl explain` keeps working while a target is down.
+type openAPICache struct {
+	mu      sync.Mutex
+	entries map[string]openAPIEntry
+}
+
+type openAPIEntry struct {
+	data    []byte
+	fetched time.Time
+}
+
+// openAPI passes the proxied group/versions' OpenAPI through from their
+// targets: /openapi/v3 (the index, reduced to the proxied group/versions),
+// /openapi/v3/apis/<group>/<version>, and /openapi/v2 reduced to the
+// proxied paths and the definitions they reference.
+func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case path == "/openapi/v3":
+		index := map[string]map[string]any{"paths": {}}
+		for _, gv := range h.mirror.GroupVersions() {
+			data, err := h.fetchOpenAPI(r.Context(), gv.Target, "/openapi/v3")
+			if err != nil {
+				continue
+			}
+			var targetIndex struct {
+				Paths map[string]any `json:"paths"`
+			}
+			if json.Unmarshal(data, &targetIndex) != nil {
+				continue
+			}
+			key := "apis/" + gv.Proxy.GroupVersion.Group + "/" + gv.Proxy.GroupVersion.Version
+			if p, ok := targetIndex.Paths[key]; ok {
+				index["paths"][key] = p
+			}
+		}
+		writeJSON(w, http.StatusOK, index)
+	case strings.HasPrefix(path, "/openapi/v3/apis/"):
+		parts := strings.Split(strings.TrimPrefix(path, "/openapi/v3/apis/"), "/")
+		if len(parts) != 2 {
+			writeError(w, notFoundPath(r))
+			return
+		}
+		gv := h.mirror.GroupVersion(parts[0], parts[1])
+		if gv == nil {
+			writeError(w, notFoundPath(r))
+			return
+		}
+		data, err := h.fetchOpenAPI(r.Context(), gv.Target, path)
+		if err != nil {
+			writeError(w, apierrors.NewServiceUnavailable("OpenAPI of "+gv.Proxy.GroupVersion.String()+" unavailable: "+err.Error()))
+			return
+		}
+		writeRawJSON(w, http.StatusOK, data)
+	case path == "/openapi/v2":
+		h.openAPIV2(w, r)
+	default:
+		writeError(w, notFoundPath(r))
+	}
+}
+
+func (h *apiHandler) openAPIV2(w http.ResponseWriter, r *http.Request) {
+	spec := map[string]any{"swagger": "2.0", "info": map[string]any{"title": "crproxy", "version": "v1"}}
+	paths := map[string]any{}
+	definitions := map[string]any{}
+	for _, gv := range h.mirror.GroupVersions() {
+		data, err := h.fetchOpenAPI(r.Context(), gv.Target, "/openapi/v2")
+		if err != nil {
+			continue
+		}
+		var target struct {
+			Paths       map[string]any `json:"paths"`
+			Definitions map[string]any `json:"definitions"`
+		}
+		if json.Unmarshal(data, &target) != nil {
+			continue
+		}
+		prefix := "/apis/" + gv.Proxy.GroupVersion.Group + "/" + gv.Proxy.GroupVersion.Version + "/"
+		for p, item := range target.Paths {
+			if strings.HasPrefix(p, prefix) {
+				paths[p] = item
+				addReferenced(item, target.Definitions, definitions)
+			}
+		}
+	}
+	spec["paths"] = paths
+	spec["definitions"] = definitions
+	writeJSON(w, http.StatusOK, spec)
+}
+
+// addReferenced copies into out every definition v references, transitively.
+func addReferenced(v any, all, out map[string]any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if ref, ok := x.(string); ok && k == "$ref" && strings.HasPrefix(ref, "#/definitions/") {
+				name := strings.TrimPrefix(ref, "#/definitions/")
+				if _, done := out[name]; !done {
+					if def, ok := all[name]; ok {
+						out[name] = def
+						addReferenced(def, all, out)
+					}
+				}
+				continue
+			}
+			addReferenced(x, all, out)
+		}
+	case []any:
+		for _, x := range t {
+			addReferenced(x, all, out)
+		}
+	}
+}
+
+// fetchOpenAPI gets path from the target, reusing a copy younger than
+// openAPITTL, and an older one when the target cannot answer.
+func (h *apiHandler) fetchOpenAPI(ctx context.Context, t *mirror.Target, path string) ([]byte, error) {
+	key := t.ID + path
+	h.openapi.mu.Lock()
+	if h.openapi.entries == nil {
+		h.openapi.entries = map[string]openAPIEntry{}
+	}
+	e, ok := h.openapi.entries[key]
+	h.openapi.mu.Unlock()
+	if ok && time.Since(e.fetched) < openAPITTL {
+		return e.data, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	data, err := t.Discovery.RESTClient().Get().AbsPath(path).SetHeader("Accept", "application/json").DoRaw(ctx)
+	if err != nil {
+		if ok {
+			return e.data, nil
+		}
+		return nil, err
+	}
+	h.openapi.mu.Lock()
+	h.openapi.entries[key] = openAPIEntry{data: data, fetched: time.Now()}
+	h.openapi.mu.Unlock()
+	return data, nil
+}

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/warning"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+const (
+	// syncTimeout is how long a read waits for a resource that was never
+	// mirrored (first start, target not answered yet) before 503.
+	syncTimeout = 10 * time.Second
+	// notOlderThanTimeout is how long a read for a resourceVersion the
+	// mirror does not hold yet waits, as the kube-apiserver's cache does.
+	notOlderThanTimeout = 3 * time.Second
+)
+
+func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
+	format, err := negotiate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	opts, err := parseReadOptions(r.URL.Query(), false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	if err := h.freshEnough(ctx, res, opts); err != nil {
+		writeError(w, err)
+		return
+	}
+	obj, _, ok := res.Cache.Get(info.Namespace, info.Name)
+	if !ok {
+		writeError(w, apierrors.NewNotFound(groupResource(res), info.Name))
+		return
+	}
+	if format == formatTable {
+		h.writeTable(w, r, res, []*store.Object{obj}, nil)
+		return
+	}
+	writeRawJSON(w, http.StatusOK, obj.JSON)
+}
+
+func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
+	format, err := negotiate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	opts, err := parseReadOptions(r.URL.Query(), false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	snap, err := h.listSnapshot(r.Context(), res, opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var afterNamespace, afterName string
+	if opts.continue_ != nil {
+		afterNamespace, afterName = opts.continue_.Namespace, opts.continue_.Name
+	}
+	limit := int(opts.Limit)
+	var items []*store.Object
+	more := false
+	snap.Ascend(info.Namespace, afterNamespace, afterName, func(o *store.Object) bool {
+		if !opts.matches(o) {
+			return true
+		}
+		if limit > 0 && len(items) == limit {
+			more = true
+			return false
+		}
+		items = append(items, o)
+		return true
+	})
+	meta := metav1.ListMeta{ResourceVersion: strconv.FormatUint(snap.ResourceVersion(), 10)}
+	if more {
+		last := items[len(items)-1]
+		meta.Continue = encodeContinue(snap.ResourceVersion(), last.Namespace, last.Name)
+	}
+	if format == formatTable {
+		h.writeTable(w, r, res, items, &meta)
+		return
+	}
+	writeList(w, res, items, meta)
+}
+
+// writeList streams a <Kind>List whose items are the stored JSON, copied,
+// never re-encoded.
+func writeList(w http.ResponseWriter, res *mirror.Resource, items []*store.Object, meta metav1.ListMeta) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, `{"apiVersion":%q,"kind":%q,"metadata":{"resourceVersion":%q`, res.GVR.GroupVersion().String(), res.API.Kind+"List", meta.ResourceVersion)
+	if meta.Continue != "" {
+		fmt.Fprintf(bw, `,"continue":%q`, meta.Continue)
+	}
+	_, _ = bw.WriteString(`},"items":[`)
+	for i, o := range items {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.Write(o.JSON)
+	}
+	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
+}
+
+// listSnapshot picks the snapshot a list is answered from, by the
+// kube-apiserver's resourceVersion rules.
+func (h *apiHandler) listSnapshot(ctx context.Context, res *mirror.Resource, opts *readOptions) (*store.Snapshot, error) {
+	switch {
+	case opts.continue_ != nil:
+		if err := waitSynced(ctx, res); err != nil {
+			return nil, err
+		}
+		snap, err := res.Cache.SnapshotAt(opts.continue_.ResourceVersion)
+		if errors.Is(err, store.ErrExpired) {
+			return nil, errContinueExpired()
+		}
+		return snap, err
+	case opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact:
+		if err := waitSynced(ctx, res); err != nil {
+			return nil, err
+		}
+		snap, err := res.Cache.SnapshotAt(opts.rv)
+		if errors.Is(err, store.ErrExpired) {
+			return nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion()))
+		}
+		if err != nil {
+			return nil, storage.NewTooLargeResourceVersionError(opts.rv, res.Cache.ResourceVersion(), 1)
+		}
+		return snap, nil
+	default:
+		if err := h.freshEnough(ctx, res, opts); err != nil {
+			return nil, err
+		}
+		return res.Cache.Snapshot(), nil
+	}
+}
+
+// freshEnough waits until the mirror may answer a read with resourceVersion
+// opts.ResourceVersion: "" is a consistent read, "0" any state, N a state
+// not older than N.
+func (h *apiHandler) freshEnough(ctx context.Context, res *mirror.Resource, opts *readOptions) error {
+	if err := waitSynced(ctx, res); err != nil {
+		return err
+	}
+	switch {
+	case opts.ResourceVersion == "":
+		if err := res.WaitConsistent(ctx); err != nil {
+			if ctx.Err() != nil {
+				return apierrors.NewTimeoutError("request ended before the mirror caught up", 1)
+			}
+			// The target cannot be asked: serve what the mirror holds,
+			// and say so.
+			warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s unreachable: %v; serving cached data at resourceVersion %d", res.Target.ID, err, res.Cache.ResourceVersion()))
+		}
+		return nil
+	case opts.rv == 0:
+		return nil
+	default:
+		wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
+		defer cancel()
+		if err := res.Cache.WaitForResourceVersion(wait, opts.rv); err != nil {
+			return storage.NewTooLargeResourceVersionError(opts.rv, res.Cache.ResourceVersion(), 1)
+		}
+		return nil
+	}
+}
+
+// waitSynced waits, bounded, for a resource that has never been mirrored.
+func waitSynced(ctx context.Context, res *mirror.Resource) error {
+	if res.Cache.Synced() {
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !res.Cache.Synced() {
+		select {
+		case <-wait.Done():
+			err := apierrors.NewServiceUnavailable(fmt.Sprintf("%s has not been mirrored from target %s yet", res.GVR.GroupResource(), res.Target.ID))
+			err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
+			return err
+		case <-tick.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"time"
+
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+// FieldManager is the field manager of what crproxy applies.
+const FieldManager = "crproxy"
+
+// reregisterInterval is how often the Service and APIServices are applied
+// again, so a deleted or edited registration comes back.
+const reregisterInterval = 30 * time.Second
+
+var (
+	apiServiceResource = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+	serviceResource    = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	namespaceResource  = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+)
+
+// Registration is how the client kube-apiserver reaches crproxy: a Service
+// and one APIService per proxied group/version.
+type Registration struct {
+	// Client talks to the client cluster.
+	Client dynamic.Interface
+	// ServiceNamespace and ServiceName name the Service the APIServices
+	// point at.
+	ServiceNamespace, ServiceName string
+	// ExternalName, when set, makes crproxy create the Service itself as
+	// an ExternalName Service (e.g. "localhost" when crproxy runs beside
+	// the client's apiserver). Empty: the Service exists (in-cluster).
+	ExternalName string
+	// Port is the port the APIServices use.
+	Port int
+	// CABundle verifies crproxy's serving certificate.
+	CABundle []byte
+	// GroupVersions are the proxied group/versions.
+	GroupVersions []schema.GroupVersion
+	// Logger logs; zap.NewNop when nil.
+	Logger *zap.Logger
+}
+
+// Run applies the registration now and every reregisterInterval until ctx
+// ends.
+func (r *Registration) Run(ctx context.Context) {
+	if r.Logger == nil {
+		r.Logger = zap.NewNop()
+	}
+	for {
+		if err := r.Apply(ctx); err != nil && ctx.Err() == nil {
+			r.Logger.Warn("registering the APIServices failed; retrying", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reregisterInterval):
+		}
+	}
+}
+
+// Apply applies the Service (and its namespace) and the APIServices once,
+// with server-side apply.
+func (r *Registration) Apply(ctx context.Context) error {
+	apply := func(gvr schema.GroupVersionResource, namespace string, obj map[string]any) error {
+		u := &unstructured.Unstructured{Object: obj}
+		var ri dynamic.ResourceInterface = r.Client.Resource(gvr)
+		if namespace != "" {
+			ri = r.Client.Resource(gvr).Namespace(namespace)
+		}
+		_, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		return err
+	}
+	labels := map[string]any{"app.kubernetes.io/managed-by": "crproxy"}
+	if r.ExternalName != "" {
+		if err := apply(namespaceResource, "", map[string]any{
+			"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{"name": r.ServiceNamespace, "labels": labels},
+		}); err != nil {
+			return err
+		}
+		if err := apply(serviceResource, r.ServiceNamespace, map[string]any{
+			"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": r.ServiceName, "namespace": r.ServiceNamespace, "labels": labels},
+			"spec": map[string]any{
+				"type":         "ExternalName",
+				"externalName": r.ExternalName,
+				"ports":        []any{map[string]any{"name": "https", "port": int64(r.Port), "protocol": "TCP"}},
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	for _, gv := range r.GroupVersions {
+		if err := apply(apiServiceResource, "", map[string]any{
+			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+			"metadata": map[string]any{"name": gv.Version + "." + gv.Group, "labels": labels},
+			"spec": map[string]any{
+				"group":                gv.Group,
+				"version":              gv.Version,
+				"groupPriorityMinimum": int64(1000),
+				"versionPriority":      int64(15),
+				"caBundle":             base64.StdEncoding.EncodeToString(r.CABundle),
+				"service": map[string]any{
+					"namespace": r.ServiceNamespace,
+					"name":      r.ServiceName,
+					"port":      int64(r.Port),
+				},
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

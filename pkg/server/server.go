@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/sets"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/options"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Mirror holds the proxied group/versions and their caches.
+	Mirror *mirror.Mirror
+	// Serving is where and with which certificate to listen
+	// (--bind-address, --secure-port, --cert-dir, --tls-cert-file, ...).
+	Serving *options.SecureServingOptions
+	// Authentication reads the client cluster's authentication ConfigMap
+	// through RemoteKubeConfigFile (or the in-cluster config).
+	Authentication *options.DelegatingAuthenticationOptions
+	// Logger logs; zap.NewNop when nil.
+	Logger *zap.Logger
+}
+
+// Server is crproxy's HTTPS endpoint.
+type Server struct {
+	opts        Options
+	log         *zap.Logger
+	servingInfo *genericapiserver.SecureServingInfo
+	handler     http.Handler
+}
+
+// New prepares the listener, the certificates and the authenticator.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	if err := opts.Serving.ApplyTo(&s.servingInfo); err != nil {
+		return nil, fmt.Errorf("serving: %w", err)
+	}
+	authn, err := newAuthenticator(opts.Authentication, s.servingInfo)
+	if err != nil {
+		return nil, err
+	}
+	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
+	api := &apiHandler{mirror: opts.Mirror, log: opts.Logger}
+	var h http.Handler = api
+	h = genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
+	h = genericapifilters.WithWarningRecorder(h)
+	h = genericapifilters.WithRequestInfo(h, resolver)
+	h = genericfilters.WithPanicRecovery(h, resolver)
+	s.handler = withHealthChecks(h, api)
+	return s, nil
+}
+
+// Address is the address the server listens on.
+func (s *Server) Address() string { return s.servingInfo.Listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	stopped, _, err := s.servingInfo.Serve(s.handler, 10*time.Second, ctx.Done())
+	if err != nil {
+		return err
+	}
+	s.log.Info("serving", zap.String("address", s.Address()))
+	<-stopped
+	return nil
+}
+
+// withHealthChecks answers /livez, /healthz and /readyz without
+// authentication, as kubelet probes need.
+func withHealthChecks(next http.Handler, api *apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimSuffix(r.URL.Path, "/") {
+		case "/livez", "/healthz":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok"))
+		case "/readyz":
+			api.readyz(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}

@@ -1,0 +1,266 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+const (
+	// bookmarkInterval is how often a watch that asked for bookmarks gets
+	// one when nothing else happened, as the kube-apiserver's cacher does.
+	bookmarkInterval = time.Minute
+	// minWatchTimeout is the apiserver's default --min-request-timeout: a
+	// watch without timeoutSeconds ends after 1 to 2 times this.
+	minWatchTimeout = 30 * time.Minute
+)
+
+func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
+	format, err := negotiate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	opts, err := parseReadOptions(r.URL.Query(), true)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
+	if opts.TimeoutSeconds != nil {
+		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	sendInitial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
+	// Without sendInitialEvents, resourceVersion "" and "0" start with the
+	// current state as ADDED events (the legacy list-then-watch shortcut).
+	withState := sendInitial || (opts.SendInitialEvents == nil && opts.rv == 0)
+	fromNow := !withState && opts.rv == 0
+	if withState || fromNow {
+		if err := h.freshEnough(ctx, res, opts); err != nil {
+			writeError(w, err)
+			return
+		}
+	} else if err := waitSynced(ctx, res); err != nil {
+		writeError(w, err)
+		return
+	}
+
+	from := opts.rv
+	if withState || fromNow {
+		from = 0
+	}
+	watcher, snap, err := res.Cache.Watch(from, withState)
+	stream := &watchStream{w: w, bw: bufio.NewWriterSize(w, 32<<10), res: res, opts: opts, format: format, namespace: info.Namespace}
+	if format == formatTable {
+		stream.table = h.tableConvertor(ctx, res)
+		stream.includeObject = includeObjectPolicy(r)
+	}
+	if errors.Is(err, store.ErrExpired) {
+		// The apiserver answers an expired watch with 200 and an ERROR event.
+		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion())))
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer watcher.Stop()
+	stream.start()
+
+	if snap != nil {
+		snap.Ascend(info.Namespace, "", "", func(o *store.Object) bool {
+			if opts.matches(o) {
+				stream.writeObject(watch.Added, o.JSON)
+			}
+			return true
+		})
+		if sendInitial {
+			stream.writeBookmark(snap.ResourceVersion(), true)
+		}
+	}
+	stream.flush()
+
+	lastBookmark := time.Now()
+	for {
+		next := ctx
+		var cancelNext context.CancelFunc = func() {}
+		if opts.AllowWatchBookmarks && format == formatJSON {
+			next, cancelNext = context.WithDeadline(ctx, lastBookmark.Add(bookmarkInterval))
+		}
+		ev, err := watcher.Next(next)
+		cancelNext()
+		switch {
+		case err == nil:
+			stream.writeEvent(ev)
+			// Flush once nothing more is pending, not per event.
+			if watcher.ResourceVersion() >= res.Cache.ResourceVersion() {
+				stream.flush()
+			}
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			stream.writeBookmark(watcher.ResourceVersion(), false)
+			stream.flush()
+			lastBookmark = time.Now()
+		case errors.Is(err, store.ErrExpired):
+			stream.writeError(apierrors.NewResourceExpired("the watch fell behind the event buffer; restart it"))
+			return
+		default:
+			stream.writeError(apierrors.NewInternalError(err))
+			return
+		}
+		if stream.failed {
+			return
+		}
+	}
+}
+
+// watchStream writes watch events as the kube-apiserver does: one JSON
+// object per line, {"type":..., "object":...}.
+type watchStream struct {
+	w         http.ResponseWriter
+	bw        *bufio.Writer
+	res       *mirror.Resource
+	opts      *readOptions
+	format    outputFormat
+	namespace string
+	// table and includeObject render events as Tables (kubectl get -w).
+	table         *TableConvertor
+	includeObject metav1.IncludeObjectPolicy
+	started       bool
+	headerSent    bool
+	failed        bool
+}
+
+func (s *watchStream) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	s.w.Header().Set("Content-Type", "application/json")
+	s.w.Header().Set("Transfer-Encoding", "chunked")
+	s.w.WriteHeader(http.StatusOK)
+	s.flush()
+}
+
+// writeEvent sends ev as this watcher sees it: a change that moves an object
+// into the caller's selection is ADDED, out of it DELETED (with the previous
+// state at the event's resourceVersion), as the apiserver's cacher does.
+func (s *watchStream) writeEvent(ev store.Event) {
+	if s.namespace != "" && ev.Object.Namespace != s.namespace {
+		return
+	}
+	cur := ev.Type != watch.Deleted && s.opts.matches(ev.Object)
+	prev := false
+	if ev.PrevObject != nil {
+		prev = s.opts.matches(ev.PrevObject)
+	}
+	if ev.Type == watch.Deleted {
+		prev = s.opts.matches(ev.Object)
+	}
+	switch {
+	case cur && !prev:
+		s.writeObject(watch.Added, ev.Object.JSON)
+	case cur && prev:
+		s.writeObject(watch.Modified, ev.Object.JSON)
+	case !cur && prev && ev.Type == watch.Deleted:
+		s.writeObject(watch.Deleted, ev.Object.JSON)
+	case !cur && prev:
+		data, err := withResourceVersion(ev.PrevObject.JSON, ev.ResourceVersion)
+		if err != nil {
+			s.writeError(apierrors.NewInternalError(err))
+			return
+		}
+		s.writeObject(watch.Deleted, data)
+	}
+}
+
+func (s *watchStream) writeObject(t watch.EventType, object []byte) {
+	s.start()
+	if s.format == formatTable {
+		// Tables are rendered per event; the column headers go with the
+		// first event only, as the apiserver does.
+		table, err := s.table.ConvertObjects([][]byte{object}, nil, s.includeObject, s.headerSent, time.Now())
+		if err != nil {
+			s.writeError(apierrors.NewInternalError(err))
+			return
+		}
+		s.headerSent = true
+		object = table
+	}
+	_, _ = s.bw.WriteString(`{"type":"`)
+	_, _ = s.bw.WriteString(string(t))
+	_, _ = s.bw.WriteString(`","object":`)
+	_, _ = s.bw.Write(object)
+	if _, err := s.bw.WriteString("}\n"); err != nil {
+		s.failed = true
+	}
+}
+
+// writeBookmark sends a BOOKMARK carrying only a resourceVersion; the one
+// that ends sendInitialEvents is annotated k8s.io/initial-events-end.
+func (s *watchStream) writeBookmark(rv uint64, initialEventsEnd bool) {
+	if !s.opts.AllowWatchBookmarks || s.format != formatJSON {
+		return
+	}
+	meta := metav1.ObjectMeta{ResourceVersion: strconv.FormatUint(rv, 10)}
+	if initialEventsEnd {
+		meta.Annotations = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
+	}
+	obj := struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        metav1.ObjectMeta `json:"metadata"`
+	}{metav1.TypeMeta{APIVersion: s.res.GVR.GroupVersion().String(), Kind: s.res.API.Kind}, meta}
+	data, _ := json.Marshal(obj)
+	s.writeObject(watch.Bookmark, data)
+}
+
+// writeError sends an ERROR event with a Status and ends the stream.
+func (s *watchStream) writeError(err error) {
+	data, _ := json.Marshal(statusOf(err))
+	s.format = formatJSON
+	s.writeObject(watch.Error, data)
+	s.flush()
+}
+
+func (s *watchStream) flush() {
+	if err := s.bw.Flush(); err != nil {
+		s.failed = true
+		return
+	}
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// withResourceVersion rewrites an object's metadata.resourceVersion.
+func withResourceVersion(object []byte, rv uint64) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(object, &m); err != nil {
+		return nil, err
+	}
+	meta, _ := m["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["metadata"] = meta
+	}
+	meta["resourceVersion"] = strconv.FormatUint(rv, 10)
+	return json.Marshal(m)
+}
