@@ -5,6 +5,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/crproxy/crproxy/internal/cli/serve"
 	"github.com/crproxy/crproxy/internal/cli/version"
 )
 
@@ -20,6 +21,6 @@ under the client's identity, loft:vcluster:p-<project>:<name>.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(version.NewCommand())
+	cmd.AddCommand(serve.NewCommand(), version.NewCommand())
 	return cmd
 }

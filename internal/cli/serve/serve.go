@@ -1,0 +1,200 @@
+// Package serve is the `crproxy serve` verb: it mirrors the configured
+// custom resources and serves them to the client cluster.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	netutils "k8s.io/utils/net"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/server"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// Options are the settings of one crproxy: the flags of `crproxy serve`.
+type Options struct {
+	// ConfigFile is the configuration (a vcluster.yaml plus client and
+	// targets).
+	ConfigFile string
+	// DataDir holds the mirror's bbolt file and the persisted discovery.
+	DataDir string
+	// Serving is where and how to listen (k8s.io/apiserver's flags).
+	Serving *options.SecureServingOptions
+	// ServiceNamespace and ServiceName name the Service the APIServices
+	// point at; ExternalName makes crproxy create it as an ExternalName
+	// Service (empty: an in-cluster Service exists already).
+	ServiceNamespace, ServiceName, ExternalName string
+	// Register applies the Service and APIServices in the client cluster.
+	Register bool
+	// Logger logs; a production zap logger when nil.
+	Logger *zap.Logger
+	// Ready, when set, is called once the server listens.
+	Ready func(address string)
+}
+
+// NewOptions returns the defaults of `crproxy serve`.
+func NewOptions() *Options {
+	serving := options.NewSecureServingOptions()
+	serving.BindAddress = netutils.ParseIPSloppy("127.0.0.1")
+	serving.BindPort = 9443
+	serving.ServerCert.CertDirectory = ""
+	return &Options{
+		DataDir:          "crproxy-data",
+		Serving:          serving,
+		ServiceNamespace: "crproxy",
+		ServiceName:      "crproxy",
+		ExternalName:     "localhost",
+		Register:         true,
+	}
+}
+
+// NewCommand returns `crproxy serve`.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Mirror the configured custom resources and serve them to the client cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ConfigFile == "" {
+				return errors.New("--config is required: a vcluster.yaml with experimental.proxy.customResources plus client and targets sections " +
+					"(see test/e2e/testdata/ for examples, or run `crproxy dev` for a local demo environment)")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "the configuration file")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "where the mirror persists its state")
+	fs.StringVar(&o.ServiceNamespace, "service-namespace", o.ServiceNamespace, "namespace of the Service the APIServices point at")
+	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "name of the Service the APIServices point at")
+	fs.StringVar(&o.ExternalName, "external-name", o.ExternalName, "create the Service as an ExternalName Service to this host; empty when the Service exists in the cluster")
+	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
+	o.Serving.AddFlags(fs)
+	return cmd
+}
+
+// Run runs crproxy until ctx ends.
+func Run(ctx context.Context, o *Options) error {
+	log := o.Logger
+	if log == nil {
+		var err error
+		if log, err = zap.NewProduction(); err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+	}
+	cfg, err := config.Load(o.ConfigFile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(o.DataDir, "mirror.db"), store.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("opening the mirror's store: %w", err)
+	}
+	defer st.Close()
+	m, err := mirror.New(mirror.Options{Config: cfg, Store: st, DataDir: o.DataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	serving := *o.Serving
+	if serving.ServerCert.CertDirectory == "" {
+		serving.ServerCert.CertDirectory = filepath.Join(o.DataDir, "certs")
+	}
+	svcHost := o.ServiceName + "." + o.ServiceNamespace + ".svc"
+	if err := serving.MaybeDefaultWithSelfSignedCerts("localhost", []string{svcHost, svcHost + ".cluster.local"}, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	authn := options.NewDelegatingAuthenticationOptions()
+	authn.RemoteKubeConfigFile = cfg.Client.Kubeconfig
+	srv, err := server.New(server.Options{Mirror: m, Serving: &serving, Authentication: authn, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go m.Run(ctx)
+	if o.Register {
+		reg, err := registration(o, cfg, &serving, srv, m, log)
+		if err != nil {
+			return err
+		}
+		// Register before reporting ready, so callers can wait for the
+		// APIService; Run keeps it registered.
+		if err := reg.Apply(ctx); err != nil {
+			log.Warn("registering the APIServices failed; retrying", zap.Error(err))
+		}
+		go reg.Run(ctx)
+	}
+	if o.Ready != nil {
+		o.Ready(srv.Address())
+	}
+	return srv.Run(ctx)
+}
+
+func registration(o *Options, cfg *config.Config, serving *options.SecureServingOptions, srv *server.Server, m *mirror.Mirror, log *zap.Logger) (*server.Registration, error) {
+	clientConfig, err := clientConfig(cfg.Client.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(clientConfig)
+	if err != nil {
+		return nil, err
+	}
+	caBundle, err := os.ReadFile(serving.ServerCert.CertKey.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the serving certificate for the APIServices' caBundle: %w", err)
+	}
+	_, port, err := net.SplitHostPort(srv.Address())
+	if err != nil {
+		return nil, err
+	}
+	var gvs []schema.GroupVersion
+	for _, gv := range m.GroupVersions() {
+		gvs = append(gvs, gv.Proxy.GroupVersion)
+	}
+	var portNumber int
+	fmt.Sscan(port, &portNumber)
+	return &server.Registration{
+		Client:           dyn,
+		ServiceNamespace: o.ServiceNamespace,
+		ServiceName:      o.ServiceName,
+		ExternalName:     o.ExternalName,
+		Port:             portNumber,
+		CABundle:         caBundle,
+		GroupVersions:    gvs,
+		Logger:           log,
+	}, nil
+}
+
+// clientConfig loads the client cluster's kubeconfig, or the in-cluster
+// configuration when the path is empty.
+func clientConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", path)
+}
