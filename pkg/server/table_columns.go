@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -86,13 +88,16 @@ func (h *apiHandler) printerColumns(ctx context.Context, res *mirror.Resource) [
 }
 
 // includeObjectPolicy reads the Table's includeObject parameter; kubectl
-// relies on the default, Metadata.
-func includeObjectPolicy(r *http.Request) metav1.IncludeObjectPolicy {
+// relies on the default, Metadata. Any other value is a 400, as the
+// apiserver answers.
+func includeObjectPolicy(r *http.Request) (metav1.IncludeObjectPolicy, error) {
 	switch p := metav1.IncludeObjectPolicy(r.URL.Query().Get("includeObject")); p {
-	case metav1.IncludeNone, metav1.IncludeObject:
-		return p
+	case metav1.IncludeNone, metav1.IncludeObject, metav1.IncludeMetadata:
+		return p, nil
+	case "":
+		return metav1.IncludeMetadata, nil
 	default:
-		return metav1.IncludeMetadata
+		return "", apierrors.NewBadRequest(fmt.Sprintf("includeObject: unsupported value %q: supported values are None, Metadata, Object", p))
 	}
 }
 
@@ -102,8 +107,12 @@ func (h *apiHandler) writeTable(w http.ResponseWriter, r *http.Request, res *mir
 	for i, o := range objects {
 		raw[i] = o.JSON
 	}
-	noHeaders := r.URL.Query().Get("noHeaders") == "true"
-	data, err := h.tableConvertor(r.Context(), res).ConvertObjects(raw, listMeta, includeObjectPolicy(r), noHeaders, time.Now())
+	include, err := includeObjectPolicy(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	data, err := h.tableConvertor(r.Context(), res).ConvertObjects(raw, listMeta, include, false, time.Now())
 	if err != nil {
 		writeError(w, err)
 		return

@@ -70,7 +70,10 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 	stream := &watchStream{w: w, bw: bufio.NewWriterSize(w, 32<<10), res: res, opts: opts, format: format, namespace: info.Namespace}
 	if format == formatTable {
 		stream.table = h.tableConvertor(ctx, res)
-		stream.includeObject = includeObjectPolicy(r)
+		if stream.includeObject, err = includeObjectPolicy(r); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if errors.Is(err, store.ErrExpired) {
 		// The apiserver answers an expired watch with 200 and an ERROR event.

@@ -156,6 +156,13 @@ func (c *Cache) Watch(fromRV uint64, withState bool) (*Watcher, *Snapshot, error
 			case fromRV < h.startRV:
 				return nil, nil, fmt.Errorf("%w: resourceVersion %d is older than the oldest the event buffer can resume from (%d)", ErrExpired, fromRV, h.startRV)
 			}
+			// Inside a relist's gap the events between fromRV and the
+			// relist were never seen (the first sync's gap starts at 0).
+			for _, g := range h.gaps {
+				if g.from < fromRV && fromRV < g.to {
+					return nil, nil, fmt.Errorf("%w: the events after resourceVersion %d were never observed: a relist went from %d to %d", ErrExpired, fromRV, g.from, g.to)
+				}
+			}
 			var ok bool
 			if cursor, ok = h.seek(fromRV); !ok {
 				continue // the writer overwrote slots meanwhile: look again

@@ -270,7 +270,7 @@ func TestReset(t *testing.T) {
 	old := c.Snapshot()
 	w1, _, err := c.Watch(0, false)
 	mustNil(t, err)
-	w2, _, err := c.Watch(3, false)
+	w2, _, err := c.Watch(10, false)
 	mustNil(t, err)
 	blocked := make(chan error, 1)
 	go func() {

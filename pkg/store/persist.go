@@ -178,6 +178,18 @@ func writeBatch(tx *bolt.Tx, b flushBatch, buf []byte) ([]byte, error) {
 
 // checkFormat stamps a new file and refuses a file of another format.
 func (s *Store) checkFormat() error {
+	var v []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(formatBucket); b != nil {
+			v = bytes.Clone(b.Get(formatKey))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if v != nil && bytes.Equal(v, formatValue) {
+		return nil
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(formatBucket)
 		if err != nil {
