@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/internal/cli/serve"
+	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
+
+// TestListRatio lists N objects of about 1 KiB straight from the target,
+// straight from crproxy and through the client kube-apiserver, alternating,
+// and prints the medians and ratios.
+func TestListRatio(t *testing.T) {
+	if os.Getenv("CRPROXY_BENCH") == "" {
+		t.Skip("set CRPROXY_BENCH=1 to run the benchmarks")
+	}
+	const n = 10000
+	ctx := context.Background()
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	root, _ := localcluster.ModuleRoot()
+	testdata := filepath.Join(root, "test", "e2e", "testdata")
+	for _, f := range []string{"myresource-crd.yaml", "target-rbac.yaml"} {
+		if _, err := target.Kubectl(ctx, "apply", "-f", filepath.Join(testdata, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := target.Kubectl(ctx, "wait", "--for=condition=Established", "crd/myresources.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := dynamic.NewForConfig(target.RESTConfig())
+	padding := strings.Repeat("x", 700)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				u := &unstructured.Unstructured{}
+				u.SetAPIVersion("example.com/v1")
+				u.SetKind("MyResource")
+				u.SetNamespace("default")
+				u.SetName(fmt.Sprintf("obj-%05d", i))
+				u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
+				_ = unstructured.SetNestedField(u.Object, padding, "spec", "name")
+				if _, err := tc.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	dir := t.TempDir()
+	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
+	_ = os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(config), 0o644)
+	o := serve.NewOptions()
+	o.ConfigFile = filepath.Join(dir, "c.yaml")
+	o.DataDir = filepath.Join(dir, "data")
+	o.Serving.BindPort, _ = localcluster.FreePort()
+	addr := make(chan string, 1)
+	o.Ready = func(a string) { addr <- a }
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = serve.Run(pctx, o) }()
+	proxyAddr := <-addr
+	if _, err := client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/v1.example.com", "--timeout=120s"); err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := client.ConfigFor("bench-user")
+	direct.Host = "https://" + proxyAddr
+	direct.TLSClientConfig.CAData = nil
+	direct.TLSClientConfig.Insecure = true
+
+	paths := []struct {
+		name string
+		cfg  *rest.Config
+	}{{"target kube-apiserver", target.RESTConfig()}, {"crproxy straight", direct}, {"through client kube-apiserver", client.RESTConfig()}}
+	for _, rv := range []string{"", "0"} {
+		times := make([][]time.Duration, len(paths))
+		for round := range 7 {
+			for i, p := range paths {
+				// Raw bytes: the figure is the server's, not client-go's decoding.
+				hc, _ := rest.HTTPClientFor(p.cfg)
+				start := time.Now()
+				resp, err := hc.Get(p.cfg.Host + "/apis/example.com/v1/myresources?resourceVersion=" + rv)
+				if err != nil {
+					t.Fatalf("%s: %v", p.name, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				d := time.Since(start)
+				if resp.StatusCode != 200 || bytes.Count(body, []byte(`"kind":"MyResource"`)) != n {
+					t.Fatalf("%s: status %d, %d bytes", p.name, resp.StatusCode, len(body))
+				}
+				if round > 0 { // the first round warms caches and connections
+					times[i] = append(times[i], d)
+				}
+			}
+		}
+		base := median(times[0])
+		for i, p := range paths {
+			m := median(times[i])
+			t.Logf("LIST %d objects rv=%q  %-30s median %8s  ratio to target %.2f", n, rv, p.name, m.Round(time.Millisecond), float64(m)/float64(base))
+		}
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
