@@ -134,8 +134,10 @@ func (c *Cache) WaitForResourceVersion(ctx context.Context, rv uint64) error {
 // fromRV > 0 that state is SnapshotAt(fromRV), with its errors.)
 //
 // Errors: ErrExpired when fromRV is older than the oldest event the buffer
-// keeps can resume from; ErrResourceVersionTooLarge when fromRV is newer
-// than the cache (wait with WaitForResourceVersion first); ErrClosed.
+// keeps can resume from, or inside a relist's gap (strictly between the
+// resourceVersions before and after a Replace, the first sync's starting at
+// 0); ErrResourceVersionTooLarge when fromRV is newer than the cache (wait
+// with WaitForResourceVersion first); ErrClosed.
 func (c *Cache) Watch(fromRV uint64, withState bool) (*Watcher, *Snapshot, error) {
 	for {
 		h := c.head.Load()

@@ -313,6 +313,11 @@ func TestReset(t *testing.T) {
 	if !c.Synced() || c.WatcherCount() != 1 {
 		t.Errorf("synced %v, watchers %d", c.Synced(), c.WatcherCount())
 	}
+	// A resourceVersion of the old cluster below the new list's does not
+	// resume: the first sync's gap starts at 0.
+	if _, _, err := c.Watch(1, false); !errors.Is(err, ErrExpired) {
+		t.Errorf("Watch(1) after the new cluster's first list at 2 = %v, want ErrExpired", err)
+	}
 }
 
 func TestClosedStoreRefusesWrites(t *testing.T) {

@@ -5,7 +5,8 @@ import "errors"
 // ErrExpired reports that the history a request needs is no longer kept: a
 // watch or snapshot from a resourceVersion older than the event buffer, a
 // watcher that fell so far behind that its next event left the buffer, a
-// snapshot inside a relist's gap, or a watcher whose cache was Reset. The
+// watch or snapshot inside a relist's gap, or a watcher whose cache was
+// Reset. The
 // server answers it with HTTP 410 Gone, reason Expired, and the client
 // relists.
 var ErrExpired = errors.New("resource version expired")

@@ -26,7 +26,8 @@ import (
 //
 // Watchers see the whole relist at once (they never observe half of it).
 // The states between the cache's previous resourceVersion and rv were never
-// observed, so SnapshotAt answers ErrExpired inside that gap.
+// observed, so SnapshotAt and Watch answer ErrExpired inside that gap (see
+// the package documentation).
 //
 // rv below the cache's resourceVersion is dropped, logged and reported
 // with ErrStaleResourceVersion (a list served by a lagging target cache).

@@ -39,6 +39,8 @@ type proxy struct {
 	dataDir    string
 	cancel     context.CancelFunc
 	done       chan error
+	// address is where crproxy listens (host:port).
+	address string
 }
 
 // proxyConfig is a configuration with one proxied resource key.
@@ -102,7 +104,7 @@ func (p *proxy) start() {
 	p.cancel = cancel
 	p.done = make(chan error, 1)
 	ready := make(chan struct{})
-	o.Ready = func(string) { close(ready) }
+	o.Ready = func(address string) { p.address = address; close(ready) }
 	go func() { p.done <- serve.Run(ctx, o) }()
 	select {
 	case <-ready:

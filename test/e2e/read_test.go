@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
@@ -121,7 +126,7 @@ func TestReadKubectlVerbs(t *testing.T) {
 	createAtTarget(t, ctx, target, "verbs-a", "client", []string{"a-2"}, "")
 	createAtTarget(t, ctx, target, "verbs-b", "client", []string{"b-1"}, "")
 	createAtTarget(t, ctx, target, "verbs-b", "team-b", []string{"b-other"}, "tier: gold")
-	startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, target, proxyConfig{})
 	// kubectl reports a missing namespace instead of a missing object.
 	kubectl(t, ctx, client, "create", "namespace", "verbs-a")
 	kubectl(t, ctx, client, "create", "namespace", "verbs-b")
@@ -160,6 +165,33 @@ func TestReadKubectlVerbs(t *testing.T) {
 	if err == nil || !strings.Contains(out, `myresources.example.com "b-other" not found`) {
 		t.Fatalf("get of another client's object: %q (err %v); want NotFound", out, err)
 	}
+	// Straight to crproxy: no credentials is 401; a client certificate of
+	// the client cluster's CA is accepted.
+	url := "https://" + p.address + "/apis/example.com/v1/namespaces/verbs-a/myresources"
+	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := anonymous.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"reason":"Unauthorized"`) {
+		t.Fatalf("anonymous request: %d %s; want 401 Unauthorized", resp.StatusCode, body)
+	}
+	userCfg, err := client.ConfigFor("some-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	userCfg.Host, userCfg.CAData, userCfg.Insecure = "https://"+p.address, nil, true
+	hc, err := rest.HTTPClientFor(userCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = hc.Get(url); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("client-certificate request: %v %v; want 200", err, resp)
+	}
+	resp.Body.Close()
+
 	// An unsupported field selector is a 400, as for any CRD.
 	out, err = client.Kubectl(ctx, "get", "myresources", "-A", "--field-selector", "spec.name=x")
 	if err == nil || !strings.Contains(out, "field label not supported: spec.name") {
