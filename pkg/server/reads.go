@@ -28,15 +28,23 @@ const (
 	notOlderThanTimeout = 3 * time.Second
 )
 
-func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
+// readRequest negotiates the output format and parses the query of a
+// read; on error it has answered and ok is false.
+func readRequest(w http.ResponseWriter, r *http.Request, watch bool) (format outputFormat, opts *readOptions, ok bool) {
 	format, err := negotiate(r)
-	if err != nil {
-		writeError(w, err)
-		return
+	if err == nil {
+		opts, err = parseReadOptions(r.URL.Query(), watch)
 	}
-	opts, err := parseReadOptions(r.URL.Query(), false)
 	if err != nil {
 		writeError(w, err)
+		return 0, nil, false
+	}
+	return format, opts, true
+}
+
+func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
+	format, opts, ok := readRequest(w, r, false)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -57,14 +65,8 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, err := negotiate(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	opts, err := parseReadOptions(r.URL.Query(), false)
-	if err != nil {
-		writeError(w, err)
+	format, opts, ok := readRequest(w, r, false)
+	if !ok {
 		return
 	}
 	snap, err := h.listSnapshot(r.Context(), res, opts)

@@ -30,14 +30,8 @@ const (
 )
 
 func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, err := negotiate(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	opts, err := parseReadOptions(r.URL.Query(), true)
-	if err != nil {
-		writeError(w, err)
+	format, opts, ok := readRequest(w, r, true)
+	if !ok {
 		return
 	}
 	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
