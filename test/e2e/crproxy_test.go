@@ -40,13 +40,31 @@ type proxy struct {
 	cancel     context.CancelFunc
 	done       chan error
 	// address is where crproxy listens (host:port).
-	address string
+	address     string
+	apiServices []string
 }
 
-// proxyConfig is a configuration with one proxied resource key.
+// proxyConfig describes the crproxy configuration of a test. The zero value
+// proxies myresources.example.com/v1 of the target "target" in owned mode
+// for the client default/client.
 type proxyConfig struct {
-	ClientName string // default "client"
-	Access     string // owned (default) or all
+	ClientName    string // default "client"
+	ClientProject string // default "default"
+	Access        string // owned (default) or all
+	// CustomResources, when set, replaces the single myresources key: the
+	// YAML mapping under experimental.proxy.customResources, indented by
+	// six spaces.
+	CustomResources string
+	// Targets, when set, replaces the single target entry "target".
+	Targets []proxyTarget
+	// APIServices are the APIServices to wait for (default v1.example.com).
+	APIServices []string
+}
+
+// proxyTarget is one entry of the configuration's targets.
+type proxyTarget struct {
+	Name, Project string
+	Server        *localcluster.APIServer
 }
 
 // startProxy writes a configuration for client → target and starts
@@ -56,31 +74,45 @@ func startProxy(t *testing.T, client, target *localcluster.APIServer, pc proxyCo
 	if pc.ClientName == "" {
 		pc.ClientName = "client"
 	}
+	if pc.ClientProject == "" {
+		pc.ClientProject = "default"
+	}
 	if pc.Access == "" {
 		pc.Access = "owned"
 	}
-	dir := t.TempDir()
-	configPath := filepath.Join(dir, "crproxy.yaml")
-	config := fmt.Sprintf(`client:
-  project: default
-  name: %s
-  kubeconfig: %s
-targets:
-  - name: target
-    kubeconfig: %s
-experimental:
-  proxy:
-    customResources:
-      myresources.example.com/v1:
+	if pc.CustomResources == "" {
+		pc.CustomResources = fmt.Sprintf(`      myresources.example.com/v1:
         enabled: true
         targetVirtualCluster:
           name: target
         accessResources: %s
-`, pc.ClientName, client.KubeconfigPath, target.KubeconfigPath, pc.Access)
+`, pc.Access)
+	}
+	if len(pc.Targets) == 0 {
+		pc.Targets = []proxyTarget{{Name: "target", Server: target}}
+	}
+	if len(pc.APIServices) == 0 {
+		pc.APIServices = []string{"v1.example.com"}
+	}
+	dir := t.TempDir()
+	configPath := filepath.Join(dir, "crproxy.yaml")
+	var targets strings.Builder
+	for _, tg := range pc.Targets {
+		fmt.Fprintf(&targets, "  - name: %s\n    project: %q\n    kubeconfig: %s\n", tg.Name, tg.Project, tg.Server.KubeconfigPath)
+	}
+	config := fmt.Sprintf(`client:
+  project: %s
+  name: %s
+  kubeconfig: %s
+targets:
+%sexperimental:
+  proxy:
+    customResources:
+%s`, pc.ClientProject, pc.ClientName, client.KubeconfigPath, targets.String(), pc.CustomResources)
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, client: client, configPath: configPath, dataDir: filepath.Join(dir, "data")}
+	p := &proxy{t: t, client: client, configPath: configPath, dataDir: filepath.Join(dir, "data"), apiServices: pc.APIServices}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -114,20 +146,25 @@ func (p *proxy) start() {
 	}
 	ctx, cancelWait := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancelWait()
-	if out, err := p.client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/v1.example.com", "--timeout=60s"); err != nil {
-		p.t.Fatalf("crproxy's APIService did not become available: %v\n%s", err, out)
+	for _, name := range p.apiServices {
+		if out, err := p.client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/"+name, "--timeout=60s"); err != nil {
+			p.t.Fatalf("crproxy's APIService %s did not become available: %v\n%s", name, err, out)
+		}
 	}
-	// The aggregator publishes the group in discovery a moment after the
+	// The aggregator publishes a group in discovery a moment after its
 	// APIService is available; api-resources reads discovery afresh.
-	for {
-		out, err := p.client.Kubectl(ctx, "api-resources", "--api-group=example.com", "-o", "name")
-		if err == nil && strings.Contains(out, "myresources.example.com") {
-			return
+	for _, name := range p.apiServices {
+		_, group, _ := strings.Cut(name, ".")
+		for {
+			out, err := p.client.Kubectl(ctx, "api-resources", "--api-group="+group, "-o", "name")
+			if err == nil && strings.Contains(out, "."+group) {
+				break
+			}
+			if ctx.Err() != nil {
+				p.t.Fatalf("group %s never appeared in the client's discovery: %v\n%s", group, err, out)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if ctx.Err() != nil {
-			p.t.Fatalf("myresources never appeared in the client's discovery: %v\n%s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
