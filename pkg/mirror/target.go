@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +37,12 @@ type Target struct {
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Kube      kubernetes.Interface
+	// HTTP sends raw requests as the identity (impersonation and
+	// credentials included, no retries): the write path passes bodies and
+	// answers through unchanged.
+	HTTP *http.Client
+	// Host is the target's base URL, e.g. https://10.0.0.1:6443.
+	Host *url.URL
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -68,7 +76,17 @@ func NewTarget(t config.Target, identity string, base *rest.Config) (*Target, er
 	if err != nil {
 		return nil, err
 	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	host, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Target{
+		HTTP:      httpClient,
+		Host:      host,
 		ID:        TargetID(t),
 		Config:    t,
 		Identity:  identity,

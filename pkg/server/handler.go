@@ -12,11 +12,13 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/writethrough"
 )
 
 // apiHandler routes the Kubernetes API paths of the proxied group/versions.
 type apiHandler struct {
 	mirror  *mirror.Mirror
+	writer  *writethrough.Writer
 	log     *zap.Logger
 	tables  tableConvertors
 	openapi openAPICache
@@ -64,6 +66,8 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.list(w, r, res, info)
 	case "watch":
 		h.watch(w, r, res, info)
+	case "create", "update", "patch", "delete", "deletecollection":
+		h.write(w, r, res, info)
 	default:
 		writeError(w, apierrors.NewMethodNotSupported(groupResource(res), info.Verb))
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apiserver/pkg/server/options"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/writethrough"
 )
 
 // Options configures a Server.
@@ -28,6 +29,9 @@ type Options struct {
 	// Authentication reads the client cluster's authentication ConfigMap
 	// through RemoteKubeConfigFile (or the in-cluster config).
 	Authentication *options.DelegatingAuthenticationOptions
+	// Writer writes mutations through to the targets; without one,
+	// writes answer 405 (a read-only mirror).
+	Writer *writethrough.Writer
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
 }
@@ -54,7 +58,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
-	api := &apiHandler{mirror: opts.Mirror, log: opts.Logger}
+	api := &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
 	var h http.Handler = api
 	h = genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
 	h = genericapifilters.WithWarningRecorder(h)

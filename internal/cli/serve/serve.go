@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	netutils "k8s.io/utils/net"
@@ -25,6 +26,7 @@ import (
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/server"
 	"github.com/crproxy/crproxy/pkg/store"
+	"github.com/crproxy/crproxy/pkg/writethrough"
 )
 
 // Options are the settings of one crproxy: the flags of `crproxy serve`.
@@ -129,13 +131,24 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	authn := options.NewDelegatingAuthenticationOptions()
 	authn.RemoteKubeConfigFile = cfg.Client.Kubeconfig
-	srv, err := server.New(server.Options{Mirror: m, Serving: &serving, Authentication: authn, Logger: log})
+	clientRest, err := clientConfig(cfg.Client.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("client cluster: %w", err)
+	}
+	clientKube, err := kubernetes.NewForConfig(clientRest)
+	if err != nil {
+		return fmt.Errorf("client cluster: %w", err)
+	}
+	namespaces := writethrough.NewNamespaces(clientKube)
+	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, Logger: log})
+	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Logger: log})
 	if err != nil {
 		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	namespaces.Start(ctx)
 	go m.Run(ctx)
 	if o.Register {
 		reg, err := registration(o, cfg, &serving, srv, m, log)

@@ -1,0 +1,151 @@
+package writethrough
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
+	"k8s.io/apiserver/pkg/warning"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// objectMediaTypes are the bodies a create or update of a custom resource
+// accepts, in the kube-apiserver's order (the first is the default).
+var objectMediaTypes = []string{"application/json", "application/yaml"}
+
+// decodeDocument decodes a JSON or YAML document into generic JSON values,
+// integers kept as int64. Duplicate fields are reported by the request's
+// fieldValidation as the kube-apiserver does: Strict fails with 400, Warn
+// (the default) adds a warning, Ignore drops them.
+func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValidation string) (any, error) {
+	var strictErrs []error
+	data := body
+	if yamlBody {
+		converted, err := yaml.YAMLToJSONStrict(body)
+		if err != nil {
+			converted, err = yaml.YAMLToJSON(body)
+			if err != nil {
+				return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+			}
+			strictErrs = append(strictErrs, fmt.Errorf("%v", strictYAMLMessage(body)))
+		}
+		data = converted
+	}
+	var doc any
+	errs, err := sigsjson.UnmarshalStrict(data, &doc, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not valid JSON: %v", err))
+	}
+	strictErrs = append(strictErrs, errs...)
+	if len(strictErrs) > 0 {
+		switch fieldValidation {
+		case metav1.FieldValidationStrict:
+			msgs := make([]string, len(strictErrs))
+			for i, e := range strictErrs {
+				msgs[i] = e.Error()
+			}
+			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+		case metav1.FieldValidationIgnore:
+		default:
+			for _, e := range strictErrs {
+				warning.AddWarning(ctx, "", e.Error())
+			}
+		}
+	}
+	return doc, nil
+}
+
+// strictYAMLMessage names the YAML error that strict decoding found.
+func strictYAMLMessage(body []byte) string {
+	_, err := yaml.YAMLToJSONStrict(body)
+	if err == nil {
+		return "duplicate field"
+	}
+	return err.Error()
+}
+
+// decodeObject decodes the body of a create or update and checks it the
+// way the kube-apiserver does before anything is stored: a JSON or YAML
+// object of the resource's group/version and kind, whose namespace (filled
+// in when empty) and, for an update, name match the URL.
+func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
+	mediaType := req.ContentType
+	if mediaType == "" {
+		mediaType = objectMediaTypes[0]
+	}
+	if mediaType != "application/json" && mediaType != "application/yaml" {
+		return nil, negotiation.NewUnsupportedMediaTypeError(objectMediaTypes)
+	}
+	res := req.Resource
+	wantGVK := res.GVR.GroupVersion().WithKind(res.API.Kind)
+	doc, err := decodeDocument(ctx, req.Body, mediaType == "application/yaml", req.Query.Get("fieldValidation"))
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): the body is not a JSON object (%s)", wantGVK.Kind, summarize(req.Body)))
+	}
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if kind == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("Object 'Kind' is missing in '%s'", summarize(req.Body)))
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil || apiVersion == "" {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", apiVersion, wantGVK.GroupVersion()))
+	}
+	if gv != wantGVK.GroupVersion() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", apiVersion, wantGVK.GroupVersion()))
+	}
+	if kind != wantGVK.Kind {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the kind in the data does not match the resource", kind, gv.Version, wantGVK.Kind))
+	}
+	meta, err := metadataOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	name, _ := meta["name"].(string)
+	namespace, _ := meta["namespace"].(string)
+	if req.Name != "" && name != req.Name {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", name, req.Name))
+	}
+	switch {
+	case !res.API.Namespaced:
+		delete(meta, "namespace")
+	case namespace == "":
+		meta["namespace"] = req.Namespace
+	case namespace != req.Namespace:
+		return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	return obj, nil
+}
+
+// metadataOf returns obj's metadata, creating it when absent; a metadata
+// that is not an object is a 400.
+func metadataOf(obj map[string]any) (map[string]any, error) {
+	switch m := obj["metadata"].(type) {
+	case map[string]any:
+		return m, nil
+	case nil:
+		created := map[string]any{}
+		obj["metadata"] = created
+		return created, nil
+	default:
+		return nil, apierrors.NewBadRequest("metadata of the object must be a JSON object")
+	}
+}
+
+// summarize is the first bytes of a body, for error messages.
+func summarize(body []byte) string {
+	const max = 30
+	if len(body) <= max {
+		return string(body)
+	}
+	return string(body[:max]) + " ..."
+}

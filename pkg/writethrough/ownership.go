@@ -1,0 +1,95 @@
+package writethrough
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"path"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// objectPath is the API path of the object namespace/name of res.
+func objectPath(res *mirror.Resource, namespace, name string) string {
+	p := "/apis/" + res.GVR.Group + "/" + res.GVR.Version
+	if res.GVR.Group == "" {
+		p = "/api/" + res.GVR.Version
+	}
+	if namespace != "" {
+		p = path.Join(p, "namespaces", namespace)
+	}
+	return path.Join(p, res.GVR.Resource, name)
+}
+
+// lookup returns the object a named write addresses: from the mirror, or
+// from the target when the mirror does not hold it (or fresh is set). It
+// returns nil when the object does not exist or the identity may not read
+// it (a 403 is as good as a 404 here: the caller learns nothing about
+// objects it cannot see).
+func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.Object, error) {
+	res := req.Resource
+	if !fresh {
+		if o, _, ok := res.Cache.Get(req.Namespace, req.Name); ok {
+			return o, nil
+		}
+	}
+	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: objectPath(res, req.Namespace, req.Name), query: url.Values{}})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.Code == http.StatusNotFound || resp.Code == http.StatusForbidden:
+		return nil, nil
+	case resp.Code != http.StatusOK:
+		return nil, statusError(resp)
+	}
+	o, err := store.NewObject(resp.Body)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return o, nil
+}
+
+// checkOwnership is the owned mode's rule for a named write: it returns
+// the object when this client owns it, and 404 NotFound, exactly as for a
+// missing object, when it does not. mayCreate (server-side apply) lets a
+// missing object through as nil. In all mode it returns nil and no error:
+// the target's RBAC alone decides.
+func (w *Writer) checkOwnership(ctx context.Context, req *Request, mayCreate bool) (*store.Object, error) {
+	if req.Resource.Access != config.AccessOwned {
+		return nil, nil
+	}
+	o, err := w.lookup(ctx, req, false)
+	if err != nil {
+		return nil, err
+	}
+	if o == nil && mayCreate {
+		return nil, nil
+	}
+	if o == nil || !w.owner.owns(o.Labels) {
+		return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+	}
+	return o, nil
+}
+
+// maskLostPrecondition handles a conditional write that the target refused
+// (409 Conflict or 422 Invalid): when the object is now gone, another
+// object, or no longer this client's, the answer is 404 as for any object
+// that is not the caller's; otherwise the target's answer stands.
+func (w *Writer) maskLostPrecondition(ctx context.Context, req *Request, checked *store.Object, resp *Response) (*Response, error) {
+	if checked == nil || (resp.Code != http.StatusConflict && resp.Code != http.StatusUnprocessableEntity) {
+		return resp, nil
+	}
+	now, err := w.lookup(ctx, req, true)
+	if err != nil {
+		return resp, nil
+	}
+	if now == nil || now.UID != checked.UID || !w.owner.owns(now.Labels) {
+		return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+	}
+	return resp, nil
+}

@@ -1,0 +1,75 @@
+package writethrough
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apiserver/pkg/authentication/user"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+)
+
+// MaxBodyBytes is the largest request body accepted, as the kube-apiserver
+// limits it (--max-request-bytes' default for object bodies).
+const MaxBodyBytes = 3 * 1024 * 1024
+
+// Request is one mutation of a proxied resource, as the server parsed it.
+type Request struct {
+	// Resource is the proxied resource written to.
+	Resource *mirror.Resource
+	// Verb is the Kubernetes verb: create, update, patch, delete or
+	// deletecollection.
+	Verb string
+	// Namespace, Name and Subresource come from the URL ("" when absent).
+	Namespace, Name, Subresource string
+	// Path is the request's API path, which is the same at the target.
+	Path string
+	// Query is the request's query; it passes through (owned mode narrows
+	// a deletecollection's labelSelector).
+	Query url.Values
+	// ContentType is the body's media type, without parameters.
+	ContentType string
+	// Body is the request body, at most MaxBodyBytes.
+	Body []byte
+	// User is the caller in the client cluster, recorded at the target as
+	// an impersonation extra.
+	User user.Info
+}
+
+// Response is the target's answer, to be passed back unchanged.
+type Response struct {
+	// Code is the HTTP status code.
+	Code int
+	// ContentType is the target's Content-Type.
+	ContentType string
+	// Body is the target's body: the object, a list or a Status.
+	Body []byte
+}
+
+// ReadBody reads a request body up to MaxBodyBytes; a larger body answers
+// 413 RequestEntityTooLarge, as the kube-apiserver does.
+func ReadBody(r *http.Request) ([]byte, error) {
+	defer r.Body.Close()
+	limited := &io.LimitedReader{R: r.Body, N: MaxBodyBytes + 1}
+	data, err := io.ReadAll(limited)
+	if err != nil {
+		return nil, apierrors.NewBadRequest("reading the request body: " + err.Error())
+	}
+	if limited.N <= 0 {
+		return nil, apierrors.NewRequestEntityTooLargeError("limit is 3145728")
+	}
+	return data, nil
+}
+
+// MediaType is the media type of a Content-Type header without its
+// parameters ("" when the header is empty or malformed).
+func MediaType(contentType string) string {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return ""
+	}
+	return mediaType
+}

@@ -1,0 +1,116 @@
+package writethrough
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync/atomic"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apiserver/pkg/warning"
+
+	"github.com/crproxy/crproxy/pkg/mirror"
+)
+
+// OriginalUserExtra is the impersonation extra that carries the
+// client-cluster user on every write, so the target's audit log names who
+// really acted.
+const OriginalUserExtra = "crproxy.dev/original-user"
+
+// retryAfterSeconds is what a write to an unreachable target tells the
+// caller to wait.
+const retryAfterSeconds = 3
+
+// targetRequest is one HTTP request to a target.
+type targetRequest struct {
+	method, path string
+	query        url.Values
+	contentType  string
+	body         []byte
+}
+
+// do sends r to the target as the client identity, with the caller
+// recorded, and returns the target's answer whatever its status code.
+// Transport failures become the Status the failure model prescribes: 503
+// with Retry-After when the request never reached the target (nothing was
+// written), 504 when it may have (the outcome is unknown). Nothing is
+// retried here: a create sent twice could be created twice.
+func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targetRequest) (*Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.targetTimeout)
+	defer cancel()
+	var written atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
+	})
+	u := *t.Host
+	u.Path = r.path
+	u.RawQuery = r.query.Encode()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	httpReq.Header.Set("Accept", "application/json")
+	if r.contentType != "" {
+		httpReq.Header.Set("Content-Type", r.contentType)
+	}
+	if caller != "" {
+		httpReq.Header.Set("Impersonate-Extra-"+url.PathEscape(OriginalUserExtra), caller)
+	}
+	resp, err := t.HTTP.Do(httpReq)
+	if err != nil {
+		return nil, transportError(t, err, written.Load())
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, transportError(t, err, true)
+	}
+	if warnings, _ := utilnet.ParseWarningHeaders(resp.Header.Values("Warning")); len(warnings) > 0 {
+		for _, wh := range warnings {
+			warning.AddWarning(ctx, wh.Agent, wh.Text)
+		}
+	}
+	return &Response{Code: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: data}, nil
+}
+
+// transportError is the Status for a request that got no answer.
+func transportError(t *mirror.Target, err error, written bool) error {
+	if !written {
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: %v", t.ID, err))
+		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
+		return e
+	}
+	reason := "the connection was lost after the request was sent"
+	if errors.Is(err, context.DeadlineExceeded) {
+		reason = "the target did not answer in time"
+	}
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusGatewayTimeout,
+		Reason:  metav1.StatusReasonTimeout,
+		Message: fmt.Sprintf("the outcome of this write at target %s is unknown: %s (%v); read the object to learn whether it was applied", t.ID, reason, err),
+	}}
+}
+
+// statusError turns a target's non-2xx answer into an error carrying its
+// Status (for answers crproxy inspects rather than passes on).
+func statusError(resp *Response) error {
+	var status metav1.Status
+	if err := json.Unmarshal(resp.Body, &status); err != nil || status.Kind != "Status" {
+		return apierrors.NewGenericServerResponse(resp.Code, "", schema.GroupResource{}, "", string(resp.Body), 0, false)
+	}
+	return &apierrors.StatusError{ErrStatus: status}
+}
