@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+// answer is an HTTP answer as a client of the cluster sees it.
+type answer struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+// status decodes the answer as a Status.
+func (a answer) status(t *testing.T) metav1.Status {
+	t.Helper()
+	var s metav1.Status
+	if err := json.Unmarshal(a.body, &s); err != nil || s.Kind != "Status" {
+		t.Fatalf("answer %d is not a Status: %v\n%s", a.code, err, a.body)
+	}
+	return s
+}
+
+// clientRequest sends one raw request to s as its admin.
+func clientRequest(t *testing.T, ctx context.Context, s *localcluster.APIServer, method, path, contentType string, body []byte) answer {
+	t.Helper()
+	cfg := s.RESTConfig()
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(cfg.Host, "/")+path, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{code: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// Bad input gets the Status a kube-apiserver would send, and nothing
+// reaches the target.
+func TestWriteBadInput(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, target)
+	startProxy(t, client, target, proxyConfig{})
+	kubectlApplyOut(t, ctx, client, testResource)
+	rvBefore := kubectl(t, ctx, target, "get", "myresources", "-o", "jsonpath={.metadata.resourceVersion}")
+
+	const collection = "/apis/example.com/v1/namespaces/default/myresources"
+	const item = collection + "/test-resource"
+	object := func(apiVersion, kind, name, namespace string) []byte {
+		return []byte(`{"apiVersion":"` + apiVersion + `","kind":"` + kind + `","metadata":{"name":"` + name + `","namespace":"` + namespace + `"},"spec":{"name":"bad"}}`)
+	}
+	huge := append([]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"huge"},"spec":{"name":"`), bytes.Repeat([]byte("x"), 3<<20)...)
+	huge = append(huge, []byte(`"}}`)...)
+	cases := []struct {
+		name                string
+		method, path, ctype string
+		body                []byte
+		code                int32
+		reason              metav1.StatusReason
+		message             string
+	}{
+		{"malformed JSON", "POST", collection, "application/json", []byte(`{"apiVersion":`), 400, metav1.StatusReasonBadRequest, ""},
+		{"malformed YAML", "POST", collection, "application/yaml", []byte("apiVersion: [\n"), 400, metav1.StatusReasonBadRequest, ""},
+		{"not an object", "POST", collection, "application/json", []byte(`["a"]`), 400, metav1.StatusReasonBadRequest, ""},
+		{"another group/version", "POST", collection, "application/json", object("other.io/v1", "MyResource", "x", "default"), 400, metav1.StatusReasonBadRequest,
+			"the API version in the data (other.io/v1) does not match the expected API version (example.com/v1)"},
+		{"another kind", "POST", collection, "application/json", object("example.com/v1", "Secret", "x", "default"), 400, metav1.StatusReasonBadRequest, ""},
+		{"name differs from the URL", "PUT", item, "application/json", object("example.com/v1", "MyResource", "other-name", "default"), 400, metav1.StatusReasonBadRequest,
+			"the name of the object (other-name) does not match the name on the URL (test-resource)"},
+		{"namespace differs from the URL", "POST", collection, "application/json", object("example.com/v1", "MyResource", "x", "kube-system"), 400, metav1.StatusReasonBadRequest,
+			"the namespace of the provided object does not match the namespace sent on the request"},
+		{"body over 3 MiB", "POST", collection, "application/json", huge, 413, metav1.StatusReasonRequestEntityTooLarge, "limit is 3145728"},
+		{"protobuf body", "POST", collection, "application/vnd.kubernetes.protobuf", []byte{0x6b, 0x38, 0x73, 0}, 415, metav1.StatusReasonUnsupportedMediaType, ""},
+		{"strategic merge patch", "PATCH", item, "application/strategic-merge-patch+json", []byte(`{"spec":{"name":"x"}}`), 415, metav1.StatusReasonUnsupportedMediaType, ""},
+		{"malformed JSON patch", "PATCH", item, "application/json-patch+json", []byte(`{"op":"add"}`), 400, metav1.StatusReasonBadRequest, ""},
+		{"JSON patch test fails", "PATCH", item, "application/json-patch+json", []byte(`[{"op":"test","path":"/spec/name","value":"nope"}]`), 422, metav1.StatusReasonInvalid, ""},
+		{"merge patch not an object", "PATCH", item, "application/merge-patch+json", []byte(`[1]`), 400, metav1.StatusReasonBadRequest, ""},
+		{"duplicate field with fieldValidation=Strict", "POST", collection + "?fieldValidation=Strict", "application/json",
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"dup"},"spec":{"name":"a","name":"b"}}`), 400, metav1.StatusReasonBadRequest, `duplicate field "spec.name"`},
+		{"unknown field with fieldValidation=Strict (the target decides)", "POST", collection + "?fieldValidation=Strict", "application/json",
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"unknown"},"spec":{"bogus":1}}`), 400, metav1.StatusReasonBadRequest, `unknown field "spec.bogus"`},
+		{"POST to an object's path", "POST", item, "application/json", object("example.com/v1", "MyResource", "test-resource", "default"), 405, metav1.StatusReasonMethodNotAllowed, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := clientRequest(t, ctx, client, c.method, c.path, c.ctype, c.body)
+			s := a.status(t)
+			if s.Code != c.code || a.code != int(c.code) || s.Reason != c.reason {
+				t.Fatalf("got %d %s (Status code %d), want %d %s: %s", a.code, s.Reason, s.Code, c.code, c.reason, s.Message)
+			}
+			if !strings.Contains(s.Message, c.message) {
+				t.Fatalf("message %q, want it to contain %q", s.Message, c.message)
+			}
+		})
+	}
+	wantNames(t, names(t, ctx, target), "test-resource")
+	if rv := kubectl(t, ctx, target, "get", "myresources", "-o", "jsonpath={.metadata.resourceVersion}"); rv != rvBefore {
+		t.Fatalf("test-resource changed at the target (resourceVersion %s -> %s)", rvBefore, rv)
+	}
+
+	t.Run("the target's warnings reach the caller", func(t *testing.T) {
+		a := clientRequest(t, ctx, client, "POST", collection+"?fieldValidation=Warn&dryRun=All", "application/json",
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"warned"},"spec":{"bogus":1}}`))
+		if a.code != 201 || !strings.Contains(strings.Join(a.header.Values("Warning"), "\n"), `unknown field \"spec.bogus\"`) {
+			t.Fatalf("got %d, warnings %q", a.code, a.header.Values("Warning"))
+		}
+		wantNames(t, names(t, ctx, target), "test-resource")
+	})
+}

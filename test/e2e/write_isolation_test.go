@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+// teamResource is the documentation's manifest of a team's MyResource.
+func teamResource(team, title string) string {
+	return fmt.Sprintf(`apiVersion: example.com/v1
+kind: MyResource
+metadata:
+  name: %s-resource
+spec:
+  name: %q
+`, team, title)
+}
+
+// The documentation's multi-client isolation: team-a and team-b share one
+// target, each sees and can touch only its own objects, the target holds
+// both, and a client in accessResources: all sees both.
+func TestWriteMultiClientIsolation(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "orchestrator")
+	teamA := clustertest.NewAPIServer(t, "team-a")
+	teamB := clustertest.NewAPIServer(t, "team-b")
+	prepareWriteTarget(t, ctx, target)
+	kubectl(t, ctx, target, "apply", "-f", "testdata/deletecollection-rbac.yaml")
+	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
+	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+
+	kubectlApplyOut(t, ctx, teamA, teamResource("team-a", "Team A Data Resource"))
+	kubectlApplyOut(t, ctx, teamB, teamResource("team-b", "Team B ML Resource"))
+
+	t.Run("each team sees only its own, the target both", func(t *testing.T) {
+		wantNames(t, names(t, ctx, teamA), "team-a-resource")
+		wantNames(t, names(t, ctx, teamB), "team-b-resource")
+		wantNames(t, names(t, ctx, target), "team-a-resource", "team-b-resource")
+		wantOwner(t, objectLabels(t, ctx, target, "default", "team-a-resource"), "team-a")
+		wantOwner(t, objectLabels(t, ctx, target, "default", "team-b-resource"), "team-b")
+	})
+
+	t.Run("team-a cannot reach team-b's object by name", func(t *testing.T) {
+		before := kubectl(t, ctx, target, "get", "myresource", "team-b-resource", "-o", "jsonpath={.metadata.resourceVersion}")
+		notFound := `myresources.example.com "team-b-resource" not found`
+		attempts := [][]string{
+			{"get", "myresource", "team-b-resource"},
+			{"patch", "myresource", "team-b-resource", "--type=merge", `-p={"spec":{"name":"hijacked"}}`},
+			{"patch", "myresource", "team-b-resource", "--type=json", `-p=[{"op":"replace","path":"/spec/name","value":"hijacked"}]`},
+			{"label", "myresource", "team-b-resource", "stolen=yes"},
+			{"patch", "myresource", "team-b-resource", "--subresource=status", "--type=merge", `-p={"status":{"phase":"Hijacked"}}`},
+			{"delete", "myresource", "team-b-resource"},
+		}
+		for _, args := range attempts {
+			if out := kubectlFails(t, ctx, teamA, args...); !strings.Contains(out, notFound) {
+				t.Errorf("team-a: kubectl %s: got\n%s\nwant %s", strings.Join(args, " "), out, notFound)
+			}
+		}
+		// An update (replace) and a server-side apply of team-b's name.
+		theirs := strings.Replace(teamResource("team-b", "hijacked"), "metadata:\n", "metadata:\n  namespace: default\n", 1)
+		cmd := teamA.KubectlCmd(ctx, "replace", "-f", "-")
+		cmd.Stdin = strings.NewReader(theirs)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), notFound) {
+			t.Errorf("team-a: kubectl replace of team-b's object: %v\n%s", err, out)
+		}
+		cmd = teamA.KubectlCmd(ctx, "apply", "--server-side", "-f", "-")
+		cmd.Stdin = strings.NewReader(theirs)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), notFound) {
+			t.Errorf("team-a: kubectl apply --server-side of team-b's object: %v\n%s", err, out)
+		}
+		after := kubectl(t, ctx, target, "get", "myresource", "team-b-resource", "-o", "jsonpath={.metadata.resourceVersion}")
+		if after != before {
+			t.Fatalf("team-b's object changed (resourceVersion %s -> %s)", before, after)
+		}
+		wantOwner(t, objectLabels(t, ctx, target, "default", "team-b-resource"), "team-b")
+	})
+
+	t.Run("a client in accessResources: all sees both", func(t *testing.T) {
+		all := clustertest.NewAPIServer(t, "client-all")
+		startProxy(t, all, target, proxyConfig{Access: "all"})
+		wantNames(t, names(t, ctx, all), "team-a-resource", "team-b-resource")
+		if got := kubectl(t, ctx, all, "get", "myresource", "team-b-resource", "-o", "jsonpath={.spec.name}"); got != "Team B ML Resource" {
+			t.Fatalf("spec.name of team-b's object read in all mode = %q", got)
+		}
+	})
+
+	t.Run("deletecollection deletes only the caller's objects", func(t *testing.T) {
+		kubectlApplyOut(t, ctx, teamA, strings.Replace(teamResource("team-a", "second"), "team-a-resource", "team-a-second", 1))
+		status := clientRequest(t, ctx, teamA, "DELETE", "/apis/example.com/v1/namespaces/default/myresources", "", nil)
+		if status.code != 200 {
+			t.Fatalf("deletecollection: %d %s", status.code, status.body)
+		}
+		wantNames(t, names(t, ctx, target), "team-b-resource")
+		wantNames(t, names(t, ctx, teamA))
+		wantNames(t, names(t, ctx, teamB), "team-b-resource")
+	})
+}
+
+// The documentation's multi-target example, with the second target in
+// another project (its cross-project example): each group/version's
+// writes land at its own target, under the client's identity.
+func TestWriteMultiTargetCrossProject(t *testing.T) {
+	ctx := testContext(t)
+	targetA := clustertest.NewAPIServer(t, "target-a")
+	targetB := clustertest.NewAPIServer(t, "target-b")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, targetA)
+	installCRD(t, ctx, targetB, "testdata/otherresource-crd.yaml", "otherresources.test.io")
+	startProxy(t, client, targetA, proxyConfig{
+		Targets: []proxyTarget{{Name: "target-a", Server: targetA}, {Name: "target-b", Project: "other-project", Server: targetB}},
+		CustomResources: `      myresources.example.com/v1:
+        enabled: true
+        targetVirtualCluster:
+          name: target-a
+      otherresources.test.io/v2:
+        enabled: true
+        targetVirtualCluster:
+          name: target-b
+          project: other-project
+`,
+		APIServices: []string{"v1.example.com", "v2.test.io"},
+	})
+	kubectlApplyOut(t, ctx, client, testResource)
+	kubectlApplyOut(t, ctx, client, `apiVersion: test.io/v2
+kind: OtherResource
+metadata:
+  name: other-resource
+  namespace: default
+spec:
+  name: "Stored in another project"
+`)
+	wantNames(t, names(t, ctx, targetA), "test-resource")
+	if out := kubectl(t, ctx, targetB, "get", "otherresources", "-o", "name"); out != "otherresource.test.io/other-resource" {
+		t.Fatalf("target-b holds %q", out)
+	}
+	if out := kubectl(t, ctx, client, "get", "otherresources", "-o", "name"); out != "otherresource.test.io/other-resource" {
+		t.Fatalf("the client lists %q", out)
+	}
+	labels := kubectl(t, ctx, targetB, "get", "otherresource", "other-resource", "-o", "jsonpath={.metadata.labels}")
+	if !strings.Contains(labels, `"vcluster.com/owner-project":"default"`) || !strings.Contains(labels, `"vcluster.com/owner-vcluster":"client"`) {
+		t.Fatalf("owner labels at the cross-project target: %s", labels)
+	}
+	kubectl(t, ctx, client, "delete", "otherresource", "other-resource")
+	if out := kubectl(t, ctx, targetB, "get", "otherresources", "-o", "name"); out != "" {
+		t.Fatalf("target-b still holds %q after the delete", out)
+	}
+}
