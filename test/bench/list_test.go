@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,18 +14,11 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
-	"github.com/crproxy/crproxy/internal/cli/serve"
-	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
-
-func TestMain(m *testing.M) { clustertest.Main(m) }
-
-var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
 
 // TestListRatio lists N objects of about 1 KiB straight from the target,
 // straight from crproxy and through the client kube-apiserver, alternating,
@@ -39,16 +31,7 @@ func TestListRatio(t *testing.T) {
 	ctx := context.Background()
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
-	root, _ := localcluster.ModuleRoot()
-	testdata := filepath.Join(root, "test", "e2e", "testdata")
-	for _, f := range []string{"myresource-crd.yaml", "target-rbac.yaml"} {
-		if _, err := target.Kubectl(ctx, "apply", "-f", filepath.Join(testdata, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := target.Kubectl(ctx, "wait", "--for=condition=Established", "crd/myresources.example.com"); err != nil {
-		t.Fatal(err)
-	}
+	prepareTarget(t, ctx, target)
 	tc, _ := dynamic.NewForConfig(target.RESTConfig())
 	padding := strings.Repeat("x", 700)
 	var wg sync.WaitGroup
@@ -77,31 +60,7 @@ func TestListRatio(t *testing.T) {
 	close(work)
 	wg.Wait()
 
-	dir := t.TempDir()
-	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
-	_ = os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(config), 0o644)
-	o := serve.NewOptions()
-	o.ConfigFile = filepath.Join(dir, "c.yaml")
-	o.DataDir = filepath.Join(dir, "data")
-	o.Serving.BindPort, _ = localcluster.FreePort()
-	addr := make(chan string, 1)
-	o.Ready = func(a string) { addr <- a }
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = serve.Run(pctx, o) }()
-	proxyAddr := <-addr
-	if _, err := client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/v1.example.com", "--timeout=120s"); err != nil {
-		t.Fatal(err)
-	}
-	direct, _ := client.ConfigFor("bench-user")
-	direct.Host = "https://" + proxyAddr
-	direct.TLSClientConfig.CAData = nil
-	direct.TLSClientConfig.Insecure = true
-
-	paths := []struct {
-		name string
-		cfg  *rest.Config
-	}{{"target kube-apiserver", target.RESTConfig()}, {"crproxy straight", direct}, {"through client kube-apiserver", client.RESTConfig()}}
+	paths := startProxy(t, ctx, client, target)
 	for _, rv := range []string{"", "0"} {
 		times := make([][]time.Duration, len(paths))
 		for round := range 7 {
