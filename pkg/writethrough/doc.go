@@ -2,14 +2,24 @@
 // target, synchronously.
 //
 // Contract: a write reaches the target as loft:vcluster:p-<project>:<name>
-// (the caller recorded as an impersonation extra), carries the owner labels
+// (the caller recorded as the impersonation extra OriginalUserExtra), at the
+// same API path, with the same verb and query, and carries the owner labels
 // vcluster.com/owner-vcluster and vcluster.com/owner-project whatever the
-// caller sent, and in owned mode only touches objects this client owns: a
-// write to another's object answers 404, and the write is conditional on the
-// UID the ownership check saw. A missing namespace is created on the target
-// first. A successful write returns once the mirror holds its
-// resourceVersion (bounded wait), so the caller reads its own write. Bad
-// input answers a Kubernetes Status and nothing reaches the target; when the
-// target is down the write fails with 503, and with 504 when its outcome is
-// unknown. Nothing is queued.
+// caller sent. In owned mode it only touches objects this client owns: a
+// named write to another's object answers 404, the write is conditional on
+// the UID the ownership check saw, and deletecollection is narrowed to the
+// owner selector. A namespaced write needs the namespace in the client
+// cluster; a missing namespace is created on the target first. A
+// successful write returns once the mirror holds its resourceVersion
+// (bounded wait), so the caller reads its own write. Bad input answers a
+// Kubernetes Status and nothing reaches the target; a target that cannot be
+// reached answers 503 (nothing written), a lost answer 504 (outcome
+// unknown). Nothing is queued or retried. See docs/design/write-path.md.
+//
+// Use:
+//
+//	namespaces := writethrough.NewNamespaces(clientClusterClientset)
+//	namespaces.Start(ctx)
+//	w := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces})
+//	resp, err := w.Write(ctx, &writethrough.Request{Resource: res, Verb: "create", ...})
 package writethrough
