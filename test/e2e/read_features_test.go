@@ -13,6 +13,12 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -110,15 +116,20 @@ func TestReadFeaturesExplainAndPrinterColumns(t *testing.T) {
 		// The client's aggregator collects crproxy's OpenAPI asynchronously
 		// once the APIService is available.
 		deadline := time.Now().Add(30 * time.Second)
-		for {
-			out, err := client.Kubectl(ctx, "explain", "myresources")
-			if err == nil {
-				break
+		for _, args := range [][]string{
+			{"explain", "myresources"},
+			{"explain", "myresources", "--output=plaintext-openapiv2"},
+		} {
+			for {
+				out, err := client.Kubectl(ctx, args...)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("kubectl %s kept failing: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("kubectl explain myresources kept failing: %v\n%s", err, out)
-			}
-			time.Sleep(500 * time.Millisecond)
 		}
 		for _, args := range [][]string{
 			{"explain", "myresources"},
@@ -197,8 +208,9 @@ func TestReadFeaturesExplainAndPrinterColumns(t *testing.T) {
 
 // Besides the aggregator's front-proxy certificate, crproxy accepts a
 // bearer token that the client cluster's TokenReview accepts (called
-// directly, so the client cluster's authorization does not apply), and
-// answers 401 to a token the client cluster did not issue.
+// directly, so the client cluster's authorization does not apply: crproxy
+// only authenticates), and answers 401 to any other token. Through the
+// client cluster, the same token is subject to the client's RBAC.
 func TestReadFeaturesBearerTokens(t *testing.T) {
 	ctx := testContext(t)
 	target := clustertest.SharedAPIServer(t, "target")
@@ -263,19 +275,59 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 		}
 	})
 
-	for name, token := range map[string]string{
-		"a garbage token is 401":                "garbage",
-		"another cluster's token is 401":        foreign,
-		"an empty bearer token is 401":          "",
-		"a token with a wrong signature is 401": token[:len(token)-4] + "AAAA",
+	for _, tc := range []struct{ name, token string }{
+		{"a garbage token is 401", "garbage"},
+		{"an empty bearer token is 401", ""},
+		{"a token with a wrong signature is 401", token[:len(token)-4] + "AAAA"},
+		{"another cluster's token is 401", foreign},
 	} {
-		t.Run(name, func(t *testing.T) {
-			code, body := get(t, token)
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(t, tc.token)
 			if code != http.StatusUnauthorized || !strings.Contains(string(body), `"reason":"Unauthorized"`) {
+				if len(body) > 300 {
+					body = append(body[:300], "..."...)
+				}
 				t.Fatalf("got %d %s; want 401 Unauthorized", code, body)
 			}
 		})
 	}
+
+	// Through the client cluster the same token is authorized by the
+	// client's RBAC: forbidden until a Role grants the list.
+	t.Run("through the client cluster its RBAC decides", func(t *testing.T) {
+		kubectl(t, ctx, client, "create", "namespace", "features-token")
+		cfg := &rest.Config{Host: client.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: client.CA.CertPEM}}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		myresources := dyn.Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}).Namespace("features-token")
+		if _, err := myresources.List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("list as the service account without RBAC: %v; want Forbidden", err)
+		}
+		kubectl(t, ctx, client, "create", "role", "read-myresources", "-n", "features-token", "--verb=get,list", "--resource=myresources.example.com")
+		kubectl(t, ctx, client, "create", "rolebinding", "reader", "-n", "features-token", "--role=read-myresources", "--serviceaccount=default:reader")
+		var got []string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			list, err := myresources.List(ctx, metav1.ListOptions{})
+			if err == nil {
+				got = nil
+				for _, item := range list.Items {
+					got = append(got, item.GetName())
+				}
+				sort.Strings(got)
+				break
+			}
+			if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+				t.Fatalf("list as the service account with a Role: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if strings.Join(got, ",") != "tok-1,tok-2" {
+			t.Fatalf("the service account lists %q through the client cluster, want tok-1, tok-2", got)
+		}
+	})
 }
 
 // createSecondaryAtTarget creates SecondaryResources at the target (as its
