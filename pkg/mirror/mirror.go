@@ -15,10 +15,10 @@ import (
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -38,6 +38,9 @@ type Options struct {
 	// TargetConfigs, keyed by target ID, replace loading the targets'
 	// kubeconfig files.
 	TargetConfigs map[string]*rest.Config
+	// Reconnect configures each target's connection tracking (backoff,
+	// probe period); its Probe and Logger are set by the mirror.
+	Reconnect reconnect.Options
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
 }
@@ -62,7 +65,9 @@ func New(opts Options) (*Mirror, error) {
 		t, ok := m.targets[id]
 		if !ok {
 			var err error
-			if t, err = NewTarget(gvp.Target, client.Identity(), opts.TargetConfigs[id]); err != nil {
+			conn := opts.Reconnect
+			conn.Logger = opts.Logger
+			if t, err = NewTarget(gvp.Target, client.Identity(), opts.TargetConfigs[id], conn); err != nil {
 				return nil, err
 			}
 			m.targets[id] = t
@@ -101,6 +106,13 @@ func (m *Mirror) Targets() map[string]*Target { return m.targets }
 // persisted keeps being served meanwhile.
 func (m *Mirror) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	for _, t := range m.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Connection.Run(ctx)
+		}()
+	}
 	for _, gv := range m.groupVersions {
 		wg.Add(1)
 		go func() {
@@ -148,9 +160,12 @@ func (gv *GroupVersion) Resource(name string) *Resource {
 
 func (gv *GroupVersion) run(ctx context.Context) {
 	log := gv.mirror.log.With(zap.String("target", gv.Target.ID), zap.String("groupVersion", gv.Proxy.GroupVersion.String()))
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 10 * time.Second}
+	backoff := gv.Target.Connection.NewBackoff()
 	for ctx.Err() == nil {
 		list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
+		if reconnect.Classify(err) != "" {
+			gv.Target.Connection.Observe(err)
+		}
 		if err == nil {
 			err = gv.apply(list, true)
 		}
@@ -159,11 +174,11 @@ func (gv *GroupVersion) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff.Step()):
+			case <-time.After(backoff.NextBackOff()):
 			}
 			continue
 		}
-		backoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 10 * time.Second}
+		backoff.Reset()
 		gv.startReflectors(ctx)
 		if !gv.Proxy.Wildcard && len(gv.Resources()) == len(gv.Proxy.Resources) {
 			<-ctx.Done()

@@ -72,6 +72,7 @@ func (r *Resource) client() dynamic.NamespaceableResourceInterface {
 // a consistent list of at most one object of the mirrored selection.
 func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
 	list, err := r.client().List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
+	r.Target.Connection.Observe(err)
 	if err != nil {
 		return 0, err
 	}
@@ -104,24 +105,53 @@ func (r *Resource) WaitConsistent(ctx context.Context) error {
 // newReflector builds the reflector that mirrors the resource. Every list is
 // a consistent read (resourceVersion ""), so a relist never moves the cache
 // back in time, and every list and watch carries the mirror's selector.
+//
+// Lists and watches that fail for connection reasons are retried here, by
+// the target's backoff (pkg/reconnect), instead of by the reflector's own
+// (800 ms to 30 s): a watch is resumed from the mirror's last
+// resourceVersion as soon as the target answers again, and the reflector
+// relists only when the target says that resourceVersion is gone.
 func (r *Resource) newReflector(beforeList func(context.Context) error) *cache.Reflector {
 	selector := r.Selector.String()
+	conn := r.Target.Connection
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			if beforeList != nil {
-				if err := beforeList(ctx); err != nil {
-					return nil, err
-				}
-			}
 			opts.LabelSelector = selector
 			opts.ResourceVersion = ""
 			opts.ResourceVersionMatch = ""
-			return r.client().List(ctx, opts)
+			var list runtime.Object
+			err := conn.Retry(ctx, func(ctx context.Context) error {
+				if beforeList != nil {
+					if err := beforeList(ctx); err != nil {
+						return err
+					}
+				}
+				var err error
+				list, err = r.client().List(ctx, opts)
+				return err
+			})
+			if err == nil {
+				conn.Synced()
+			}
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.LabelSelector = selector
 			opts.AllowWatchBookmarks = true
-			return r.client().Watch(ctx, opts)
+			var w watch.Interface
+			err := conn.Retry(ctx, func(ctx context.Context) error {
+				var err error
+				w, err = r.client().Watch(ctx, opts)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			conn.Synced()
+			return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
+				conn.EventReceived()
+				return e, true
+			}), nil
 		},
 	}
 	expected := &unstructured.Unstructured{}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // DialTimeout bounds a TCP connection to a target: a target that does not
@@ -43,6 +44,8 @@ type Target struct {
 	HTTP *http.Client
 	// Host is the target's base URL, e.g. https://10.0.0.1:6443.
 	Host *url.URL
+	// Connection tracks whether the target answers.
+	Connection *reconnect.Tracker
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -50,7 +53,7 @@ func TargetID(t config.Target) string { return t.Project + "/" + t.Name }
 
 // NewTarget builds the clients of a target from its kubeconfig (base, when
 // not nil, replaces loading the file: tests and the dev environment pass one).
-func NewTarget(t config.Target, identity string, base *rest.Config) (*Target, error) {
+func NewTarget(t config.Target, identity string, base *rest.Config, conn reconnect.Options) (*Target, error) {
 	cfg := base
 	if cfg == nil {
 		var err error
@@ -84,7 +87,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config) (*Target, er
 	if err != nil {
 		return nil, err
 	}
-	return &Target{
+	target := &Target{
 		HTTP:      httpClient,
 		Host:      host,
 		ID:        TargetID(t),
@@ -94,7 +97,16 @@ func NewTarget(t config.Target, identity string, base *rest.Config) (*Target, er
 		Dynamic:   dyn,
 		Discovery: kube.Discovery(),
 		Kube:      kube,
-	}, nil
+	}
+	conn.Probe = target.probe
+	target.Connection = reconnect.NewTracker(target.ID, conn)
+	return target, nil
+}
+
+// probe asks the target's /readyz: cheap, and readable by any identity
+// under the default RBAC (system:public-info-viewer).
+func (t *Target) probe(ctx context.Context) error {
+	return t.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 }
 
 // RESTConfig returns a copy of the impersonating client configuration.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apiserver/pkg/warning"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -29,8 +30,10 @@ const (
 )
 
 // readRequest negotiates the output format and parses the query of a
-// read; on error it has answered and ok is false.
-func readRequest(w http.ResponseWriter, r *http.Request, watch bool) (format outputFormat, opts *readOptions, ok bool) {
+// read; on error it has answered and ok is false. While the target is down
+// every read carries a Warning saying so.
+func readRequest(w http.ResponseWriter, r *http.Request, res *mirror.Resource, watch bool) (format outputFormat, opts *readOptions, ok bool) {
+	warnIfStale(r.Context(), res)
 	format, err := negotiate(r)
 	if err == nil {
 		opts, err = parseReadOptions(r.URL.Query(), watch)
@@ -43,7 +46,7 @@ func readRequest(w http.ResponseWriter, r *http.Request, watch bool) (format out
 }
 
 func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, false)
+	format, opts, ok := readRequest(w, r, res, false)
 	if !ok {
 		return
 	}
@@ -65,7 +68,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, false)
+	format, opts, ok := readRequest(w, r, res, false)
 	if !ok {
 		return
 	}
@@ -167,13 +170,19 @@ func (h *apiHandler) freshEnough(ctx context.Context, res *mirror.Resource, opts
 	}
 	switch {
 	case opts.ResourceVersion == "":
+		if _, down := res.Target.Connection.Down(); down {
+			// Consistent reads degrade to the mirror's state (warned).
+			return nil
+		}
 		if err := res.WaitConsistent(ctx); err != nil {
 			if ctx.Err() != nil {
 				return apierrors.NewTimeoutError("request ended before the mirror caught up", 1)
 			}
 			// The target cannot be asked: serve what the mirror holds,
 			// and say so.
-			warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s unreachable: %v; serving cached data at resourceVersion %d", res.Target.ID, err, res.Cache.ResourceVersion()))
+			if !warnIfStale(ctx, res) {
+				warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s did not answer a consistent read (%v); serving cached data at resourceVersion %d", res.Target.ID, err, res.Cache.ResourceVersion()))
+			}
 		}
 		return nil
 	case opts.rv == 0:
@@ -207,4 +216,22 @@ func waitSynced(ctx context.Context, res *mirror.Resource) error {
 		}
 	}
 	return nil
+}
+
+// warnIfStale adds the Warning of a read served while the target is
+// unreachable or refuses the identity, and reports whether it did.
+func warnIfStale(ctx context.Context, res *mirror.Resource) bool {
+	st := res.Target.Connection.Status()
+	var what string
+	switch st.State {
+	case reconnect.Unreachable:
+		what = "unreachable"
+	case reconnect.Forbidden:
+		what = "refusing this client's identity"
+	default:
+		return false
+	}
+	warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s %s since %s; serving cached data at resourceVersion %d",
+		res.Target.ID, what, st.Since.UTC().Format(time.RFC3339), res.Cache.ResourceVersion()))
+	return true
 }

@@ -30,7 +30,7 @@ const (
 )
 
 func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, true)
+	format, opts, ok := readRequest(w, r, res, true)
 	if !ok {
 		return
 	}

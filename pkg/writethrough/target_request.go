@@ -71,13 +71,18 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 	}
 	resp, err := t.HTTP.Do(httpReq)
 	if err != nil {
-		return nil, transportError(t, err, written.Load())
+		err = transportError(t, err, written.Load())
+		t.Connection.Observe(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, transportError(t, err, true)
+		err = transportError(t, err, true)
+		t.Connection.Observe(err)
+		return nil, err
 	}
+	t.Connection.Observe(nil)
 	if warnings, _ := utilnet.ParseWarningHeaders(resp.Header.Values("Warning")); len(warnings) > 0 {
 		for _, wh := range warnings {
 			warning.AddWarning(ctx, wh.Agent, wh.Text)

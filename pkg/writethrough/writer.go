@@ -82,6 +82,13 @@ func New(o Options) *Writer {
 // an unreachable target). A successful answer is returned once the mirror
 // holds it.
 func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
+	conn := req.Resource.Target.Connection
+	if since, down := conn.CheckReachable(ctx); down {
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s unreachable since %s; nothing was written (writes are not queued)",
+			req.Resource.Target.ID, since.UTC().Format(time.RFC3339)))
+		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
+		return nil, e
+	}
 	var resp *Response
 	var err error
 	switch req.Verb {

@@ -151,17 +151,21 @@ func (p *proxy) start() {
 			p.t.Fatalf("crproxy's APIService %s did not become available: %v\n%s", name, err, out)
 		}
 	}
-	// The aggregator publishes a group in discovery a moment after its
-	// APIService is available; api-resources reads discovery afresh.
+	// The aggregator publishes a group in discovery, and its proxy routes
+	// to crproxy, a moment after the APIService is available; api-resources
+	// reads discovery afresh, and a raw GET goes through the proxy.
 	for _, name := range p.apiServices {
-		_, group, _ := strings.Cut(name, ".")
+		version, group, _ := strings.Cut(name, ".")
 		for {
 			out, err := p.client.Kubectl(ctx, "api-resources", "--api-group="+group, "-o", "name")
 			if err == nil && strings.Contains(out, "."+group) {
+				out, err = p.client.Kubectl(ctx, "get", "--raw", "/apis/"+group+"/"+version)
+			}
+			if err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				p.t.Fatalf("group %s never appeared in the client's discovery: %v\n%s", group, err, out)
+				p.t.Fatalf("group %s never became reachable through the client cluster: %v\n%s", group, err, out)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
