@@ -65,6 +65,9 @@ type proxyConfig struct {
 type proxyTarget struct {
 	Name, Project string
 	Server        *localcluster.APIServer
+	// Kubeconfig, when set, replaces Server's (to reach it through a
+	// FaultProxy).
+	Kubeconfig string
 }
 
 // startProxy writes a configuration for client → target and starts
@@ -98,7 +101,11 @@ func startProxy(t *testing.T, client, target *localcluster.APIServer, pc proxyCo
 	configPath := filepath.Join(dir, "crproxy.yaml")
 	var targets strings.Builder
 	for _, tg := range pc.Targets {
-		fmt.Fprintf(&targets, "  - name: %s\n    project: %q\n    kubeconfig: %s\n", tg.Name, tg.Project, tg.Server.KubeconfigPath)
+		kubeconfig := tg.Kubeconfig
+		if kubeconfig == "" {
+			kubeconfig = tg.Server.KubeconfigPath
+		}
+		fmt.Fprintf(&targets, "  - name: %s\n    project: %q\n    kubeconfig: %s\n", tg.Name, tg.Project, kubeconfig)
 	}
 	config := fmt.Sprintf(`client:
   project: %s
