@@ -27,6 +27,10 @@ const (
 	Resyncing State = "Resyncing"
 )
 
+// States lists every State, for reports that enumerate them (a metric
+// with one series per state).
+var States = []State{Connected, Unreachable, Forbidden, Resyncing}
+
 // Status is a snapshot of a target's connection.
 type Status struct {
 	// Target is the target's ID.

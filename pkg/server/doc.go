@@ -8,4 +8,9 @@
 // pkg/store with the semantics of a kube-apiserver (selectors, pagination,
 // resourceVersion rules, bookmarks, sendInitialEvents), hands mutations to
 // pkg/writethrough, and answers every error as a Kubernetes Status.
+//
+// Beside the API: /livez, /healthz and /readyz for anyone (/readyz fails
+// only for a resource with nothing to serve, never for a target that is
+// down), and /metrics (Prometheus) and /status (JSON) for any authenticated
+// caller; see docs/design/operations.md.
 package server

@@ -85,27 +85,3 @@ func notFoundPath(r *http.Request) error {
 }
 
 func groupResource(res *mirror.Resource) schema.GroupResource { return res.GVR.GroupResource() }
-
-// readyz reports ready once every proxied resource can be served: its cache
-// holds a synced state (from the target, or loaded from disk).
-func (h *apiHandler) readyz(w http.ResponseWriter, _ *http.Request) {
-	var notReady []string
-	for _, gv := range h.mirror.GroupVersions() {
-		resources := gv.Resources()
-		if len(resources) == 0 {
-			notReady = append(notReady, fmt.Sprintf("[-]%s: no resources discovered at target %s yet", gv.Proxy.GroupVersion, gv.Target.ID))
-		}
-		for _, res := range resources {
-			if !res.Cache.Synced() {
-				notReady = append(notReady, fmt.Sprintf("[-]%s: not mirrored from target %s yet", res.GVR.GroupResource(), gv.Target.ID))
-			}
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if len(notReady) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "%s\nreadyz check failed\n", strings.Join(notReady, "\n"))
-		return
-	}
-	_, _ = w.Write([]byte("ok"))
-}

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -58,14 +60,43 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
-	api := &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
-	var h http.Handler = api
-	h = genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
-	h = genericapifilters.WithWarningRecorder(h)
-	h = genericapifilters.WithRequestInfo(h, resolver)
-	h = genericfilters.WithPanicRecovery(h, resolver)
-	s.handler = withHealthChecks(h, api)
+	requests := newRequestMetrics(mirrorServes(opts.Mirror))
+	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
+	api = genericapifilters.WithAuthentication(api, authn, http.HandlerFunc(unauthorized), nil, nil)
+	api = genericapifilters.WithWarningRecorder(api)
+	api = requests.instrument(api)
+	api = genericapifilters.WithRequestInfo(api, resolver)
+	report := func() StatusReport { return buildStatus(opts.Mirror) }
+	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, report, newRegistry(report, requests)), resolver)
 	return s, nil
+}
+
+// routes is where every path is assigned. /livez, /healthz and /readyz
+// answer without authentication, as kubelet probes need. /metrics and
+// /status require an authenticated caller of the client cluster (the API's
+// authenticator) and no authorization: they show crproxy's state, not the
+// objects. Everything else is the Kubernetes API.
+func routes(api http.Handler, authn authenticator.Request, report func() StatusReport, reg *prometheus.Registry) http.Handler {
+	authenticated := func(h http.Handler) http.Handler {
+		return genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
+	}
+	metrics := authenticated(metricsHandler(reg))
+	status := authenticated(statusHandler(report))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.TrimSuffix(r.URL.Path, "/") {
+		case "/livez", "/healthz":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok"))
+		case "/readyz":
+			readyz(w, r, report())
+		case "/metrics":
+			metrics.ServeHTTP(w, r)
+		case "/status":
+			status.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Address is the address the server listens on.
@@ -80,20 +111,4 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", zap.String("address", s.Address()))
 	<-stopped
 	return nil
-}
-
-// withHealthChecks answers /livez, /healthz and /readyz without
-// authentication, as kubelet probes need.
-func withHealthChecks(next http.Handler, api *apiHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch strings.TrimSuffix(r.URL.Path, "/") {
-		case "/livez", "/healthz":
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte("ok"))
-		case "/readyz":
-			api.readyz(w, r)
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
+)
+
+// readyz answers /readyz in the kube-apiserver's style: "ok" when ready;
+// with ?verbose, or when not ready, one line per check ("[+]name ok" or
+// "[-]name: why") and "readyz check passed" or "readyz check failed".
+//
+// crproxy is ready once every proxied resource can be served: its mirror
+// holds a synced state, from the target or loaded from disk. A target's
+// connection is listed but never fails the check: while a target is
+// unreachable (or refuses the identity) reads are served from the mirror
+// (docs/design/operations.md), so taking crproxy out of service then would
+// remove it exactly when it is the only source of those reads. A resource
+// that was never synced fails the check whatever its target's state.
+func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
+	var lines []string
+	ready := true
+	for _, t := range report.Targets {
+		lines = append(lines, targetCheck(t.Status))
+		for _, gv := range t.Undiscovered {
+			ready = false
+			lines = append(lines, fmt.Sprintf("[-]%s: no resources discovered at target %s yet", gv, t.Target))
+		}
+		for _, res := range t.Resources {
+			name := schema.GroupResource{Group: res.Group, Resource: res.Resource}.String()
+			if !res.Synced {
+				ready = false
+				lines = append(lines, fmt.Sprintf("[-]%s: not mirrored from target %s yet", name, t.Target))
+				continue
+			}
+			lines = append(lines, fmt.Sprintf("[+]%s ok", name))
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "%s\nreadyz check failed\n", strings.Join(lines, "\n"))
+		return
+	}
+	if _, verbose := r.URL.Query()["verbose"]; !verbose {
+		_, _ = w.Write([]byte("ok"))
+		return
+	}
+	_, _ = fmt.Fprintf(w, "%s\nreadyz check passed\n", strings.Join(lines, "\n"))
+}
+
+// targetCheck is a target's line. The last error is left out: /readyz is
+// unauthenticated and the error names the target's address; /status and
+// `crproxy status` show it to authenticated callers.
+func targetCheck(s reconnect.Status) string {
+	switch s.State {
+	case reconnect.Connected:
+		return fmt.Sprintf("[+]target %s ok", s.Target)
+	case reconnect.Resyncing:
+		return fmt.Sprintf("[+]target %s ok: Resyncing since %s", s.Target, s.Since.UTC().Format(time.RFC3339))
+	default:
+		return fmt.Sprintf("[-]target %s: %s since %s", s.Target, s.State, s.Since.UTC().Format(time.RFC3339))
+	}
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
+)
+
+var statusTestSince = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+
+// statusTestReport has two targets: "default/up" connected and
+// "default/down" unreachable, each with one synced resource.
+func statusTestReport() StatusReport {
+	return StatusReport{Targets: []TargetStatus{
+		{
+			Status:    reconnect.Status{Target: "default/down", State: reconnect.Unreachable, Since: statusTestSince, LastError: "dial tcp 10.0.0.1:6443: connection refused", Reconnects: 2},
+			Resources: []ResourceStatus{{Group: "example.com", Version: "v1", Resource: "things", Objects: 3, ResourceVersion: "42", Synced: true, Watchers: 1}},
+		},
+		{
+			Status:    reconnect.Status{Target: "default/up", State: reconnect.Connected, Since: statusTestSince, LastEvent: statusTestSince.Add(time.Minute)},
+			Resources: []ResourceStatus{{Group: "other.com", Version: "v2", Resource: "widgets", Objects: 0, ResourceVersion: "7", Synced: true}},
+		},
+	}}
+}
+
+func getReadyz(t *testing.T, query string, report StatusReport) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz"+query, nil), report)
+	return rec.Code, rec.Body.String()
+}
+
+// An unreachable target does not make crproxy unready while its mirror is
+// synced; ?verbose lists it, without its error (the endpoint is public).
+func TestReadyzUnreachableTargetStaysReady(t *testing.T) {
+	report := statusTestReport()
+	if code, body := getReadyz(t, "", report); code != http.StatusOK || body != "ok" {
+		t.Fatalf("readyz: %d %q, want 200 ok", code, body)
+	}
+	code, body := getReadyz(t, "?verbose", report)
+	want := "[-]target default/down: Unreachable since 2026-05-04T10:00:00Z\n" +
+		"[+]things.example.com ok\n" +
+		"[+]target default/up ok\n" +
+		"[+]widgets.other.com ok\n" +
+		"readyz check passed\n"
+	if code != http.StatusOK || body != want {
+		t.Fatalf("readyz?verbose: %d\n%s\nwant\n%s", code, body, want)
+	}
+	if strings.Contains(body, "10.0.0.1") {
+		t.Errorf("readyz shows the last error: %s", body)
+	}
+}
+
+// A resource never synced, or a group/version with no resources, fails the
+// check, whatever the target's state; the answer lists every check.
+func TestReadyzNotSynced(t *testing.T) {
+	report := statusTestReport()
+	report.Targets[1].Resources[0].Synced = false
+	report.Targets[1].Status.State = reconnect.Resyncing
+	report.Targets[0].Undiscovered = []string{"example.com/v2"}
+	for _, query := range []string{"", "?verbose"} {
+		code, body := getReadyz(t, query, report)
+		want := "[-]target default/down: Unreachable since 2026-05-04T10:00:00Z\n" +
+			"[-]example.com/v2: no resources discovered at target default/down yet\n" +
+			"[+]things.example.com ok\n" +
+			"[+]target default/up ok: Resyncing since 2026-05-04T10:00:00Z\n" +
+			"[-]widgets.other.com: not mirrored from target default/up yet\n" +
+			"readyz check failed\n"
+		if code != http.StatusServiceUnavailable || body != want {
+			t.Errorf("readyz%s: %d\n%s\nwant\n%s", query, code, body, want)
+		}
+	}
+}
+
+// /status is the report as JSON, the target's connection Status inline.
+func TestStatusHandlerJSON(t *testing.T) {
+	rec := httptest.NewRecorder()
+	statusHandler(statusTestReport).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	var raw struct {
+		Targets []map[string]any `json:"targets"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	down := raw.Targets[0]
+	if down["target"] != "default/down" || down["state"] != "Unreachable" || down["lastError"] == nil || down["reconnects"] != 2.0 {
+		t.Errorf("target fields not inline: %v", down)
+	}
+	if _, ok := down["lastEvent"]; ok {
+		t.Errorf("lastEvent of a target that never sent one: %v", down["lastEvent"])
+	}
+	var back StatusReport
+	if err := json.Unmarshal(rec.Body.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Targets[0].Resources[0]; got.Objects != 3 || got.ResourceVersion != "42" || !got.Synced || got.Watchers != 1 {
+		t.Errorf("resource round trip: %+v", got)
+	}
+	rec = httptest.NewRecorder()
+	statusHandler(statusTestReport).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/status", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /status: %d", rec.Code)
+	}
+}
