@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crproxy/crproxy/internal/cli/serve"
+	"github.com/crproxy/crproxy/internal/cli/status"
 	"github.com/crproxy/crproxy/internal/cli/version"
 )
 
@@ -21,6 +22,6 @@ under the client's identity, loft:vcluster:p-<project>:<name>.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serve.NewCommand(), version.NewCommand())
+	cmd.AddCommand(serve.NewCommand(), status.NewCommand(), version.NewCommand())
 	return cmd
 }
