@@ -44,8 +44,10 @@ type Options struct {
 	ServiceNamespace, ServiceName, ExternalName string
 	// Register applies the Service and APIServices in the client cluster.
 	Register bool
-	// Logger logs; a production zap logger when nil.
+	// Logger logs; a production zap logger at LogLevel when nil.
 	Logger *zap.Logger
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
 	// Ready, when set, is called once the server listens.
 	Ready func(address string)
 }
@@ -63,6 +65,7 @@ func NewOptions() *Options {
 		ServiceName:      "crproxy",
 		ExternalName:     "localhost",
 		Register:         true,
+		LogLevel:         "info",
 	}
 }
 
@@ -90,6 +93,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "name of the Service the APIServices point at")
 	fs.StringVar(&o.ExternalName, "external-name", o.ExternalName, "create the Service as an ExternalName Service to this host; empty when the Service exists in the cluster")
 	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
 	o.Serving.AddFlags(fs)
 	return cmd
 }
@@ -98,8 +102,13 @@ func NewCommand() *cobra.Command {
 func Run(ctx context.Context, o *Options) error {
 	log := o.Logger
 	if log == nil {
-		var err error
-		if log, err = zap.NewProduction(); err != nil {
+		level, err := zap.ParseAtomicLevel(o.LogLevel)
+		if err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		cfg := zap.NewProductionConfig()
+		cfg.Level = level
+		if log, err = cfg.Build(); err != nil {
 			return err
 		}
 		defer func() { _ = log.Sync() }()
