@@ -23,7 +23,7 @@ const (
 	probeTimeout = 10 * time.Second
 	// settleWindow is how long a consistent read waits for events the
 	// target had already committed when it answered the probe; see
-	// docs/design/consistency.md.
+	// docs/design/read-path.md.
 	settleWindow = 20 * time.Millisecond
 )
 
