@@ -10,7 +10,10 @@ RACE ?= -race
 TEST_TIMEOUT ?= 30m
 TEST_FLAGS ?=
 
-.PHONY: all build tools test test-unit test-e2e vet fmt clean
+# make soak: 20 target restarts (every 4th cycle kills crproxy instead).
+SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
+
+.PHONY: all build tools test test-unit test-e2e soak vet fmt clean
 
 all: build
 
@@ -38,6 +41,10 @@ test-unit:
 ## test-e2e: the end-to-end tests against real clusters (make tools first)
 test-e2e: tools
 	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/e2e/...
+
+## soak: the reconnection soak test with 20 target restarts (about 15 minutes); prints a summary
+soak: tools build
+	$(GO) test -count=1 -timeout 90m -v ./test/soak -run TestSoak $(SOAK_FLAGS)
 
 ## fmt: format the code
 fmt:

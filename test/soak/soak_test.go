@@ -116,7 +116,12 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
+	// Beside the clusters' folders, so a failing run keeps crproxy's log
+	// and data with theirs.
+	dir := filepath.Join(clustertest.Environment(t).Dir, "crproxy-soak")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	configPath := filepath.Join(dir, "crproxy.yaml")
 	config := fmt.Sprintf("client: {name: client, project: default, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n",
 		client.KubeconfigPath, target.KubeconfigPath)
