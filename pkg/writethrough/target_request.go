@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -47,8 +48,13 @@ type targetRequest struct {
 func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targetRequest) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.targetTimeout)
 	defer cancel()
+	// written tells whether the last attempt sent the request: net/http
+	// retries a request written to an idle connection the server had
+	// already closed (it then knows the server never read it) on a new
+	// connection, and only that last attempt counts.
 	var written atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { written.Store(false) },
 		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
 	})
 	u := *t.Host
@@ -71,7 +77,9 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 	}
 	resp, err := t.HTTP.Do(httpReq)
 	if err != nil {
-		err = transportError(t, err, written.Load())
+		var opErr *net.OpError
+		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
+		err = transportError(t, err, written.Load() && !dialFailed)
 		t.Connection.Observe(err)
 		return nil, err
 	}
