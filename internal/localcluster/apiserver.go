@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -290,4 +291,38 @@ func WriteKubeconfig(path, name string, cfg *rest.Config) error {
 	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
 	kc.CurrentContext = name
 	return clientcmd.WriteToFile(*kc, path)
+}
+
+// WaitForAPIService waits until the aggregated group/version (e.g.
+// "example.com/v1") is served through this apiserver: its APIService is
+// Available, the group's resources are in discovery, and a GET of the
+// group/version passes the aggregator's proxy, three times in a row 200 ms
+// apart. The aggregator re-publishes a group's discovery when the
+// APIService's status changes, and kubectl misses the group's resources
+// for a few hundred milliseconds then.
+func (s *APIServer) WaitForAPIService(ctx context.Context, groupVersion string) error {
+	group, version, _ := strings.Cut(groupVersion, "/")
+	if out, err := s.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/"+version+"."+group, "--timeout=90s"); err != nil {
+		return fmt.Errorf("APIService %s.%s did not become available: %w\n%s", version, group, err, out)
+	}
+	for stable := 0; stable < 3; {
+		out, err := s.Kubectl(ctx, "api-resources", "--api-group="+group, "-o", "name")
+		if err == nil && !strings.Contains(out, "."+group) {
+			err = fmt.Errorf("no resources of %s in discovery", group)
+		}
+		if err == nil {
+			out, err = s.Kubectl(ctx, "get", "--raw", "/apis/"+groupVersion)
+		}
+		if err == nil {
+			stable++
+		} else {
+			stable = 0
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s never became reachable through %s: %v\n%s", groupVersion, s.Name, err, out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
 }

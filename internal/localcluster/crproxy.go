@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -85,6 +86,14 @@ func (c *Crproxy) Stop() { c.proc.stop(10 * time.Second) }
 
 // Kill ends crproxy at once with SIGKILL, as a crash would.
 func (c *Crproxy) Kill() { c.proc.kill() }
+
+// DumpGoroutines makes the running crproxy print every goroutine's stack
+// into its log (SIGQUIT: the Go runtime dumps and exits), for a test that
+// found it stuck.
+func (c *Crproxy) DumpGoroutines() {
+	c.proc.signal(syscall.SIGQUIT)
+	<-c.proc.done()
+}
 
 // PID is the running process's id, 0 when it is not running.
 func (c *Crproxy) PID() int { return c.proc.pid() }

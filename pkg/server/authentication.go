@@ -1,8 +1,13 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -18,10 +23,10 @@ import (
 // tokens by TokenReview. It also gives servingInfo the client CAs, so the
 // TLS handshake asks for certificates. Anonymous requests are refused: the
 // delegating authenticator admits them, an aggregated server must not.
-func newAuthenticator(opts *options.DelegatingAuthenticationOptions, servingInfo *genericapiserver.SecureServingInfo) (authenticator.Request, error) {
+func newAuthenticator(opts *options.DelegatingAuthenticationOptions, servingInfo *genericapiserver.SecureServingInfo) (authenticator.Request, *genericapiserver.AuthenticationInfo, error) {
 	var info genericapiserver.AuthenticationInfo
 	if err := opts.ApplyTo(&info, servingInfo, nil); err != nil {
-		return nil, fmt.Errorf("delegated authentication: %w", err)
+		return nil, nil, fmt.Errorf("delegated authentication: %w", err)
 	}
 	delegate := info.Authenticator
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
@@ -30,7 +35,43 @@ func newAuthenticator(opts *options.DelegatingAuthenticationOptions, servingInfo
 			return nil, false, err
 		}
 		return resp, true, nil
-	}), nil
+	}), &info, nil
+}
+
+// clientCAsTimeout bounds the wait for the client cluster's CAs at start.
+const clientCAsTimeout = 30 * time.Second
+
+// waitForClientCAs starts the controllers that read the client cluster's CA
+// bundles (client-ca-file and requestheader-client-ca-file of
+// extension-apiserver-authentication) and waits until both are loaded. The
+// generic server primes its TLS configuration from them once, when it
+// starts serving, from informers that have not synced yet: without this
+// wait the aggregator's first requests (its availability checks) get 401,
+// and the client cluster drops the group from discovery for a while.
+func waitForClientCAs(ctx context.Context, servingInfo *genericapiserver.SecureServingInfo, info *genericapiserver.AuthenticationInfo, log *zap.Logger) {
+	union, ok := servingInfo.ClientCA.(dynamiccertificates.ControllerRunner)
+	if !ok || info.RequestHeaderConfig == nil {
+		return
+	}
+	go union.Run(ctx, 1)
+	requestHeader := info.RequestHeaderConfig.CAContentProvider
+	wait, cancel := context.WithTimeout(ctx, clientCAsTimeout)
+	defer cancel()
+	for {
+		_ = union.RunOnce(wait)
+		header := requestHeader.CurrentCABundleContent()
+		// The union holds the client CA and the request-header CA: both are
+		// loaded when it holds more than the request-header CA alone.
+		if len(header) > 0 && len(servingInfo.ClientCA.CurrentCABundleContent()) > len(header) {
+			return
+		}
+		select {
+		case <-wait.Done():
+			log.Warn("the client cluster's CA bundles did not load in time; callers may get 401 until they do", zap.Duration("waited", clientCAsTimeout))
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // unauthorized answers 401 as a kube-apiserver does.

@@ -43,6 +43,7 @@ type Server struct {
 	opts        Options
 	log         *zap.Logger
 	servingInfo *genericapiserver.SecureServingInfo
+	authnInfo   *genericapiserver.AuthenticationInfo
 	handler     http.Handler
 }
 
@@ -55,10 +56,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Serving.ApplyTo(&s.servingInfo); err != nil {
 		return nil, fmt.Errorf("serving: %w", err)
 	}
-	authn, err := newAuthenticator(opts.Authentication, s.servingInfo)
+	authn, authnInfo, err := newAuthenticator(opts.Authentication, s.servingInfo)
 	if err != nil {
 		return nil, err
 	}
+	s.authnInfo = authnInfo
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
 	requests := newRequestMetrics(mirrorServes(opts.Mirror))
 	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
@@ -104,6 +106,7 @@ func (s *Server) Address() string { return s.servingInfo.Listener.Addr().String(
 
 // Run serves until ctx ends, then shuts down.
 func (s *Server) Run(ctx context.Context) error {
+	waitForClientCAs(ctx, s.servingInfo, s.authnInfo, s.log)
 	stopped, _, err := s.servingInfo.Serve(s.handler, 10*time.Second, ctx.Done())
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ type proxy struct {
 	done       chan error
 	// address is where crproxy listens (host:port).
 	address     string
+	port        int
 	apiServices []string
 }
 
@@ -129,14 +130,20 @@ targets:
 // client cluster reports its APIService available.
 func (p *proxy) start() {
 	p.t.Helper()
-	port, err := localcluster.FreePort()
-	if err != nil {
-		p.t.Fatal(err)
+	// The same port across restarts, as a deployment's Service is stable:
+	// a new port would leave the aggregator routing to the old one until it
+	// notices the APIService changed.
+	if p.port == 0 {
+		port, err := localcluster.FreePort()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		p.port = port
 	}
 	o := serve.NewOptions()
 	o.ConfigFile = p.configPath
 	o.DataDir = p.dataDir
-	o.Serving.BindPort = port
+	o.Serving.BindPort = p.port
 	o.ServiceName = "crproxy-" + filepath.Base(filepath.Dir(p.dataDir))
 	o.Logger = fileLogger(p.t, filepath.Join(filepath.Dir(p.dataDir), "crproxy.log"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -154,27 +161,9 @@ func (p *proxy) start() {
 	ctx, cancelWait := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancelWait()
 	for _, name := range p.apiServices {
-		if out, err := p.client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/"+name, "--timeout=60s"); err != nil {
-			p.t.Fatalf("crproxy's APIService %s did not become available: %v\n%s", name, err, out)
-		}
-	}
-	// The aggregator publishes a group in discovery, and its proxy routes
-	// to crproxy, a moment after the APIService is available; api-resources
-	// reads discovery afresh, and a raw GET goes through the proxy.
-	for _, name := range p.apiServices {
 		version, group, _ := strings.Cut(name, ".")
-		for {
-			out, err := p.client.Kubectl(ctx, "api-resources", "--api-group="+group, "-o", "name")
-			if err == nil && strings.Contains(out, "."+group) {
-				out, err = p.client.Kubectl(ctx, "get", "--raw", "/apis/"+group+"/"+version)
-			}
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				p.t.Fatalf("group %s never became reachable through the client cluster: %v\n%s", group, err, out)
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := p.client.WaitForAPIService(ctx, group+"/"+version); err != nil {
+			p.t.Fatal(err)
 		}
 	}
 }

@@ -141,7 +141,9 @@ func TestSoak(t *testing.T) {
 		if err := proxy.Start(startCtx); err != nil {
 			t.Fatal(err)
 		}
-		waitRoutable(t, startCtx, client)
+		if err := client.WaitForAPIService(startCtx, "example.com/v1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	startProxy()
 
@@ -280,6 +282,10 @@ func TestSoak(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	if t.Failed() {
+		// Keep the evidence: where every goroutine of crproxy stands.
+		proxy.DumpGoroutines()
+	}
 	rs.mu.Lock()
 	for _, f := range rs.failures {
 		t.Errorf("read failed while crproxy was up: %s", f)
@@ -309,22 +315,6 @@ func TestSoak(t *testing.T) {
 		fmt.Fprintf(&b, "    after cycle %2d  pid %7d  RSS %4d MiB  threads %3d\n", s.cycle, s.pid, s.rssKiB>>10, s.threads)
 	}
 	t.Log(b.String())
-}
-
-// waitRoutable waits until the client cluster routes to crproxy: its
-// APIService is available and a GET through the aggregator answers.
-func waitRoutable(t *testing.T, ctx context.Context, client *localcluster.APIServer) {
-	t.Helper()
-	for {
-		_, err := client.Kubectl(ctx, "get", "--raw", "/apis/example.com/v1/namespaces/default/myresources?limit=1")
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the client cluster does not route to crproxy: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // classify tells what a write's answer says about its outcome.
