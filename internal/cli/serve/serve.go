@@ -42,8 +42,19 @@ type Options struct {
 	// point at; ExternalName makes crproxy create it as an ExternalName
 	// Service (empty: an in-cluster Service exists already).
 	ServiceNamespace, ServiceName, ExternalName string
+	// ServicePort is the Service's port the APIServices use; 0: the
+	// secure port (an ExternalName Service, or a Service whose port is the
+	// container's).
+	ServicePort int
+	// CABundleFile is the CA the APIServices trust for crproxy's serving
+	// certificate; empty: the serving certificate itself, right for the
+	// self-signed one.
+	CABundleFile string
 	// Register applies the Service and APIServices in the client cluster.
 	Register bool
+	// LeaderElect makes replicas elect one registrar with a Lease; all
+	// of them serve.
+	LeaderElect bool
 	// Logger logs; a production zap logger at LogLevel when nil.
 	Logger *zap.Logger
 	// LogLevel is debug, info, warn or error.
@@ -92,7 +103,10 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.ServiceNamespace, "service-namespace", o.ServiceNamespace, "namespace of the Service the APIServices point at")
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "name of the Service the APIServices point at")
 	fs.StringVar(&o.ExternalName, "external-name", o.ExternalName, "create the Service as an ExternalName Service to this host; empty when the Service exists in the cluster")
+	fs.IntVar(&o.ServicePort, "service-port", o.ServicePort, "the Service's port the APIServices use (default: --secure-port)")
+	fs.StringVar(&o.CABundleFile, "ca-bundle-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
 	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with several replicas: only the holder of the Lease <service-name>-registration in --service-namespace registers; all serve")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
 	o.Serving.AddFlags(fs)
 	return cmd
@@ -164,12 +178,21 @@ func Run(ctx context.Context, o *Options) error {
 		if err != nil {
 			return err
 		}
-		// Register before reporting ready, so callers can wait for the
-		// APIService; Run keeps it registered.
-		if err := reg.Apply(ctx); err != nil {
-			log.Warn("registering the APIServices failed; retrying", zap.Error(err))
+		if o.LeaderElect {
+			e := defaultElection(clientKube, o, log)
+			go func() {
+				if err := e.whileLeader(ctx, reg.Run); err != nil {
+					log.Error("leader election for the registration", zap.Error(err))
+				}
+			}()
+		} else {
+			// Register before reporting ready, so callers can wait for
+			// the APIService; Run keeps it registered.
+			if err := reg.Apply(ctx); err != nil {
+				log.Warn("registering the APIServices failed; retrying", zap.Error(err))
+			}
+			go reg.Run(ctx)
 		}
-		go reg.Run(ctx)
 	}
 	if o.Ready != nil {
 		o.Ready(srv.Address())
@@ -186,7 +209,11 @@ func registration(o *Options, cfg *config.Config, serving *options.SecureServing
 	if err != nil {
 		return nil, err
 	}
-	caBundle, err := os.ReadFile(serving.ServerCert.CertKey.CertFile)
+	caFile := o.CABundleFile
+	if caFile == "" {
+		caFile = serving.ServerCert.CertKey.CertFile
+	}
+	caBundle, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the serving certificate for the APIServices' caBundle: %w", err)
 	}
@@ -200,6 +227,9 @@ func registration(o *Options, cfg *config.Config, serving *options.SecureServing
 	}
 	var portNumber int
 	fmt.Sscan(port, &portNumber)
+	if o.ServicePort != 0 {
+		portNumber = o.ServicePort
+	}
 	return &server.Registration{
 		Client:           dyn,
 		ServiceNamespace: o.ServiceNamespace,
