@@ -78,6 +78,17 @@ func (r *Registration) Apply(ctx context.Context) error {
 		return err
 	}
 	labels := map[string]any{"app.kubernetes.io/managed-by": "crproxy"}
+	apiServiceMeta := func(name string) map[string]any {
+		// With an in-cluster Service a deployment tool (the Helm chart)
+		// owns the APIServices and their labels: Helm sets
+		// managed-by=Helm by server-side apply, and a label forced by
+		// crproxy would fail the next helm upgrade with a conflict. Only
+		// when crproxy creates everything itself does it say so.
+		if r.ExternalName == "" {
+			return map[string]any{"name": name}
+		}
+		return map[string]any{"name": name, "labels": labels}
+	}
 	if r.ExternalName != "" {
 		if err := apply(namespaceResource, "", map[string]any{
 			"apiVersion": "v1", "kind": "Namespace",
@@ -100,7 +111,7 @@ func (r *Registration) Apply(ctx context.Context) error {
 	for _, gv := range r.GroupVersions {
 		if err := apply(apiServiceResource, "", map[string]any{
 			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-			"metadata": map[string]any{"name": gv.Version + "." + gv.Group, "labels": labels},
+			"metadata": apiServiceMeta(gv.Version + "." + gv.Group),
 			"spec": map[string]any{
 				"group":                gv.Group,
 				"version":              gv.Version,
