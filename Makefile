@@ -13,7 +13,7 @@ TEST_FLAGS ?=
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
 SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
 
-.PHONY: all build tools test test-unit test-e2e soak vet fmt clean
+.PHONY: all build tools demo test test-unit test-e2e soak vet fmt clean
 
 all: build
 
@@ -24,6 +24,11 @@ build:
 ## tools: build etcd, kube-apiserver and kubectl from their Go modules into bin/ (no-op when current)
 tools:
 	hack/build-tools.sh
+
+## demo: build everything, then run a target and two client clusters with crproxy (Ctrl-C stops)
+demo: tools build
+	@echo "[demo] tools and crproxy are built; starting the demo environment"
+	$(BIN)/crproxy dev $(DEMO_FLAGS)
 
 ## vet: go vet and a gofmt check
 vet:

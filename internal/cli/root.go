@@ -5,6 +5,8 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/crproxy/crproxy/internal/cli/config"
+	"github.com/crproxy/crproxy/internal/cli/dev"
 	"github.com/crproxy/crproxy/internal/cli/serve"
 	"github.com/crproxy/crproxy/internal/cli/status"
 	"github.com/crproxy/crproxy/internal/cli/version"
@@ -22,6 +24,6 @@ under the client's identity, loft:vcluster:p-<project>:<name>.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serve.NewCommand(), status.NewCommand(), version.NewCommand())
+	cmd.AddCommand(serve.NewCommand(), dev.NewCommand(), config.NewCommand(), status.NewCommand(), version.NewCommand())
 	return cmd
 }

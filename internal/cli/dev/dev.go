@@ -1,0 +1,317 @@
+// Package dev is the `crproxy dev` verb: a local demo environment of the
+// Resource Proxy documentation's multi-client walkthrough. It starts an
+// etcd, a target kube-apiserver and two client kube-apiservers (team-a and
+// team-b), installs the documentation's CRD and target RBAC in the target,
+// runs one crproxy per client (owned mode), and prints the kubeconfigs and
+// the walkthrough's commands, ready to paste. Ctrl-C stops everything and
+// removes the state folder unless --keep is given.
+//
+// `make demo` builds the binaries it needs (bin/etcd, bin/kube-apiserver,
+// bin/kubectl, bin/crproxy) and runs it.
+package dev
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/zapr"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
+
+	"github.com/crproxy/crproxy/internal/cli/serve"
+	"github.com/crproxy/crproxy/internal/localcluster"
+)
+
+var (
+	//go:embed manifests/myresource-crd.yaml
+	crdManifest string
+	//go:embed manifests/multi-client-target-rbac.yaml
+	rbacManifest string
+)
+
+// clients are the demo's client clusters, as in the documentation.
+var clients = []string{"team-a", "team-b"}
+
+// Options are the settings of `crproxy dev`.
+type Options struct {
+	// Dir holds all state: the clusters' data, certificates and logs,
+	// kubeconfigs and crproxy's data.
+	Dir string
+	// Keep leaves Dir in place after the environment stops.
+	Keep bool
+	// BinDir holds etcd, kube-apiserver and kubectl; found beside the
+	// crproxy executable or in the module's bin/ when empty.
+	BinDir string
+	// Out receives the progress and the walkthrough.
+	Out io.Writer
+	// Ready, when set, is called with the walkthrough script once
+	// everything serves (tests run it).
+	Ready func(walkthrough string)
+}
+
+// NewCommand returns `crproxy dev`.
+func NewCommand() *cobra.Command {
+	o := &Options{Dir: ".crproxy-dev"}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a local demo: a target and two client clusters (team-a, team-b) with one crproxy each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out = cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Dir, "dir", o.Dir, "folder for all state")
+	cmd.Flags().BoolVar(&o.Keep, "keep", o.Keep, "keep the state folder after stopping")
+	cmd.Flags().StringVar(&o.BinDir, "bin-dir", o.BinDir, "folder with etcd, kube-apiserver and kubectl (default: beside crproxy, or the module's bin/)")
+	return cmd
+}
+
+// Run starts the environment, prints the walkthrough and serves until ctx
+// ends; then it stops every process it started.
+func Run(ctx context.Context, o *Options) (err error) {
+	start := time.Now()
+	step := func(n int, format string, args ...any) {
+		fmt.Fprintf(o.Out, "[%d/5] %s\n", n, fmt.Sprintf(format, args...))
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return err
+	}
+	binDir, err := findBinDir(o.BinDir)
+	if err != nil {
+		return err
+	}
+	if _, statErr := os.Stat(dir); statErr == nil {
+		fmt.Fprintf(o.Out, "removing the previous state in %s\n", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if !o.Keep {
+			_ = os.RemoveAll(dir)
+		} else {
+			fmt.Fprintf(o.Out, "state kept in %s\n", dir)
+		}
+	}()
+
+	// The Kubernetes libraries log through klog; into a file, not over the
+	// walkthrough.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	klogCfg := zap.NewProductionConfig()
+	klogCfg.OutputPaths = []string{filepath.Join(dir, "kubernetes-libraries.log")}
+	klogCfg.ErrorOutputPaths = klogCfg.OutputPaths
+	if klogLog, err := klogCfg.Build(); err == nil {
+		klog.SetLogger(zapr.NewLogger(klogLog))
+	}
+
+	step(1, "starting etcd")
+	env, err := localcluster.Start(ctx, localcluster.Options{Dir: dir, BinDir: binDir})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(o.Out, "stopping the clusters")
+		env.Stop()
+	}()
+
+	step(2, "starting kube-apiservers target, %s (about 10 s)", strings.Join(clients, ", "))
+	servers := map[string]*localcluster.APIServer{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, name := range append([]string{"target"}, clients...) {
+		g.Go(func() error {
+			s, err := env.StartAPIServer(gctx, name, localcluster.APIServerOptions{})
+			if err != nil {
+				return fmt.Errorf("starting %s: %w", name, err)
+			}
+			mu.Lock()
+			servers[name] = s
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	target := servers["target"]
+
+	step(3, "installing the MyResource CRD and the documentation's target RBAC in the target")
+	if err := kubectlApply(ctx, target, crdManifest+"\n---\n"+rbacManifest); err != nil {
+		return err
+	}
+	if out, err := target.Kubectl(ctx, "wait", "--for=condition=Established", "crd/myresources.example.com", "--timeout=60s"); err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+
+	step(4, "starting crproxy for %s (owned mode)", strings.Join(clients, " and "))
+	proxies, proxyCtx := errgroup.WithContext(ctx)
+	for _, name := range clients {
+		ready := make(chan struct{})
+		o, err := proxyOptions(dir, name, servers[name], target, func(string) { close(ready) })
+		if err != nil {
+			return err
+		}
+		proxies.Go(func() error { return serve.Run(proxyCtx, o) })
+		select {
+		case <-ready:
+		case <-proxyCtx.Done():
+			return fmt.Errorf("crproxy for %s did not start: %w", name, proxies.Wait())
+		}
+	}
+
+	step(5, "waiting for the client clusters to serve example.com/v1")
+	for _, name := range clients {
+		if err := servers[name].WaitForAPIService(ctx, "example.com/v1"); err != nil {
+			return err
+		}
+	}
+
+	kubectl := filepath.Join(binDir, "kubectl")
+	script := walkthrough(kubectl, servers["team-a"].KubeconfigPath, servers["team-b"].KubeconfigPath, target.KubeconfigPath)
+	fmt.Fprintf(o.Out, "\nReady in %s. Logs and state: %s\n\n", time.Since(start).Round(100*time.Millisecond), dir)
+	fmt.Fprintf(o.Out, "Paste these in another terminal (the documentation's multi-client walkthrough):\n\n%s\nCtrl-C stops everything.\n", script)
+	if o.Ready != nil {
+		o.Ready(script)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(o.Out, "\nstopping crproxy")
+	if err := proxies.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// proxyOptions configures the crproxy of one client: its own config,
+// data folder, log file, port and Service name.
+func proxyOptions(dir, name string, client, target *localcluster.APIServer, ready func(string)) (*serve.Options, error) {
+	home := filepath.Join(dir, "crproxy-"+name)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
+	config := fmt.Sprintf(`# crproxy for client %[1]s: the documentation's multi-client example.
+client:
+  project: default
+  name: %[1]s
+  kubeconfig: %[2]s
+targets:
+  - name: orchestrator
+    kubeconfig: %[3]s
+experimental:
+  proxy:
+    customResources:
+      myresources.example.com/v1:
+        enabled: true
+        targetVirtualCluster:
+          name: orchestrator
+        accessResources: owned
+`, name, client.KubeconfigPath, target.KubeconfigPath)
+	configPath := filepath.Join(home, "config.yaml")
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	port, err := localcluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	logCfg := zap.NewProductionConfig()
+	logCfg.OutputPaths = []string{filepath.Join(home, "crproxy.log")}
+	logCfg.ErrorOutputPaths = logCfg.OutputPaths
+	log, err := logCfg.Build()
+	if err != nil {
+		return nil, err
+	}
+	o := serve.NewOptions()
+	o.ConfigFile = configPath
+	o.DataDir = filepath.Join(home, "data")
+	o.Serving.BindPort = port
+	o.ServiceName = "crproxy-" + name
+	o.Logger = log
+	o.Ready = ready
+	return o, nil
+}
+
+// walkthrough is the documentation's multi-client walkthrough with this
+// environment's paths, one command per paragraph.
+func walkthrough(kubectl, teamA, teamB, target string) string {
+	return fmt.Sprintf(`export KUBECTL=%s
+export TEAM_A=%s
+export TEAM_B=%s
+export TARGET=%s
+
+# Team A creates a resource
+$KUBECTL --kubeconfig $TEAM_A apply -f - <<EOF
+apiVersion: example.com/v1
+kind: MyResource
+metadata:
+  name: team-a-resource
+spec:
+  name: "Team A Data Resource"
+EOF
+
+# Team B creates a resource
+$KUBECTL --kubeconfig $TEAM_B apply -f - <<EOF
+apiVersion: example.com/v1
+kind: MyResource
+metadata:
+  name: team-b-resource
+spec:
+  name: "Team B ML Resource"
+EOF
+
+# Team A only sees their resource
+$KUBECTL --kubeconfig $TEAM_A get myresources
+
+# Team B only sees their resource
+$KUBECTL --kubeconfig $TEAM_B get myresources
+
+# The target (orchestrator) sees both
+$KUBECTL --kubeconfig $TARGET get myresources
+`, kubectl, teamA, teamB, target)
+}
+
+// kubectlApply applies manifests to s from stdin.
+func kubectlApply(ctx context.Context, s *localcluster.APIServer, manifests string) error {
+	cmd := s.KubectlCmd(ctx, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifests)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl apply: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// findBinDir is dir, else the folder of the crproxy executable when etcd
+// and kube-apiserver are there (bin/), else the module's bin/.
+func findBinDir(dir string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	if exe, err := os.Executable(); err == nil {
+		here := filepath.Dir(exe)
+		if _, err := os.Stat(filepath.Join(here, "kube-apiserver")); err == nil {
+			return here, nil
+		}
+	}
+	binDir, err := localcluster.FindBinDir()
+	if err != nil {
+		return "", fmt.Errorf("%w (run `make demo`, which builds them)", err)
+	}
+	return binDir, nil
+}
