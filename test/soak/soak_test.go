@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -283,8 +284,14 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		// Keep the evidence: where every goroutine of crproxy stands.
+		// Keep the evidence: where every goroutine of crproxy, and of
+		// this test's clients, stands.
 		proxy.DumpGoroutines()
+		if f, err := os.Create(filepath.Join(dir, "soak-goroutines.txt")); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+			f.Close()
+			t.Logf("goroutines of crproxy in %s, of the test in %s", proxy.LogPath, f.Name())
+		}
 	}
 	rs.mu.Lock()
 	for _, f := range rs.failures {
