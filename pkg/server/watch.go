@@ -106,8 +106,9 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		switch {
 		case err == nil:
 			stream.writeEvent(ev)
-			// Flush once nothing more is pending, not per event.
-			if watcher.ResourceVersion() >= res.Cache.ResourceVersion() {
+			// Flush once nothing more is pending, not per event; never
+			// leave written events in the buffer while Next blocks.
+			if !watcher.Pending() {
 				stream.flush()
 			}
 		case ctx.Err() != nil:

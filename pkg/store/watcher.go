@@ -100,6 +100,17 @@ func (w *Watcher) poll(h *head) (Event, bool) {
 	return e.ev, true
 }
 
+// Pending reports whether Next would return an event (or an error) at once.
+// A server writing events to a client buffers while Pending and flushes
+// when it is not, so nothing it wrote waits in a buffer while Next blocks.
+func (w *Watcher) Pending() bool {
+	if w.err != nil {
+		return true
+	}
+	h := w.c.head.Load()
+	return h.closed || h.epoch != w.epoch || w.cursor < h.next
+}
+
 // ResourceVersion returns the resourceVersion the watcher has brought its
 // client to: that of the last event returned, or, when no event is pending,
 // of the newest state the cache holds, so that a bookmark sent with it never

@@ -287,3 +287,30 @@ func TestWatcherResourceVersion(t *testing.T) {
 		t.Errorf("with none pending: %d, want 15", got)
 	}
 }
+
+func TestWatcherPendingTellsWhetherNextWouldBlock(t *testing.T) {
+	c := newTestCache(t, Options{})
+	mustNil(t, c.Replace(nil, 1))
+	w, _, err := c.Watch(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if w.Pending() {
+		t.Fatal("a new watcher of an idle cache has something pending")
+	}
+	mustNil(t, c.Add(o(t, "ns", "a", 10)))
+	if !w.Pending() {
+		t.Fatal("an added object is not pending")
+	}
+	if _, err := w.Next(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.Pending() {
+		t.Fatal("still pending after Next returned the only event")
+	}
+	c.Bookmark(20)
+	if w.Pending() {
+		t.Fatal("a bookmark (no event) made the watcher pending")
+	}
+}

@@ -193,7 +193,9 @@ func TestSoak(t *testing.T) {
 		_, _ = inf.AddEventHandler(log)
 		informers = append(informers, inf)
 		seen = append(seen, log)
-		go inf.Run(work.Done())
+		// The watchers outlive the writers: they must end with the
+		// target's final state.
+		go inf.Run(ctx.Done())
 	}
 
 	var (
@@ -284,14 +286,14 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		// Keep the evidence: where every goroutine of crproxy, and of
-		// this test's clients, stands.
-		proxy.DumpGoroutines()
+		// Keep the evidence: where every goroutine of this test's clients,
+		// and of crproxy, stands.
 		if f, err := os.Create(filepath.Join(dir, "soak-goroutines.txt")); err == nil {
 			_ = pprof.Lookup("goroutine").WriteTo(f, 2)
 			f.Close()
 			t.Logf("goroutines of crproxy in %s, of the test in %s", proxy.LogPath, f.Name())
 		}
+		proxy.DumpGoroutines()
 	}
 	rs.mu.Lock()
 	for _, f := range rs.failures {
