@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
 
 	"github.com/crproxy/crproxy/pkg/config"
@@ -89,7 +91,8 @@ func NewCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.ConfigFile == "" {
-				return errors.New("--config is required: a vcluster.yaml with experimental.proxy.customResources plus client and targets sections " +
+				return errors.New("--config is required: a vcluster.yaml with experimental.proxy.customResources plus crproxy's client and targets sections. " +
+					"Start from examples/crproxy.yaml (check yours with `crproxy config validate FILE`), or run `crproxy dev` (`make demo`) for a local demo environment")
 					"(see test/e2e/testdata/ for examples, or run `crproxy dev` for a local demo environment)")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -104,7 +107,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "name of the Service the APIServices point at")
 	fs.StringVar(&o.ExternalName, "external-name", o.ExternalName, "create the Service as an ExternalName Service to this host; empty when the Service exists in the cluster")
 	fs.IntVar(&o.ServicePort, "service-port", o.ServicePort, "the Service's port the APIServices use (default: --secure-port)")
-	fs.StringVar(&o.CABundleFile, "ca-bundle-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
+	fs.StringVar(&o.CABundleFile, "apiservice-ca-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
 	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with several replicas: only the holder of the Lease <service-name>-registration in --service-namespace registers; all serve")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
@@ -126,6 +129,9 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 		defer func() { _ = log.Sync() }()
+		// The Kubernetes libraries (authentication, serving) log through
+		// klog: into the same structured log.
+		klog.SetLogger(zapr.NewLogger(log.Named("k8s")))
 	}
 	cfg, err := config.Load(o.ConfigFile)
 	if err != nil {
