@@ -93,7 +93,6 @@ func NewCommand() *cobra.Command {
 			if o.ConfigFile == "" {
 				return errors.New("--config is required: a vcluster.yaml with experimental.proxy.customResources plus crproxy's client and targets sections. " +
 					"Start from examples/crproxy.yaml (check yours with `crproxy config validate FILE`), or run `crproxy dev` (`make demo`) for a local demo environment")
-					"(see test/e2e/testdata/ for examples, or run `crproxy dev` for a local demo environment)")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
