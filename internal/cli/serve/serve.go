@@ -106,7 +106,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.ServiceName, "service-name", o.ServiceName, "name of the Service the APIServices point at")
 	fs.StringVar(&o.ExternalName, "external-name", o.ExternalName, "create the Service as an ExternalName Service to this host; empty when the Service exists in the cluster")
 	fs.IntVar(&o.ServicePort, "service-port", o.ServicePort, "the Service's port the APIServices use (default: --secure-port)")
-	fs.StringVar(&o.CABundleFile, "apiservice-ca-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
+	fs.StringVar(&o.CABundleFile, "ca-bundle-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
 	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with several replicas: only the holder of the Lease <service-name>-registration in --service-namespace registers; all serve")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
