@@ -337,6 +337,10 @@ func classify(err error) outcome {
 		switch {
 		case s.Code == 503 && strings.Contains(s.Message, "nothing was written"):
 			return failed
+		case s.Code == 503 && strings.Contains(s.Message, "connect: connection refused"):
+			// The client cluster's aggregator could not reach crproxy:
+			// the request never left it.
+			return failed
 		case s.Code == 409 || s.Code == 404 || s.Code == 422 || s.Code == 400:
 			return failed
 		}
