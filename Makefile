@@ -38,6 +38,17 @@ vet:
 ## test: everything CI checks: tools, vet, unit and end-to-end tests
 test: tools vet build
 	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory test-chart
+
+## test-chart: render the Helm chart (deploy/helm/crproxy) and apply it to a real apiserver; a module of its own, deploy/helm/test
+# No -race here: the test's own code is sequential, and instrumenting Helm
+# and its dependencies costs minutes on a cold cache. -mod=mod: the module
+# follows crproxy's go.mod, so a dependency added there updates its go.sum
+# instead of failing the build.
+.PHONY: test-chart
+test-chart: tools
+	cd deploy/helm/test && out=$$(gofmt -l .) && if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	cd deploy/helm/test && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
 ## test-unit: the tests that need no cluster
 test-unit:
