@@ -136,7 +136,16 @@ func (h *apiHandler) listSnapshot(ctx context.Context, res *mirror.Resource, opt
 		if err := waitSynced(ctx, res); err != nil {
 			return nil, err
 		}
-		snap, err := res.Cache.SnapshotAt(opts.continue_.ResourceVersion)
+		// A token from another replica may be ahead of this mirror by
+		// its lag: wait for it, as for a resourceVersion not older than.
+		tokenRV := opts.continue_.ResourceVersion
+		wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
+		err := res.Cache.WaitForResourceVersion(wait, tokenRV)
+		cancel()
+		if err != nil {
+			return nil, storage.NewTooLargeResourceVersionError(tokenRV, res.Cache.ResourceVersion(), 1)
+		}
+		snap, err := res.Cache.SnapshotAt(tokenRV)
 		if errors.Is(err, store.ErrExpired) {
 			return nil, errContinueExpired()
 		}
