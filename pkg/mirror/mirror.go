@@ -168,6 +168,9 @@ func (gv *GroupVersion) run(ctx context.Context) {
 		}
 		if err == nil {
 			err = gv.apply(list, true)
+			// Mirror what the target serves even when a configured
+			// resource is missing there; look for the rest later.
+			gv.startReflectors(ctx)
 		}
 		if err != nil {
 			log.Warn("discovery failed; serving what is persisted", zap.Error(err))

@@ -2,7 +2,9 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,6 +104,13 @@ func (r *Resource) WaitConsistent(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// emptyWatchType is the type of client-go's empty watch.
+var emptyWatchType = reflect.TypeOf(watch.NewEmptyWatch())
+
+// errWatchNotOpened is a watch the connection to the target broke while
+// opening; reconnect classifies it as unreachable.
+var errWatchNotOpened = errors.New("the connection to the target broke while opening the watch")
+
 // newReflector builds the reflector that mirrors the resource. Every list is
 // a consistent read (resourceVersion ""), so a relist never moves the cache
 // back in time, and every list and watch carries the mirror's selector.
@@ -138,18 +147,35 @@ func (r *Resource) newReflector(beforeList func(context.Context) error) *cache.R
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.LabelSelector = selector
 			opts.AllowWatchBookmarks = true
+			// A watch that streams the initial state (client-go's
+			// WatchList, on by default) replaces the list: check the
+			// target's identity before it as before a list.
+			initialState := opts.SendInitialEvents != nil && *opts.SendInitialEvents
 			var w watch.Interface
 			err := conn.Retry(ctx, func(ctx context.Context) error {
+				if initialState && beforeList != nil {
+					if err := beforeList(ctx); err != nil {
+						return err
+					}
+				}
 				var err error
 				w, err = r.client().Watch(ctx, opts)
+				if err == nil && reflect.TypeOf(w) == emptyWatchType {
+					// client-go answers a connection that broke while the
+					// watch was being opened with an empty watch and no
+					// error: the target did not answer.
+					err = errWatchNotOpened
+				}
 				return err
 			})
 			if err != nil {
 				return nil, err
 			}
-			conn.Synced()
+			// Connected once the target sends something on the watch, not
+			// merely because it was opened.
 			return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
 				conn.EventReceived()
+				conn.Synced()
 				return e, true
 			}), nil
 		},
