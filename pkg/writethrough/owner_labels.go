@@ -41,6 +41,12 @@ func (o ownerLabels) stampObject(obj map[string]any) error {
 	if err != nil {
 		return err
 	}
+	return o.setIn(meta)
+}
+
+// setIn sets the owner labels in metadata meta, creating its labels when
+// absent or null.
+func (o ownerLabels) setIn(meta map[string]any) error {
 	labels, err := labelsOf(meta)
 	if err != nil {
 		return err
@@ -84,14 +90,7 @@ func (o ownerLabels) stampMergePatch(patch map[string]any, current map[string]st
 		}
 		meta["labels"] = cleared
 	}
-	labels, err := labelsOf(meta)
-	if err != nil {
-		return err
-	}
-	for k, v := range o {
-		labels[k] = v
-	}
-	return nil
+	return o.setIn(meta)
 }
 
 // jsonPatchOperation is one operation of an RFC 6902 JSON patch.
