@@ -236,7 +236,7 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("cycle %d: the mirror did not equal the target within %s: %v", cycles, convergenceBound, err)
 		}
 		convergence = append(convergence, took)
-		samples = append(samples, sampleOf(pid, cycles))
+		samples = append(samples, sampleOf(pid, cycles, goroutinesOf(ctx, client.RESTConfig(), proxy.Port)))
 		t.Logf("cycle %d: %s down %s, mirror equal to the target %s after it came back", cycles, map[bool]string{true: "crproxy", false: "target"}[cycles%max(*killCrproxyEvery, 1) == 0 && *killCrproxyEvery > 0], downtime.Round(time.Millisecond), took.Round(time.Millisecond))
 	}
 	stopWork()
@@ -321,7 +321,7 @@ func TestSoak(t *testing.T) {
 		percentile(convergence, 0.5), percentile(convergence, 0.99), percentile(convergence, 1), len(convergence))
 	fmt.Fprintf(&b, "  crproxy max RSS              %d MiB\n", maxRSS>>10)
 	for _, s := range samples {
-		fmt.Fprintf(&b, "    after cycle %2d  pid %7d  RSS %4d MiB  threads %3d\n", s.cycle, s.pid, s.rssKiB>>10, s.threads)
+		fmt.Fprintf(&b, "    after cycle %2d  pid %7d  RSS %4d MiB  threads %3d  goroutines %4d\n", s.cycle, s.pid, s.rssKiB>>10, s.threads, s.goroutines)
 	}
 	t.Log(b.String())
 }
