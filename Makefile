@@ -13,7 +13,7 @@ TEST_FLAGS ?=
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
 SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
 
-.PHONY: all build tools demo test test-unit test-e2e soak vet fmt clean
+.PHONY: all build tools demo test test-unit test-e2e soak bench vet fmt clean
 
 all: build
 
@@ -61,6 +61,10 @@ test-e2e: tools
 ## soak: the reconnection soak test with 20 target restarts (about 15 minutes); prints a summary
 soak: tools build
 	$(GO) test -count=1 -timeout 90m -v ./test/soak -run TestSoak $(SOAK_FLAGS)
+
+## bench: crproxy side by side with the target kube-apiserver (list, get, write, footprint); prints ratios
+bench: tools build
+	CRPROXY_BENCH=1 $(GO) test -count=1 -timeout 60m -v ./test/bench -run 'Test' $(BENCH_FLAGS)
 
 ## fmt: format the code
 fmt:
