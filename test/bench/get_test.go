@@ -49,14 +49,18 @@ func TestGetThroughput(t *testing.T) {
 	}
 	paths := startProxy(t, ctx, client, target)
 
-	for _, clients := range []int{1, 16, 64} {
-		var base float64
-		for i, p := range paths {
-			perSec, p99 := getLoad(t, p.cfg, clients, objects, window)
-			if i == 0 {
-				base = perSec
+	// resourceVersion "" (kubectl's consistent read) and "0" (any state;
+	// what a cache may always answer at once).
+	for _, rv := range []string{"", "0"} {
+		for _, clients := range []int{1, 16, 64} {
+			var base float64
+			for i, p := range paths {
+				perSec, p99 := getLoad(t, p.cfg, "?resourceVersion="+rv, clients, objects, window)
+				if i == 0 {
+					base = perSec
+				}
+				t.Logf("GET rv=%-2q %2d clients  %-30s %8.0f/s  p99 %7s  throughput ratio to target %.2f", rv, clients, p.name, perSec, p99.Round(10*time.Microsecond), perSec/base)
 			}
-			t.Logf("GET %2d clients  %-30s %8.0f/s  p99 %7s  throughput ratio to target %.2f", clients, p.name, perSec, p99.Round(10*time.Microsecond), perSec/base)
 		}
 	}
 }
@@ -64,7 +68,7 @@ func TestGetThroughput(t *testing.T) {
 // getLoad runs clients goroutines that GET random objects (raw bytes, so
 // the figure is the server's) for window, and returns requests per second
 // and the p99 latency.
-func getLoad(t *testing.T, cfg *rest.Config, clients, objects int, window time.Duration) (float64, time.Duration) {
+func getLoad(t *testing.T, cfg *rest.Config, query string, clients, objects int, window time.Duration) (float64, time.Duration) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, 0
 	hc, err := rest.HTTPClientFor(cfg)
@@ -84,7 +88,7 @@ func getLoad(t *testing.T, cfg *rest.Config, clients, objects int, window time.D
 			defer wg.Done()
 			var mine []time.Duration
 			for n := c; time.Now().Before(until); n += clients {
-				url := fmt.Sprintf("%s/apis/example.com/v1/namespaces/default/myresources/obj-%04d", cfg.Host, n%objects)
+				url := fmt.Sprintf("%s/apis/example.com/v1/namespaces/default/myresources/obj-%04d%s", cfg.Host, n%objects, query)
 				start := time.Now()
 				resp, err := hc.Get(url)
 				if err != nil {
