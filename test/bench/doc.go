@@ -5,5 +5,5 @@
 //	CRPROXY_BENCH=1 go test ./test/bench -run TestListRatio -v -timeout 30m
 //
 // or all of them with `make bench`: TestListRatio (B1), TestGetThroughput
-// (B2), TestWriteLatencyRatio (B4) and TestFootprint.
+// (B2), TestWatchFanOut (B3), TestWriteLatencyRatio (B4) and TestFootprint.
 package bench
