@@ -26,13 +26,14 @@ func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValida
 	var strictErrs []error
 	data := body
 	if yamlBody {
-		converted, err := yaml.YAMLToJSONStrict(body)
-		if err != nil {
+		converted, strictErr := yaml.YAMLToJSONStrict(body)
+		if strictErr != nil {
+			var err error
 			converted, err = yaml.YAMLToJSON(body)
 			if err != nil {
 				return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
 			}
-			strictErrs = append(strictErrs, fmt.Errorf("%v", strictYAMLMessage(body)))
+			strictErrs = append(strictErrs, strictErr)
 		}
 		data = converted
 	}
@@ -58,15 +59,6 @@ func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValida
 		}
 	}
 	return doc, nil
-}
-
-// strictYAMLMessage names the YAML error that strict decoding found.
-func strictYAMLMessage(body []byte) string {
-	_, err := yaml.YAMLToJSONStrict(body)
-	if err == nil {
-		return "duplicate field"
-	}
-	return err.Error()
 }
 
 // decodeObject decodes the body of a create or update and checks it the
