@@ -139,11 +139,8 @@ func (h *apiHandler) listSnapshot(ctx context.Context, res *mirror.Resource, opt
 		// A token from another replica may be ahead of this mirror by
 		// its lag: wait for it, as for a resourceVersion not older than.
 		tokenRV := opts.continue_.ResourceVersion
-		wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
-		err := res.Cache.WaitForResourceVersion(wait, tokenRV)
-		cancel()
-		if err != nil {
-			return nil, storage.NewTooLargeResourceVersionError(tokenRV, res.Cache.ResourceVersion(), 1)
+		if err := waitNotOlderThan(ctx, res, tokenRV); err != nil {
+			return nil, err
 		}
 		snap, err := res.Cache.SnapshotAt(tokenRV)
 		if errors.Is(err, store.ErrExpired) {
@@ -197,13 +194,20 @@ func (h *apiHandler) freshEnough(ctx context.Context, res *mirror.Resource, opts
 	case opts.rv == 0:
 		return nil
 	default:
-		wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
-		defer cancel()
-		if err := res.Cache.WaitForResourceVersion(wait, opts.rv); err != nil {
-			return storage.NewTooLargeResourceVersionError(opts.rv, res.Cache.ResourceVersion(), 1)
-		}
-		return nil
+		return waitNotOlderThan(ctx, res, opts.rv)
 	}
+}
+
+// waitNotOlderThan waits, bounded as the kube-apiserver's cache does, until
+// the mirror holds rv; then it answers the apiserver's "too large resource
+// version" (504 with Retry-After).
+func waitNotOlderThan(ctx context.Context, res *mirror.Resource, rv uint64) error {
+	wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
+	defer cancel()
+	if err := res.Cache.WaitForResourceVersion(wait, rv); err != nil {
+		return storage.NewTooLargeResourceVersionError(rv, res.Cache.ResourceVersion(), 1)
+	}
+	return nil
 }
 
 // waitSynced waits, bounded, for a resource that has never been mirrored.
