@@ -3,6 +3,7 @@ package writethrough
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -122,12 +123,23 @@ func (w *Writer) caller(req *Request) string {
 // send passes a write to the target at the request's own path.
 func (w *Writer) send(ctx context.Context, req *Request, method string, query url.Values, contentType string, body []byte) (*Response, error) {
 	resp, err := w.do(ctx, req.Resource.Target, w.caller(req), targetRequest{method: method, path: req.Path, query: query, contentType: contentType, body: body})
-	if err == nil && resp.Code == http.StatusNotFound && req.Namespace != "" && w.namespaces != nil {
-		// The namespace may have been deleted at the target since it was
-		// ensured; ensure it again next time.
+	if err == nil && resp.Code == http.StatusNotFound && req.Namespace != "" && w.namespaces != nil && namespaceMissing(resp, req.Namespace) {
+		// The namespace was deleted at the target since it was ensured;
+		// ensure it again next time.
 		w.namespaces.forgetTarget(req.Resource.Target, req.Namespace)
 	}
 	return resp, err
+}
+
+// namespaceMissing reports whether a 404 from the target is about the
+// namespace itself (`namespaces "x" not found`), not the object.
+func namespaceMissing(resp *Response, namespace string) bool {
+	var status *apierrors.StatusError
+	if !errors.As(statusError(resp), &status) || status.ErrStatus.Details == nil {
+		return false
+	}
+	d := status.ErrStatus.Details
+	return d.Kind == "namespaces" && d.Name == namespace
 }
 
 // checkNamespace applies the namespace rules to a namespaced write: the
