@@ -64,3 +64,22 @@ func TestNamespaceMissingTellsANamespace404FromAnObject404(t *testing.T) {
 		t.Error("an object 404, or another namespace's, was taken for this namespace missing")
 	}
 }
+
+func TestDeleteOptionsFromJSONYAMLOrQuery(t *testing.T) {
+	for _, req := range []*Request{
+		{Body: []byte(`{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","dryRun":["All"]}`), ContentType: "application/json"},
+		{Body: []byte("propagationPolicy: Foreground\ndryRun: [All]\n"), ContentType: "application/yaml"},
+		{Query: url.Values{"propagationPolicy": {"Foreground"}, "dryRun": {"All"}}},
+	} {
+		opts, err := deleteOptions(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.PropagationPolicy == nil || *opts.PropagationPolicy != "Foreground" || len(opts.DryRun) != 1 {
+			t.Errorf("%q %v: got %+v", req.Body, req.Query, opts)
+		}
+	}
+	if _, err := deleteOptions(&Request{Body: []byte(`{"propagationPolicy":`)}); !apierrors.IsBadRequest(err) {
+		t.Errorf("malformed DeleteOptions: %v, want 400", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
+	"sigs.k8s.io/yaml"
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/store"
@@ -301,15 +302,8 @@ func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType
 func deleteOptions(req *Request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
 	if len(req.Body) > 0 {
-		doc, err := decodeDocument(context.Background(), req.Body, req.ContentType == "application/yaml", metav1.FieldValidationIgnore)
-		if err == nil {
-			var data []byte
-			data, err = json.Marshal(doc)
-			if err == nil {
-				err = json.Unmarshal(data, opts)
-			}
-		}
-		if err != nil {
+		// JSON is YAML: one decoder reads either body.
+		if err := yaml.Unmarshal(req.Body, opts); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("decoding DeleteOptions: %v", err))
 		}
 		return opts, nil
