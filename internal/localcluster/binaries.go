@@ -14,16 +14,23 @@ const BinDirEnv = "CRPROXY_BIN_DIR"
 
 // FindBinDir returns the folder holding the binaries `make tools` builds:
 // $CRPROXY_BIN_DIR, or bin/ at the root of the crproxy module found by
-// walking up from the working directory (go test runs in the package folder).
+// walking up from the working directory (go test runs in the package
+// folder), or else the folder of the running executable when they are
+// beside it (bin/crproxy run from elsewhere).
 func FindBinDir() (string, error) {
 	if dir := os.Getenv(BinDirEnv); dir != "" {
 		return filepath.Abs(dir)
 	}
 	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
+	if err == nil {
+		return filepath.Join(root, "bin"), nil
 	}
-	return filepath.Join(root, "bin"), nil
+	if exe, exeErr := os.Executable(); exeErr == nil {
+		if _, statErr := os.Stat(filepath.Join(filepath.Dir(exe), "kube-apiserver")); statErr == nil {
+			return filepath.Dir(exe), nil
+		}
+	}
+	return "", err
 }
 
 // ModuleRoot walks up from the working directory to the folder whose go.mod

@@ -51,8 +51,8 @@ type Options struct {
 	Dir string
 	// Keep leaves Dir in place after the environment stops.
 	Keep bool
-	// BinDir holds etcd, kube-apiserver and kubectl; found beside the
-	// crproxy executable or in the module's bin/ when empty.
+	// BinDir holds etcd, kube-apiserver and kubectl; localcluster.FindBinDir
+	// when empty.
 	BinDir string
 	// Out receives the progress and the walkthrough.
 	Out io.Writer
@@ -77,7 +77,7 @@ func NewCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.Dir, "dir", o.Dir, "folder for all state")
 	cmd.Flags().BoolVar(&o.Keep, "keep", o.Keep, "keep the state folder after stopping")
-	cmd.Flags().StringVar(&o.BinDir, "bin-dir", o.BinDir, "folder with etcd, kube-apiserver and kubectl (default: beside crproxy, or the module's bin/)")
+	cmd.Flags().StringVar(&o.BinDir, "bin-dir", o.BinDir, "folder with etcd, kube-apiserver and kubectl (default: the module's bin/, or beside crproxy)")
 	return cmd
 }
 
@@ -92,8 +92,13 @@ func Run(ctx context.Context, o *Options) (err error) {
 	if err != nil {
 		return err
 	}
-	binDir, err := findBinDir(o.BinDir)
-	if err != nil {
+	binDir := o.BinDir
+	if binDir == "" {
+		if binDir, err = localcluster.FindBinDir(); err != nil {
+			return fmt.Errorf("%w (run `make demo`, which builds them)", err)
+		}
+	}
+	if binDir, err = filepath.Abs(binDir); err != nil {
 		return err
 	}
 	if _, statErr := os.Stat(dir); statErr == nil {
@@ -295,23 +300,4 @@ func kubectlApply(ctx context.Context, s *localcluster.APIServer, manifests stri
 		return fmt.Errorf("kubectl apply: %w\n%s", err, out)
 	}
 	return nil
-}
-
-// findBinDir is dir, else the folder of the crproxy executable when etcd
-// and kube-apiserver are there (bin/), else the module's bin/.
-func findBinDir(dir string) (string, error) {
-	if dir != "" {
-		return filepath.Abs(dir)
-	}
-	if exe, err := os.Executable(); err == nil {
-		here := filepath.Dir(exe)
-		if _, err := os.Stat(filepath.Join(here, "kube-apiserver")); err == nil {
-			return here, nil
-		}
-	}
-	binDir, err := localcluster.FindBinDir()
-	if err != nil {
-		return "", fmt.Errorf("%w (run `make demo`, which builds them)", err)
-	}
-	return binDir, nil
 }
