@@ -13,7 +13,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -36,13 +35,7 @@ func TestGetThroughput(t *testing.T) {
 	prepareTarget(t, ctx, target)
 	tc, _ := dynamic.NewForConfig(target.RESTConfig())
 	for i := range objects {
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion("example.com/v1")
-		u.SetKind("MyResource")
-		u.SetNamespace("default")
-		u.SetName(fmt.Sprintf("obj-%04d", i))
-		u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
-		_ = unstructured.SetNestedField(u.Object, fmt.Sprintf("%0700d", i), "spec", "name")
+		u := ownedMyResource(fmt.Sprintf("obj-%04d", i), fmt.Sprintf("%0700d", i))
 		if _, err := tc.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

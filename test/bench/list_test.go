@@ -13,7 +13,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -41,13 +40,7 @@ func TestListRatio(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				u := &unstructured.Unstructured{}
-				u.SetAPIVersion("example.com/v1")
-				u.SetKind("MyResource")
-				u.SetNamespace("default")
-				u.SetName(fmt.Sprintf("obj-%05d", i))
-				u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
-				_ = unstructured.SetNestedField(u.Object, padding, "spec", "name")
+				u := ownedMyResource(fmt.Sprintf("obj-%05d", i), padding)
 				if _, err := tc.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
 					t.Error(err)
 				}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
@@ -44,10 +45,8 @@ func prepareTarget(t *testing.T, ctx context.Context, target *localcluster.APISe
 // client-cluster user with a certificate), and the client kube-apiserver.
 func startProxy(t *testing.T, ctx context.Context, client, target *localcluster.APIServer) []benchPath {
 	dir := t.TempDir()
-	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
-	_ = os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(config), 0o644)
 	o := serve.NewOptions()
-	o.ConfigFile = filepath.Join(dir, "c.yaml")
+	o.ConfigFile = writeProxyConfig(t, dir, client, target)
 	o.DataDir = filepath.Join(dir, "data")
 	o.Serving.BindPort, _ = localcluster.FreePort()
 	addr := make(chan string, 1)
@@ -59,9 +58,40 @@ func startProxy(t *testing.T, ctx context.Context, client, target *localcluster.
 	if _, err := client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/v1.example.com", "--timeout=120s"); err != nil {
 		t.Fatal(err)
 	}
+	return []benchPath{{"target kube-apiserver", target.RESTConfig()}, {"crproxy straight", directConfig(client, proxyAddr)}, {"through client kube-apiserver", client.RESTConfig()}}
+}
+
+// writeProxyConfig writes, in dir, the configuration proxying
+// myresources.example.com/v1 of target to client, and returns its path.
+func writeProxyConfig(t *testing.T, dir string, client, target *localcluster.APIServer) string {
+	path := filepath.Join(dir, "c.yaml")
+	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// directConfig reaches crproxy at address (host:port) as a client-cluster
+// user with a certificate, skipping the aggregator.
+func directConfig(client *localcluster.APIServer, address string) *rest.Config {
 	direct, _ := client.ConfigFor("bench-user")
-	direct.Host = "https://" + proxyAddr
+	direct.Host = "https://" + address
 	direct.TLSClientConfig.CAData = nil
 	direct.TLSClientConfig.Insecure = true
-	return []benchPath{{"target kube-apiserver", target.RESTConfig()}, {"crproxy straight", direct}, {"through client kube-apiserver", client.RESTConfig()}}
+	return direct
+}
+
+// ownedMyResource is a MyResource in default carrying the client's owner
+// labels (so the mirror holds it when it is created straight at the
+// target), with spec.name set.
+func ownedMyResource(name, specName string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("example.com/v1")
+	u.SetKind("MyResource")
+	u.SetNamespace("default")
+	u.SetName(name)
+	u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
+	_ = unstructured.SetNestedField(u.Object, specName, "spec", "name")
+	return u
 }

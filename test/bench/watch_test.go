@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -40,11 +38,7 @@ func TestWatchFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	configPath := filepath.Join(dir, "c.yaml")
-	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	configPath := writeProxyConfig(t, dir, client, target)
 	proxy, err := localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: dir, ConfigPath: configPath, ServiceName: "crproxy-bench"})
 	if err != nil {
 		t.Fatal(err)
@@ -53,10 +47,7 @@ func TestWatchFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Stop)
-	direct, _ := client.ConfigFor("bench-user")
-	direct.Host = fmt.Sprintf("https://127.0.0.1:%d", proxy.Port)
-	direct.TLSClientConfig.CAData = nil
-	direct.TLSClientConfig.Insecure = true
+	direct := directConfig(client, fmt.Sprintf("127.0.0.1:%d", proxy.Port))
 	atTarget, _ := dynamic.NewForConfig(target.RESTConfig())
 
 	var streams []*watchStream
@@ -68,12 +59,7 @@ func TestWatchFanOut(t *testing.T) {
 		time.Sleep(time.Second) // let the server settle its goroutines
 		perWatch := float64(rss(t, proxy.PID())-before) * 1024 / float64(added)
 		name := fmt.Sprintf("fanout-%d", total)
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion("example.com/v1")
-		u.SetKind("MyResource")
-		u.SetNamespace("default")
-		u.SetName(name)
-		u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
+		u := ownedMyResource(name, name)
 		start := time.Now()
 		if _, err := atTarget.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -56,14 +56,9 @@ func TestWriteLatencyRatio(t *testing.T) {
 	for round := range rounds + 1 {
 		for i, rc := range clients {
 			name := fmt.Sprintf("w-%d-%d", i, round)
-			u := &unstructured.Unstructured{}
-			u.SetAPIVersion("example.com/v1")
-			u.SetKind("MyResource")
-			u.SetName(name)
 			// The owner labels make the straight-to-target object look like
 			// crproxy's; crproxy stamps them itself.
-			u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
-			_ = unstructured.SetNestedField(u.Object, "created", "spec", "name")
+			u := ownedMyResource(name, "created")
 			var obj *unstructured.Unstructured
 			timed("create", i, round, func() (err error) {
 				obj, err = rc.Create(ctx, u, metav1.CreateOptions{})
