@@ -53,7 +53,14 @@ func clientRequest(t *testing.T, ctx context.Context, s *localcluster.APIServer,
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := httpClient.Do(req)
+	return send(t, httpClient, req)
+}
+
+// send does req with hc and reads the whole answer; a transport error
+// fails the test.
+func send(t *testing.T, hc *http.Client, req *http.Request) answer {
+	t.Helper()
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
