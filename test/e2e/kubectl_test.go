@@ -31,11 +31,7 @@ func kubectl(t *testing.T, ctx context.Context, s *localcluster.APIServer, args 
 // kubectlApply applies manifests given as YAML text through stdin.
 func kubectlApply(t *testing.T, ctx context.Context, s *localcluster.APIServer, manifest string) {
 	t.Helper()
-	cmd := s.KubectlCmd(ctx, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(manifest)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
+	kubectlApplyOut(t, ctx, s, manifest)
 }
 
 // installCRD applies a CRD manifest and waits until it is established.
