@@ -15,7 +15,9 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/mux"
 	"k8s.io/apiserver/pkg/server/options"
+	genericroutes "k8s.io/apiserver/pkg/server/routes"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/writethrough"
@@ -36,6 +38,9 @@ type Options struct {
 	Writer *writethrough.Writer
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
+	// Profiling serves Go's pprof handlers under /debug/pprof/ to
+	// authenticated callers (--profiling), as kube-apiserver does.
+	Profiling bool
 }
 
 // Server is crproxy's HTTPS endpoint.
@@ -69,7 +74,7 @@ func New(opts Options) (*Server, error) {
 	api = requests.instrument(api)
 	api = genericapifilters.WithRequestInfo(api, resolver)
 	report := func() StatusReport { return buildStatus(opts.Mirror) }
-	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, report, newRegistry(report, requests)), resolver)
+	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, report, newRegistry(report, requests), opts.Profiling), resolver)
 	return s, nil
 }
 
@@ -77,13 +82,20 @@ func New(opts Options) (*Server, error) {
 // answer without authentication, as kubelet probes need. /metrics and
 // /status require an authenticated caller of the client cluster (the API's
 // authenticator) and no authorization: they show crproxy's state, not the
-// objects. Everything else is the Kubernetes API.
-func routes(api http.Handler, authn authenticator.Request, report func() StatusReport, reg *prometheus.Registry) http.Handler {
+// objects. With profiling, /debug/pprof/ is there for authenticated callers
+// too. Everything else is the Kubernetes API.
+func routes(api http.Handler, authn authenticator.Request, report func() StatusReport, reg *prometheus.Registry, profiling bool) http.Handler {
 	authenticated := func(h http.Handler) http.Handler {
 		return genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
 	}
 	metrics := authenticated(metricsHandler(reg))
 	status := authenticated(statusHandler(report))
+	var pprof http.Handler
+	if profiling {
+		m := mux.NewPathRecorderMux("crproxy-debug")
+		genericroutes.Profiling{}.Install(m)
+		pprof = authenticated(m)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimSuffix(r.URL.Path, "/") {
 		case "/livez", "/healthz":
@@ -96,6 +108,10 @@ func routes(api http.Handler, authn authenticator.Request, report func() StatusR
 		case "/status":
 			status.ServeHTTP(w, r)
 		default:
+			if pprof != nil && strings.HasPrefix(r.URL.Path, "/debug/pprof") {
+				pprof.ServeHTTP(w, r)
+				return
+			}
 			api.ServeHTTP(w, r)
 		}
 	})

@@ -61,6 +61,8 @@ type Options struct {
 	Logger *zap.Logger
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Profiling serves pprof under /debug/pprof/ to authenticated callers.
+	Profiling bool
 	// Ready, when set, is called once the server listens.
 	Ready func(address string)
 }
@@ -109,6 +111,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.CABundleFile, "ca-bundle-file", o.CABundleFile, "PEM CA the APIServices trust for crproxy's certificate (default: the serving certificate)")
 	fs.BoolVar(&o.Register, "register", o.Register, "register the Service and the APIServices in the client cluster")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with several replicas: only the holder of the Lease <service-name>-registration in --service-namespace registers; all serve")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ to authenticated callers of the client cluster")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
 	o.Serving.AddFlags(fs)
 	return cmd
@@ -169,7 +172,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	namespaces := writethrough.NewNamespaces(clientKube)
 	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, Logger: log})
-	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Logger: log})
+	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Logger: log, Profiling: o.Profiling})
 	if err != nil {
 		return err
 	}
