@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/internal/localcluster"
 )
 
 // sample is crproxy's footprint after a cycle.
@@ -51,20 +52,8 @@ func goroutinesOf(ctx context.Context, cfg *rest.Config, port int) int {
 
 // sampleOf reads a process's resident memory and thread count from /proc.
 func sampleOf(pid, cycle, goroutines int) sample {
-	s := sample{cycle: cycle, pid: pid, goroutines: goroutines}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return s
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			fmt.Sscanf(strings.TrimPrefix(line, "VmRSS:"), "%d", &s.rssKiB)
-		case strings.HasPrefix(line, "Threads:"):
-			fmt.Sscanf(strings.TrimPrefix(line, "Threads:"), "%d", &s.threads)
-		}
-	}
-	return s
+	st, _ := localcluster.ReadProcStatus(pid)
+	return sample{cycle: cycle, pid: pid, goroutines: goroutines, rssKiB: st.RSSKiB, threads: st.Threads}
 }
 
 // checkGrowth fails when crproxy grows across the cycles of one process
