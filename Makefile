@@ -13,7 +13,7 @@ TEST_FLAGS ?=
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
 SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
 
-.PHONY: all build tools demo test test-unit test-e2e soak bench vet fmt clean
+.PHONY: all build tools demo test test-unit test-e2e soak bench bench-plot vet fmt clean
 
 all: build
 
@@ -62,9 +62,17 @@ test-e2e: tools
 soak: tools build
 	$(GO) test -count=1 -timeout 90m -v ./test/soak -run TestSoak $(SOAK_FLAGS)
 
-## bench: crproxy side by side with the target kube-apiserver (list, get, write, footprint); prints ratios
+## bench: B1-B6 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 15 minutes)
+BENCH_FLAGS ?= -bench.objects=10000
+BENCH_OUT ?= $(CURDIR)/bench-out
 bench: tools build
-	CRPROXY_BENCH=1 $(GO) test -count=1 -timeout 60m -v ./test/bench -run 'Test' $(BENCH_FLAGS)
+	mkdir -p $(BENCH_OUT)
+	CRPROXY_BENCH=1 $(GO) test -count=1 -timeout 90m -v ./test/bench -run TestBench \
+		-bench.json=$(BENCH_OUT)/bench.json -bench.profile-dir=$(BENCH_OUT) $(BENCH_FLAGS)
+
+## bench-plot: the PNG plots of docs/benchmarks.md from $(BENCH_OUT)/bench.json
+bench-plot:
+	cd hack/tools/benchplot && $(GO) run . -in $(BENCH_OUT)/bench.json -out $(CURDIR)/docs/benchmarks
 
 ## fmt: format the code
 fmt:

@@ -5,107 +5,135 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-
-	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
-// TestGetThroughput (B2) gets objects by name from 1, 16 and 64 concurrent
-// clients for a few seconds on each path (the target straight, crproxy
-// straight, through the client kube-apiserver) and prints the throughput,
-// the p99 latency and the ratio of throughput to the target's.
-func TestGetThroughput(t *testing.T) {
-	if os.Getenv("CRPROXY_BENCH") == "" {
-		t.Skip("set CRPROXY_BENCH=1 to run the benchmarks")
-	}
-	const objects = 1000
-	const window = 5 * time.Second
-	ctx := context.Background()
-	target := clustertest.NewAPIServer(t, "target")
-	client := clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, target)
-	tc, _ := dynamic.NewForConfig(target.RESTConfig())
-	for i := range objects {
-		u := ownedMyResource(fmt.Sprintf("obj-%04d", i), fmt.Sprintf("%0700d", i))
-		if _, err := tc.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	paths := startProxy(t, ctx, client, target)
-
+// benchGet (B2) gets loaded objects by name from 1, 16 and 64 concurrent
+// clients on each path, for bench.get-window per path split in two halves
+// (paths in order, then in reverse, so drift cancels), and records the
+// throughput and the p99 latency. Bar: crproxy straight at 64 clients ≥ 3x
+// the target's throughput.
+func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
+	clientCounts := []int{1, 16, 64}
 	// resourceVersion "" (kubectl's consistent read) and "0" (any state;
 	// what a cache may always answer at once).
-	for _, rv := range []string{"", "0"} {
-		for _, clients := range []int{1, 16, 64} {
-			var base float64
-			for i, p := range paths {
-				perSec, p99 := getLoad(t, p.cfg, "?resourceVersion="+rv, clients, objects, window)
-				if i == 0 {
-					base = perSec
+	for _, rv := range []string{"0", ""} {
+		perSec := make([][]float64, len(e.paths))
+		for _, clients := range clientCounts {
+			var requests [3]int64
+			var lat [3][]time.Duration
+			order := []int{pathTarget, pathCrproxy, pathViaClient}
+			for half := range 2 {
+				for _, i := range order {
+					n, l, err := getLoad(ctx, e.paths[i].cfg, "?resourceVersion="+rv, clients, e.loaded, *flagGetWindow/2, nil)
+					if err != nil {
+						t.Fatalf("%s: %v", e.paths[i].name, err)
+					}
+					requests[i] += n
+					lat[i] = append(lat[i], l...)
 				}
-				t.Logf("GET rv=%-2q %2d clients  %-30s %8.0f/s  p99 %7s  throughput ratio to target %.2f", rv, clients, p.name, perSec, p99.Round(10*time.Microsecond), perSec/base)
+				if half == 0 {
+					order = []int{pathViaClient, pathCrproxy, pathTarget}
+				}
 			}
+			var throughput, p99 figures
+			for i := range e.paths {
+				throughput[i] = float64(requests[i]) / flagGetWindow.Seconds()
+				p99[i] = ms(percentile(lat[i], 99))
+				perSec[i] = append(perSec[i], throughput[i])
+			}
+			name := fmt.Sprintf("GET rv=%q, %d clients", rv, clients)
+			rw := row{ID: "B2", Case: name, Metric: "throughput", Unit: "/s"}
+			if clients == 64 {
+				rw = barAtLeast(rw, 3, throughput)
+			}
+			r.add(rw, throughput)
+			r.add(row{ID: "B2", Case: name, Metric: "p99", Unit: "ms"}, p99)
 		}
+		for i, p := range e.paths {
+			x := make([]float64, len(clientCounts))
+			for j, c := range clientCounts {
+				x[j] = float64(c)
+			}
+			r.addSeries(series{Group: fmt.Sprintf("B2 GET rv=%q throughput", rv), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
+		}
+		profileCPU(t, ctx, e, fmt.Sprintf("B2-get-rv%q", rv), func(ctx context.Context) {
+			_, _, _ = getLoad(ctx, e.paths[pathCrproxy].cfg, "?resourceVersion="+rv, 64, e.loaded, *flagProfileTime+time.Minute, ctx.Done())
+		})
 	}
 }
 
-// getLoad runs clients goroutines that GET random objects (raw bytes, so
-// the figure is the server's) for window, and returns requests per second
-// and the p99 latency.
-func getLoad(t *testing.T, cfg *rest.Config, query string, clients, objects int, window time.Duration) (float64, time.Duration) {
+// barAtLeast sets a ratio bar where higher is better.
+func barAtLeast(rw row, limit float64, f figures) row {
+	rw.BarRatio = ptr(limit)
+	rw.Bar = fmt.Sprintf("straight ≥ %gx target", limit)
+	if f[pathTarget] > 0 {
+		rw.Met = ptr(f[pathCrproxy]/f[pathTarget] >= limit)
+	}
+	return rw
+}
+
+// getLoad runs clients goroutines that GET objects by name (raw bytes, so
+// the figure is the server's) for window or until stop closes, and returns
+// how many requests succeeded and their latencies.
+func getLoad(ctx context.Context, cfg *rest.Config, query string, clients, objects int, window time.Duration, stop <-chan struct{}) (int64, []time.Duration, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, 0
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
+	defer hc.CloseIdleConnections()
 	var (
-		mu    sync.Mutex
-		lat   []time.Duration
-		done  atomic.Int64
-		wg    sync.WaitGroup
-		until = time.Now().Add(window)
+		mu       sync.Mutex
+		lat      []time.Duration
+		firstErr error
+		done     atomic.Int64
+		wg       sync.WaitGroup
+		until    = time.Now().Add(window)
 	)
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			for n := c; time.Now().Before(until); n += clients {
-				url := fmt.Sprintf("%s/apis/example.com/v1/namespaces/default/myresources/obj-%04d%s", cfg.Host, n%objects, query)
+			var err error
+			for n := c; time.Now().Before(until) && err == nil; n += clients {
+				select {
+				case <-stop:
+					err = context.Canceled
+					continue
+				default:
+				}
+				url := cfg.Host + "/apis/example.com/v1/namespaces/default/myresources/" + objectName(n%objects) + query
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 				start := time.Now()
-				resp, err := hc.Get(url)
-				if err != nil {
-					t.Error(err)
-					return
+				var resp *http.Response
+				if resp, err = hc.Do(req); err != nil {
+					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					t.Errorf("GET %s: %d", url, resp.StatusCode)
-					return
+					err = fmt.Errorf("GET %s: %d", url, resp.StatusCode)
+					continue
 				}
 				mine = append(mine, time.Since(start))
 				done.Add(1)
 			}
 			mu.Lock()
+			defer mu.Unlock()
 			lat = append(lat, mine...)
-			mu.Unlock()
+			if err != nil && err != context.Canceled && firstErr == nil {
+				firstErr = err
+			}
 		}()
 	}
 	wg.Wait()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) == 0 {
-		return 0, 0
-	}
-	return float64(done.Load()) / window.Seconds(), lat[len(lat)*99/100]
+	return done.Load(), lat, firstErr
 }

@@ -5,87 +5,79 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"sort"
-	"strings"
-	"sync"
+	"net/http"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-
-	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
-// TestListRatio lists N objects of about 1 KiB straight from the target,
-// straight from crproxy and through the client kube-apiserver, alternating,
-// and prints the medians and ratios.
-func TestListRatio(t *testing.T) {
-	if os.Getenv("CRPROXY_BENCH") == "" {
-		t.Skip("set CRPROXY_BENCH=1 to run the benchmarks")
+// benchList (B1) lists all loaded objects on the three paths in turn,
+// bench.list-rounds times per resourceVersion ("" and "0"), and records
+// p50 and p99. Bar: crproxy straight ≤ 0.1x the target's median, through
+// the client kube-apiserver ≤ 0.5x.
+func benchList(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
+	n := e.loaded + e.extra(t, ctx, e.loaded)
+	clients := make([]*http.Client, len(e.paths))
+	for i, p := range e.paths {
+		clients[i], _ = rest.HTTPClientFor(p.cfg)
 	}
-	const n = 10000
-	ctx := context.Background()
-	target := clustertest.NewAPIServer(t, "target")
-	client := clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, target)
-	tc, _ := dynamic.NewForConfig(target.RESTConfig())
-	padding := strings.Repeat("x", 700)
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				u := ownedMyResource(fmt.Sprintf("obj-%05d", i), padding)
-				if _, err := tc.Resource(myResources).Namespace("default").Create(ctx, u, metav1.CreateOptions{}); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-
-	paths := startProxy(t, ctx, client, target)
 	for _, rv := range []string{"", "0"} {
-		times := make([][]time.Duration, len(paths))
-		for round := range 7 {
-			for i, p := range paths {
-				// Raw bytes: the figure is the server's, not client-go's decoding.
-				hc, _ := rest.HTTPClientFor(p.cfg)
-				start := time.Now()
-				resp, err := hc.Get(p.cfg.Host + "/apis/example.com/v1/myresources?resourceVersion=" + rv)
+		times := make([][]time.Duration, len(e.paths))
+		for round := range *flagListRounds + 1 {
+			for i, p := range e.paths {
+				d, err := listOnce(ctx, clients[i], p, rv, n)
 				if err != nil {
-					t.Fatalf("%s: %v", p.name, err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				d := time.Since(start)
-				if resp.StatusCode != 200 || bytes.Count(body, []byte(`"kind":"MyResource"`)) != n {
-					t.Fatalf("%s: status %d, %d bytes", p.name, resp.StatusCode, len(body))
+					t.Fatal(err)
 				}
 				if round > 0 { // the first round warms caches and connections
 					times[i] = append(times[i], d)
 				}
 			}
 		}
-		base := median(times[0])
-		for i, p := range paths {
-			m := median(times[i])
-			t.Logf("LIST %d objects rv=%q  %-30s median %8s  ratio to target %.2f", n, rv, p.name, m.Round(time.Millisecond), float64(m)/float64(base))
+		name := fmt.Sprintf("LIST %d objects rv=%q", n, rv)
+		for _, q := range []float64{50, 99} {
+			var f figures
+			for i := range e.paths {
+				f[i] = ms(percentile(times[i], q))
+			}
+			rw := row{ID: "B1", Case: name, Metric: fmt.Sprintf("p%g", q), Unit: "ms"}
+			if q == 50 {
+				rw = barAtMost(rw, 0.1, f)
+				rw.Bar = "straight ≤ 0.1x, through client ≤ 0.5x"
+				rw.Met = ptr(*rw.Met && f[pathViaClient] <= 0.5*f[pathTarget])
+			}
+			r.add(rw, f)
 		}
 	}
+	profileCPU(t, ctx, e, "B1-list", func(ctx context.Context) {
+		for ctx.Err() == nil {
+			if _, err := listOnce(ctx, clients[pathCrproxy], e.paths[pathCrproxy], "0", -1); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
 }
 
-func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+// listOnce lists the objects as raw bytes (the figure is the server's, not
+// client-go's decoding), checks that n came back (n < 0: any), and returns
+// how long it took.
+func listOnce(ctx context.Context, hc *http.Client, p benchPath, rv string, n int) (time.Duration, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.Host+"/apis/example.com/v1/myresources?resourceVersion="+rv, nil)
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", p.name, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", p.name, err)
+	}
+	if got := bytes.Count(body, []byte(`"kind":"MyResource"`)); resp.StatusCode != http.StatusOK || (n >= 0 && got != n) {
+		return 0, fmt.Errorf("%s: status %d, %d of %d objects", p.name, resp.StatusCode, got, n)
+	}
+	return d, nil
 }

@@ -2,16 +2,27 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
-	"github.com/crproxy/crproxy/internal/cli/serve"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -20,10 +31,89 @@ func TestMain(m *testing.M) { clustertest.Main(m) }
 
 var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
 
+// The three paths, in the order of benchPaths and of figures.
+const (
+	pathTarget = iota
+	pathCrproxy
+	pathViaClient
+)
+
 // benchPath is one way to reach the proxied resource.
 type benchPath struct {
 	name string
 	cfg  *rest.Config
+}
+
+// benchEnv is one run's clusters and crproxy: a target and a client
+// kube-apiserver on the shared etcd, and crproxy as its own process (so its
+// memory is its own, it can be restarted, and it serves pprof).
+type benchEnv struct {
+	target, client *localcluster.APIServer
+	env            *localcluster.Environment
+	proxy          *localcluster.Crproxy
+	configPath     string
+	dir            string
+	paths          []benchPath
+	// atTarget reaches the objects at the target across namespaces.
+	atTarget dynamic.NamespaceableResourceInterface
+	loaded   int
+	// cut, once B5 or B6 set it up, stands between crproxy and the target.
+	cut *localcluster.FaultProxy
+}
+
+// newBenchEnv starts the clusters and crproxy.
+func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
+	e := &benchEnv{env: clustertest.Environment(t)}
+	e.target = clustertest.NewAPIServer(t, "target")
+	e.client = clustertest.NewAPIServer(t, "client")
+	prepareTarget(t, ctx, e.target)
+	binDir, err := localcluster.FindBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dir = t.TempDir()
+	e.configPath = filepath.Join(e.dir, "crproxy.yaml")
+	writeProxyConfig(t, e.configPath, e.client, e.target.KubeconfigPath)
+	e.proxy, err = localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: e.dir, ConfigPath: e.configPath, ServiceName: "crproxy-bench", ExtraArgs: []string{"--profiling"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.ReportOnFailure(t, "crproxy", e.proxy.LogPath)
+	t.Cleanup(e.proxy.Stop)
+	t.Cleanup(func() {
+		if e.cut != nil {
+			e.cut.Close()
+		}
+	})
+	e.startProxy(t, ctx)
+	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
+	e.atTarget = dc.Resource(myResources)
+	e.paths = []benchPath{
+		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
+		pathCrproxy:   {"crproxy straight", e.direct()},
+		pathViaClient: {"through client kube-apiserver", e.client.RESTConfig()},
+	}
+	return e
+}
+
+// startProxy starts crproxy and waits until the client cluster serves its
+// group/version.
+func (e *benchEnv) startProxy(t *testing.T, ctx context.Context) {
+	t.Helper()
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := e.proxy.Start(startCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.WaitForAPIService(startCtx, "example.com/v1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// direct reaches crproxy straight as a client-cluster user with a
+// certificate, skipping the aggregator.
+func (e *benchEnv) direct() *rest.Config {
+	return directConfig(e.client, fmt.Sprintf("127.0.0.1:%d", e.proxy.Port))
 }
 
 // prepareTarget installs the documentation's CRD and RBAC at target.
@@ -40,36 +130,14 @@ func prepareTarget(t *testing.T, ctx context.Context, target *localcluster.APISe
 	}
 }
 
-// startProxy runs crproxy for client → target until the test ends and
-// returns the three paths to compare: the target, crproxy straight (as a
-// client-cluster user with a certificate), and the client kube-apiserver.
-func startProxy(t *testing.T, ctx context.Context, client, target *localcluster.APIServer) []benchPath {
-	dir := t.TempDir()
-	o := serve.NewOptions()
-	o.ConfigFile = writeProxyConfig(t, dir, client, target)
-	o.DataDir = filepath.Join(dir, "data")
-	o.Serving.BindPort, _ = localcluster.FreePort()
-	addr := make(chan string, 1)
-	o.Ready = func(a string) { addr <- a }
-	pctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	go func() { _ = serve.Run(pctx, o) }()
-	proxyAddr := <-addr
-	if _, err := client.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/v1.example.com", "--timeout=120s"); err != nil {
-		t.Fatal(err)
-	}
-	return []benchPath{{"target kube-apiserver", target.RESTConfig()}, {"crproxy straight", directConfig(client, proxyAddr)}, {"through client kube-apiserver", client.RESTConfig()}}
-}
-
-// writeProxyConfig writes, in dir, the configuration proxying
-// myresources.example.com/v1 of target to client, and returns its path.
-func writeProxyConfig(t *testing.T, dir string, client, target *localcluster.APIServer) string {
-	path := filepath.Join(dir, "c.yaml")
-	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, target.KubeconfigPath)
+// writeProxyConfig writes, at path, the configuration proxying
+// myresources.example.com/v1 to client from the target reached with
+// targetKubeconfig.
+func writeProxyConfig(t *testing.T, path string, client *localcluster.APIServer, targetKubeconfig string) {
+	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, targetKubeconfig)
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return path
 }
 
 // directConfig reaches crproxy at address (host:port) as a client-cluster
@@ -81,6 +149,10 @@ func directConfig(client *localcluster.APIServer, address string) *rest.Config {
 	direct.TLSClientConfig.Insecure = true
 	return direct
 }
+
+// objectPadding makes an object's JSON, as the apiserver serves it with
+// its managedFields, about 1 KiB.
+var objectPadding = strings.Repeat("x", 512)
 
 // ownedMyResource is a MyResource in default carrying the client's owner
 // labels (so the mirror holds it when it is created straight at the
@@ -94,4 +166,158 @@ func ownedMyResource(name, specName string) *unstructured.Unstructured {
 	u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
 	_ = unstructured.SetNestedField(u.Object, specName, "spec", "name")
 	return u
+}
+
+// objectName is the name of the i-th loaded object.
+func objectName(i int) string { return fmt.Sprintf("obj-%06d", i) }
+
+// load creates objects at the target, 32 at a time, until n are loaded,
+// then waits until crproxy's mirror holds them all.
+func (e *benchEnv) load(t *testing.T, ctx context.Context, n int) {
+	if n <= e.loaded {
+		return
+	}
+	start, from := time.Now(), e.loaded
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Bool
+		work   = make(chan int)
+	)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if _, err := e.atTarget.Namespace("default").Create(ctx, ownedMyResource(objectName(i), objectPadding), metav1.CreateOptions{}); err != nil && !failed.Swap(true) {
+					t.Errorf("loading: %v", err)
+				}
+			}
+		}()
+	}
+	for i := from; i < n && !failed.Load(); i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if failed.Load() {
+		t.FailNow()
+	}
+	e.loaded = n
+	created := time.Since(start)
+	e.waitMirrored(t, ctx, n+e.extra(t, ctx, n))
+	t.Logf("loaded %d objects at the target in %s (%.0f/s); mirrored after %s", n-from, created.Round(time.Millisecond), float64(n-from)/created.Seconds(), time.Since(start).Round(time.Millisecond))
+}
+
+// extra is how many objects besides the n loaded ones the target holds
+// (those the watch benchmark left in its namespace).
+func (e *benchEnv) extra(t *testing.T, ctx context.Context, n int) int {
+	// One item and the count of the others, instead of every object.
+	list, err := e.atTarget.List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := len(list.Items)
+	if rest := list.GetRemainingItemCount(); rest != nil {
+		total += int(*rest)
+	} else if list.GetContinue() != "" {
+		t.Fatal("the target did not count the objects of a paginated list")
+	}
+	return total - n
+}
+
+// waitMirrored waits until crproxy's mirror holds n objects.
+func (e *benchEnv) waitMirrored(t *testing.T, ctx context.Context, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st, err := e.status(ctx)
+		if err == nil && len(st.Targets) == 1 && len(st.Targets[0].Resources) == 1 && st.Targets[0].Resources[0].Objects == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("crproxy's mirror does not hold %d objects after 5 minutes: %+v %v", n, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// proxyStatus is the part of crproxy's /status the benchmarks read.
+type proxyStatus struct {
+	Targets []struct {
+		State     string `json:"state"`
+		Resources []struct {
+			Objects         int    `json:"objects"`
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"resources"`
+	} `json:"targets"`
+}
+
+// status reads crproxy's /status.
+func (e *benchEnv) status(ctx context.Context) (proxyStatus, error) {
+	var st proxyStatus
+	body, err := e.getProxy(ctx, "/status")
+	if err == nil {
+		err = json.Unmarshal(body, &st)
+	}
+	return st, err
+}
+
+// getProxy GETs path from crproxy straight and returns the body of a 200.
+func (e *benchEnv) getProxy(ctx context.Context, path string) ([]byte, error) {
+	cfg := e.direct()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer hc.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+path, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return body, err
+}
+
+// rssKiB is a process's resident set now.
+func rssKiB(t *testing.T, pid int) int {
+	st, err := localcluster.ReadProcStatus(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.RSSKiB
+}
+
+// machineOf describes this machine and the versions under test.
+func (e *benchEnv) machineOf(ctx context.Context) machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(data), "\n", 2)[0], "MemTotal:"), "%d", &kb); err == nil {
+			m.MemoryBytes = kb << 10
+		}
+	}
+	if dc, err := discovery.NewDiscoveryClientForConfig(e.target.RESTConfig()); err == nil {
+		if v, err := dc.ServerVersion(); err == nil {
+			m.KubeAPIServer = v.GitVersion
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.env.Etcd.ClientURL+"/version", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		var v struct {
+			Server string `json:"etcdserver"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		m.Etcd = v.Server
+	}
+	if binDir, err := localcluster.FindBinDir(); err == nil {
+		if out, err := exec.CommandContext(ctx, filepath.Join(binDir, "crproxy"), "version").Output(); err == nil {
+			m.Crproxy = strings.TrimPrefix(strings.Fields(string(out) + " ? ?")[1], "v")
+		}
+	}
+	return m
 }

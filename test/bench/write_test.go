@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -11,73 +10,100 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-
-	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
-// TestWriteLatencyRatio runs create, update, patch and delete one at a
-// time on each path in turn (the target straight, crproxy straight, and
-// through the client kube-apiserver) and prints each verb's median latency
-// and its ratio to the target's. Through crproxy a write returns only once
-// the mirror holds it (read-your-writes), which the figures include.
-func TestWriteLatencyRatio(t *testing.T) {
-	if os.Getenv("CRPROXY_BENCH") == "" {
-		t.Skip("set CRPROXY_BENCH=1 to run the benchmarks")
-	}
-	const rounds = 200
-	ctx := context.Background()
-	target := clustertest.NewAPIServer(t, "target")
-	client := clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, target)
-	paths := startProxy(t, ctx, client, target)
+// writeVerbs are B4's verbs, in the order each round runs them.
+var writeVerbs = []string{"create", "update", "patch", "delete"}
 
-	verbs := []string{"create", "update", "patch", "delete"}
-	times := map[string][][]time.Duration{}
-	for _, v := range verbs {
-		times[v] = make([][]time.Duration, len(paths))
-	}
-	clients := make([]dynamic.ResourceInterface, len(paths))
-	for i, p := range paths {
+// benchWrite (B4) runs create, update, merge patch and delete of one object
+// one at a time, on each path in turn, bench.write-rounds times, and
+// records p50 and p99 per verb. Through crproxy a write returns only once
+// the mirror holds it (read-your-writes), which the figures include. Bar:
+// every verb's median through crproxy within 1.2x of the target's.
+func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
+	clients := make([]dynamic.ResourceInterface, len(e.paths))
+	for i, p := range e.paths {
 		dc, err := dynamic.NewForConfig(p.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		clients[i] = dc.Resource(myResources).Namespace("default")
 	}
-	timed := func(verb string, path int, round int, op func() error) {
+	times := map[string][][]time.Duration{}
+	for _, v := range writeVerbs {
+		times[v] = make([][]time.Duration, len(e.paths))
+	}
+	for round := range *flagWriteRounds + 1 {
+		for i, rc := range clients {
+			d, err := writeRound(ctx, rc, fmt.Sprintf("w-%d-%d", i, round))
+			if err != nil {
+				t.Fatalf("%s: %v", e.paths[i].name, err)
+			}
+			if round > 0 { // the first round warms connections and caches
+				for j, v := range writeVerbs {
+					times[v][i] = append(times[v][i], d[j])
+				}
+			}
+		}
+	}
+	for _, v := range writeVerbs {
+		name := fmt.Sprintf("%s, %d sequential", v, *flagWriteRounds)
+		for _, q := range []float64{50, 99} {
+			var f figures
+			for i := range e.paths {
+				f[i] = ms(percentile(times[v][i], q))
+			}
+			rw := row{ID: "B4", Case: name, Metric: fmt.Sprintf("p%g", q), Unit: "ms"}
+			if q == 50 {
+				rw = barAtMost(rw, 1.2, f)
+				rw.Bar = "straight ≤ 1.2x target"
+			}
+			r.add(rw, f)
+		}
+	}
+	profileCPU(t, ctx, e, "B4-write", func(ctx context.Context) {
+		for n := 0; ctx.Err() == nil; n++ {
+			if _, err := writeRound(ctx, clients[pathCrproxy], fmt.Sprintf("w-profile-%d", n)); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// writeRound creates, updates, patches and deletes the object name and
+// returns each verb's latency, in writeVerbs order.
+func writeRound(ctx context.Context, rc dynamic.ResourceInterface, name string) ([]time.Duration, error) {
+	var d []time.Duration
+	timed := func(verb string, op func() error) error {
 		start := time.Now()
 		if err := op(); err != nil {
-			t.Fatalf("%s through %s: %v", verb, paths[path].name, err)
+			return fmt.Errorf("%s %s: %w", verb, name, err)
 		}
-		if round > 0 { // the first round warms connections and caches
-			times[verb][path] = append(times[verb][path], time.Since(start))
-		}
+		d = append(d, time.Since(start))
+		return nil
 	}
-	for round := range rounds + 1 {
-		for i, rc := range clients {
-			name := fmt.Sprintf("w-%d-%d", i, round)
-			// The owner labels make the straight-to-target object look like
-			// crproxy's; crproxy stamps them itself.
-			u := ownedMyResource(name, "created")
-			var obj *unstructured.Unstructured
-			timed("create", i, round, func() (err error) {
-				obj, err = rc.Create(ctx, u, metav1.CreateOptions{})
-				return err
-			})
-			_ = unstructured.SetNestedField(obj.Object, "updated", "spec", "name")
-			timed("update", i, round, func() error { _, err := rc.Update(ctx, obj, metav1.UpdateOptions{}); return err })
-			timed("patch", i, round, func() error {
-				_, err := rc.Patch(ctx, name, types.MergePatchType, []byte(`{"spec":{"priority":"high"}}`), metav1.PatchOptions{})
-				return err
-			})
-			timed("delete", i, round, func() error { return rc.Delete(ctx, name, metav1.DeleteOptions{}) })
-		}
+	// The owner labels make the straight-to-target object look like
+	// crproxy's; crproxy stamps them itself.
+	var obj *unstructured.Unstructured
+	if err := timed("create", func() (err error) {
+		obj, err = rc.Create(ctx, ownedMyResource(name, "created"), metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return nil, err
 	}
-	for _, v := range verbs {
-		base := median(times[v][0])
-		for i, p := range paths {
-			m := median(times[v][i])
-			t.Logf("%-6s median over %d  %-30s %8s  ratio to target %.2f", v, rounds, p.name, m.Round(10*time.Microsecond), float64(m)/float64(base))
-		}
+	_ = unstructured.SetNestedField(obj.Object, "updated", "spec", "name")
+	if err := timed("update", func() error { _, err := rc.Update(ctx, obj, metav1.UpdateOptions{}); return err }); err != nil {
+		return nil, err
 	}
+	if err := timed("patch", func() error {
+		_, err := rc.Patch(ctx, name, types.MergePatchType, []byte(`{"spec":{"priority":"high"}}`), metav1.PatchOptions{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := timed("delete", func() error { return rc.Delete(ctx, name, metav1.DeleteOptions{}) }); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// report collects every figure of one run: one table, printed at the end
+// and written as JSON for docs/benchmarks.md and hack/tools/benchplot.
+type report struct {
+	mu      sync.Mutex
+	Started time.Time `json:"started"`
+	Objects int       `json:"objects"`
+	// ObjectBytes is the mean size of one object's JSON as crproxy serves it.
+	ObjectBytes int      `json:"objectBytes"`
+	Machine     machine  `json:"machine"`
+	Rows        []row    `json:"rows"`
+	Series      []series `json:"series"`
+	Notes       []string `json:"notes,omitempty"`
+}
+
+// machine is where and with what the run happened.
+type machine struct {
+	Cores         int    `json:"cores"`
+	MemoryBytes   int64  `json:"memoryBytes"`
+	Go            string `json:"go"`
+	KubeAPIServer string `json:"kubeAPIServer"`
+	Etcd          string `json:"etcd"`
+	Crproxy       string `json:"crproxy"`
+}
+
+// row is one figure on the three paths. Target is the target
+// kube-apiserver straight, Crproxy is crproxy straight (a client
+// certificate, no aggregator), ViaClient is through the client
+// kube-apiserver; a nil value was not measured on that path. Ratio is
+// Crproxy/Target. BarRatio, when set, is the bar for Ratio; Bar says the
+// bar in words and Met whether this run met it.
+type row struct {
+	ID             string   `json:"id"`
+	Case           string   `json:"case"`
+	Metric         string   `json:"metric"`
+	Unit           string   `json:"unit"`
+	Target         *float64 `json:"target"`
+	Crproxy        *float64 `json:"crproxy"`
+	ViaClient      *float64 `json:"viaClient"`
+	Ratio          *float64 `json:"ratio"`
+	ViaClientRatio *float64 `json:"viaClientRatio"`
+	BarRatio       *float64 `json:"barRatio,omitempty"`
+	Bar            string   `json:"bar,omitempty"`
+	Met            *bool    `json:"met,omitempty"`
+}
+
+// series is one line of a plot: a figure against a parameter.
+type series struct {
+	Group  string    `json:"group"`
+	Path   string    `json:"path"`
+	XLabel string    `json:"xLabel"`
+	YLabel string    `json:"yLabel"`
+	LogX   bool      `json:"logX"`
+	X      []float64 `json:"x"`
+	Y      []float64 `json:"y"`
+}
+
+// figures is one measurement on the three paths, in benchPath order (a
+// missing path is NaN).
+type figures [3]float64
+
+func ptr[T any](v T) *T { return &v }
+
+// add records a row; ratios are computed from the figures.
+func (r *report) add(rw row, f figures) {
+	set := func(v float64) *float64 {
+		if math.IsNaN(v) {
+			return nil
+		}
+		return ptr(v)
+	}
+	rw.Target, rw.Crproxy, rw.ViaClient = set(f[0]), set(f[1]), set(f[2])
+	if rw.Target != nil && *rw.Target > 0 {
+		if rw.Crproxy != nil {
+			rw.Ratio = ptr(*rw.Crproxy / *rw.Target)
+		}
+		if rw.ViaClient != nil {
+			rw.ViaClientRatio = ptr(*rw.ViaClient / *rw.Target)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Rows = append(r.Rows, rw)
+}
+
+// addSeries records a line for the plots.
+func (r *report) addSeries(s series) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Series = append(r.Series, s)
+}
+
+// note records a remark printed under the table.
+func (r *report) note(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// barAtMost sets a ratio bar (lower is better) and whether it was met.
+func barAtMost(rw row, limit float64, f figures) row {
+	rw.BarRatio = ptr(limit)
+	if rw.Bar == "" {
+		rw.Bar = fmt.Sprintf("≤ %gx target", limit)
+	}
+	if f[0] > 0 && !math.IsNaN(f[1]) {
+		rw.Met = ptr(f[1]/f[0] <= limit)
+	}
+	return rw
+}
+
+// barAbsolute sets a bar on crproxy's own figure.
+func barAbsolute(rw row, text string, met bool) row {
+	rw.Bar, rw.Met = text, ptr(met)
+	return rw
+}
+
+// printMarkdown writes the table as Markdown, so it can be pasted into
+// docs/benchmarks.md as it is.
+func (r *report) printMarkdown(w io.Writer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.Machine
+	fmt.Fprintf(w, "\ncrproxy %s, kube-apiserver %s, etcd %s, %s; %d cores, %.1f GiB memory; %d objects of %d bytes of JSON; %s\n\n",
+		m.Crproxy, m.KubeAPIServer, m.Etcd, m.Go, m.Cores, float64(m.MemoryBytes)/(1<<30), r.Objects, r.ObjectBytes, r.Started.UTC().Format(time.RFC3339))
+	fmt.Fprintln(w, "| | case | figure | target kube-apiserver | crproxy straight | ratio | through client kube-apiserver | ratio | bar | met |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+	rows := append([]row(nil), r.Rows...)
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	for _, rw := range rows {
+		met := ""
+		if rw.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*rw.Met]
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.ID, rw.Case, rw.Metric,
+			value(rw.Target, rw.Unit), value(rw.Crproxy, rw.Unit), ratio(rw.Ratio), value(rw.ViaClient, rw.Unit), ratio(rw.ViaClientRatio), rw.Bar, met)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "\n- %s", n)
+	}
+	fmt.Fprintln(w)
+}
+
+func value(v *float64, unit string) string {
+	switch {
+	case v == nil:
+		return ""
+	case *v >= 100:
+		return fmt.Sprintf("%s %s", thousands(*v), unit)
+	case *v >= 10:
+		return fmt.Sprintf("%.1f %s", *v, unit)
+	default:
+		return fmt.Sprintf("%.2f %s", *v, unit)
+	}
+}
+
+// thousands formats v without decimals and with thousands separators.
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func ratio(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", *v)
+}
+
+// writeJSON writes the report to path.
+func (r *report) writeJSON(path string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// percentile is the p-th percentile (0–100) of d, by nearest rank.
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
