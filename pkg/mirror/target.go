@@ -71,6 +71,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	}
+	cfg.Wrap(failFast)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
