@@ -23,12 +23,13 @@ import (
 // tokens by TokenReview. It also gives servingInfo the client CAs, so the
 // TLS handshake asks for certificates. Anonymous requests are refused: the
 // delegating authenticator admits them, an aggregated server must not.
+// Certificate authentications are reused briefly (certificateAuthCache).
 func newAuthenticator(opts *options.DelegatingAuthenticationOptions, servingInfo *genericapiserver.SecureServingInfo) (authenticator.Request, *genericapiserver.AuthenticationInfo, error) {
 	var info genericapiserver.AuthenticationInfo
 	if err := opts.ApplyTo(&info, servingInfo, nil); err != nil {
 		return nil, nil, fmt.Errorf("delegated authentication: %w", err)
 	}
-	delegate := info.Authenticator
+	delegate := newCertificateAuthCache(info.Authenticator, info.RequestHeaderConfig)
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := delegate.AuthenticateRequest(req)
 		if err != nil || !ok || resp.User.GetName() == user.Anonymous {
