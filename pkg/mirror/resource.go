@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +50,34 @@ type Resource struct {
 	Target *Target
 
 	probe coalescedProbe
+	settled settledResourceVersion
+}
+
+// settledResourceVersion is the highest target resourceVersion a
+// consistent read has waited the settle window for: every event of the
+// selection up to it had arrived, though the mirror's own resourceVersion
+// may be lower. It holds only while the mirror has not gone back in time
+// (a resync from a rebuilt target restarts the resourceVersions).
+type settledResourceVersion struct {
+	mu       sync.Mutex
+	rv       uint64
+	mirrorRV uint64 // the mirror's resourceVersion when rv settled
+}
+
+// covers reports whether rv is settled, the mirror being at mirrorRV.
+func (s *settledResourceVersion) covers(rv, mirrorRV uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rv <= s.rv && mirrorRV >= s.mirrorRV
+}
+
+// settle records that rv settled with the mirror at mirrorRV.
+func (s *settledResourceVersion) settle(rv, mirrorRV uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rv > s.rv || mirrorRV < s.mirrorRV {
+		s.rv, s.mirrorRV = rv, mirrorRV
+	}
 }
 
 func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, c *store.Cache) *Resource {
@@ -88,19 +117,25 @@ func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
 // global one, so when the mirror has no event at or past it, WaitConsistent
 // waits a short settle window for events the target had already committed
 // and returns (reads then serve at the mirror's own, truthful,
-// resourceVersion). It returns the probe's error when the target cannot be
-// asked; the caller decides whether to serve stale data.
+// resourceVersion). Once a read has waited the window for a resourceVersion,
+// later reads that probe no newer one skip it: nothing was written anywhere
+// at the target since, which on a quiet target saves every read the
+// window. It returns the probe's error when the target cannot be asked; the
+// caller decides whether to serve stale data.
 func (r *Resource) WaitConsistent(ctx context.Context) error {
 	rv, err := r.probe.Do(ctx)
 	if err != nil {
 		return err
 	}
-	if r.Cache.ResourceVersion() >= rv {
+	mirrorRV := r.Cache.ResourceVersion()
+	if mirrorRV >= rv || r.settled.covers(rv, mirrorRV) {
 		return nil
 	}
 	settle, cancel := context.WithTimeout(ctx, settleWindow)
 	defer cancel()
-	_ = r.Cache.WaitForResourceVersion(settle, rv)
+	if r.Cache.WaitForResourceVersion(settle, rv) != nil && ctx.Err() == nil {
+		r.settled.settle(rv, r.Cache.ResourceVersion())
+	}
 	return ctx.Err()
 }
 
