@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,7 +62,7 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		from = 0
 	}
 	watcher, snap, err := res.Cache.Watch(from, withState)
-	stream := &watchStream{w: w, bw: bufio.NewWriterSize(w, 32<<10), res: res, opts: opts, format: format, namespace: info.Namespace}
+	stream := &watchStream{w: w, res: res, opts: opts, format: format, namespace: info.Namespace}
 	if format == formatTable {
 		stream.table = h.tableConvertor(ctx, res)
 		if stream.includeObject, err = includeObjectPolicy(r); err != nil {
@@ -130,10 +131,17 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 	}
 }
 
+// watchBuffers lends watch streams their write buffers: a stream holds one
+// only from its first unflushed event to the flush, so an idle watch (most
+// of them, most of the time) holds none. With a buffer each, 1,000 watches
+// held 30 MiB (B3's heap profile).
+var watchBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
 // watchStream writes watch events as the kube-apiserver does: one JSON
 // object per line, {"type":..., "object":...}.
 type watchStream struct {
-	w         http.ResponseWriter
+	w http.ResponseWriter
+	// bw is the lent buffer while events are unflushed, else nil.
 	bw        *bufio.Writer
 	res       *mirror.Resource
 	opts      *readOptions
@@ -203,13 +211,23 @@ func (s *watchStream) writeObject(t watch.EventType, object []byte) {
 		s.headerSent = true
 		object = table
 	}
-	_, _ = s.bw.WriteString(`{"type":"`)
-	_, _ = s.bw.WriteString(string(t))
-	_, _ = s.bw.WriteString(`","object":`)
-	_, _ = s.bw.Write(object)
-	if _, err := s.bw.WriteString("}\n"); err != nil {
+	bw := s.buffer()
+	_, _ = bw.WriteString(`{"type":"`)
+	_, _ = bw.WriteString(string(t))
+	_, _ = bw.WriteString(`","object":`)
+	_, _ = bw.Write(object)
+	if _, err := bw.WriteString("}\n"); err != nil {
 		s.failed = true
 	}
+}
+
+// buffer returns the stream's write buffer, borrowing one if it holds none.
+func (s *watchStream) buffer() *bufio.Writer {
+	if s.bw == nil {
+		s.bw = watchBuffers.Get().(*bufio.Writer)
+		s.bw.Reset(s.w)
+	}
+	return s.bw
 }
 
 // writeBookmark sends a BOOKMARK carrying only a resourceVersion; the one
@@ -238,10 +256,17 @@ func (s *watchStream) writeError(err error) {
 	s.flush()
 }
 
+// flush sends what is buffered and gives the buffer back.
 func (s *watchStream) flush() {
-	if err := s.bw.Flush(); err != nil {
-		s.failed = true
-		return
+	if s.bw != nil {
+		err := s.bw.Flush()
+		s.bw.Reset(nil)
+		watchBuffers.Put(s.bw)
+		s.bw = nil
+		if err != nil {
+			s.failed = true
+			return
+		}
 	}
 	if f, ok := s.w.(http.Flusher); ok {
 		f.Flush()
