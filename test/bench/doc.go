@@ -1,9 +1,17 @@
 // Package bench measures crproxy side by side with the target
-// kube-apiserver on real clusters. Its tests run only when CRPROXY_BENCH is
-// set (they take minutes and print figures instead of asserting them):
+// kube-apiserver on real clusters (docs/benchmarks.md): B1 list, B2 get,
+// B3 watch fan-out, B4 writes, B5 cold start with the target down, B6
+// recovery after an outage. TestBench runs them on one target, one client
+// kube-apiserver and one crproxy process, and prints one Markdown table of
+// figures and crproxy/target ratios. It runs only when CRPROXY_BENCH is set
+// (it takes about 15 minutes and reports figures instead of asserting
+// them):
 //
-//	CRPROXY_BENCH=1 go test ./test/bench -run TestListRatio -v -timeout 30m
+//	make bench                                   # N = 10,000; bench-out/
+//	make bench BENCH_FLAGS="-bench.objects=50000 -bench.only=B1,B2"
+//	make bench-plot                              # docs/benchmarks/*.png
 //
-// or all of them with `make bench`: TestListRatio (B1), TestGetThroughput
-// (B2), TestWatchFanOut (B3), TestWriteLatencyRatio (B4) and TestFootprint.
+// -bench.json writes the results for hack/tools/benchplot, and
+// -bench.profile-dir crproxy's CPU and heap profiles (taken from its
+// --profiling endpoint after each benchmark's timed runs).
 package bench
