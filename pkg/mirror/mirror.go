@@ -259,10 +259,10 @@ func containsResource(list []metav1.APIResource, name string) bool {
 	return false
 }
 
-// startReflectors starts a reflector for each resource that has none yet.
-// Before each of its lists the reflector checks the target's identity: a
-// rebuilt target (new kube-system UID) is resynced from scratch, never
-// merged.
+// startReflectors starts mirroring each resource not mirrored yet
+// (Resource.run). Before each list, and before resuming, the target's
+// identity is checked: a rebuilt target (new kube-system UID) is resynced
+// from scratch, never merged.
 func (gv *GroupVersion) startReflectors(ctx context.Context) {
 	gv.mu.Lock()
 	defer gv.mu.Unlock()
@@ -274,8 +274,7 @@ func (gv *GroupVersion) startReflectors(ctx context.Context) {
 			continue
 		}
 		gv.running[name] = true
-		reflector := r.newReflector(func(ctx context.Context) error { return gv.checkIdentity(ctx, r) })
-		go reflector.RunWithContext(ctx)
+		go r.run(ctx, func(ctx context.Context) error { return gv.checkIdentity(ctx, r) }, gv.mirror.log)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 // each object once, here, so no read ever encodes it again.
 type reflectorStore struct {
 	cache *store.Cache
+	// onReplace, when set, is called after each successful Replace.
+	onReplace func()
 }
 
 var (
@@ -62,7 +64,13 @@ func (s reflectorStore) Replace(list []interface{}, resourceVersion string) erro
 		}
 		objs = append(objs, o)
 	}
-	return s.cache.Replace(objs, rv)
+	if err := s.cache.Replace(objs, rv); err != nil {
+		return err
+	}
+	if s.onReplace != nil {
+		s.onReplace()
+	}
+	return nil
 }
 
 // Resync has no meaning for a store that keeps no queue.

@@ -155,7 +155,10 @@ var errWatchNotOpened = errors.New("the connection to the target broke while ope
 // (800 ms to 30 s): a watch is resumed from the mirror's last
 // resourceVersion as soon as the target answers again, and the reflector
 // relists only when the target says that resourceVersion is gone.
-func (r *Resource) newReflector(beforeList func(context.Context) error) *cache.Reflector {
+//
+// onReplace is called each time the reflector has replaced the cache's
+// contents (a list, or a watch's initial events).
+func (r *Resource) newReflector(beforeList func(context.Context) error, onReplace func()) *cache.Reflector {
 	selector := r.Selector.String()
 	conn := r.Target.Connection
 	lw := &cache.ListWatch{
@@ -217,7 +220,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error) *cache.R
 	}
 	expected := &unstructured.Unstructured{}
 	expected.SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.API.Kind))
-	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache}, cache.ReflectorOptions{
+	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache, onReplace: onReplace}, cache.ReflectorOptions{
 		Name: fmt.Sprintf("%s %s", r.Target.ID, r.GVR),
 	})
 }
