@@ -112,31 +112,9 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 		}
 		checked = true
 		conn.Synced()
-		for ev := range w.ResultChan() {
-			conn.EventReceived()
-			var err error
-			switch ev.Type {
-			case watch.Added:
-				err = apply.Add(ev.Object)
-			case watch.Modified:
-				err = apply.Update(ev.Object)
-			case watch.Deleted:
-				err = apply.Delete(ev.Object)
-			case watch.Bookmark:
-				err = bookmark(apply, ev.Object)
-			case watch.Error:
-				status := apierrors.FromObject(ev.Object)
-				w.Stop()
-				if apierrors.IsResourceExpired(status) || apierrors.IsGone(status) {
-					return fmt.Errorf("%w: %v", errResync, status)
-				}
-				log.Info("the watch ended with an error; resuming", zap.Error(status))
-			}
-			if err != nil {
-				log.Warn("could not apply a watched event", zap.String("type", string(ev.Type)), zap.Error(err))
-			}
+		if err := r.applyEvents(ctx, w, apply, log); err != nil {
+			return err
 		}
-		w.Stop()
 		// Ended: the target closed it, it timed out, or the connection
 		// broke. Resume from what the cache now holds; do not spin if the
 		// target keeps ending watches at once.
@@ -146,6 +124,47 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 		}
 	}
 	return ctx.Err()
+}
+
+// applyEvents applies w's events to the cache until w ends (nil) or ctx
+// does, or the target says the watch cannot go on from where it started
+// (errResync).
+func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply reflectorStore, log *zap.Logger) error {
+	defer w.Stop()
+	for {
+		var ev watch.Event
+		var open bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, open = <-w.ResultChan():
+		}
+		if !open {
+			return nil
+		}
+		r.Target.Connection.EventReceived()
+		var err error
+		switch ev.Type {
+		case watch.Added:
+			err = apply.Add(ev.Object)
+		case watch.Modified:
+			err = apply.Update(ev.Object)
+		case watch.Deleted:
+			err = apply.Delete(ev.Object)
+		case watch.Bookmark:
+			err = bookmark(apply, ev.Object)
+		case watch.Error:
+			status := apierrors.FromObject(ev.Object)
+			if apierrors.IsResourceExpired(status) || apierrors.IsGone(status) {
+				return fmt.Errorf("%w: %v", errResync, status)
+			}
+			log.Info("the watch ended with an error; resuming", zap.Error(status))
+			return nil
+		}
+		if err != nil {
+			log.Warn("could not apply a watched event", zap.String("type", string(ev.Type)), zap.Error(err))
+		}
+	}
 }
 
 // bookmark applies a BOOKMARK event's resourceVersion.
