@@ -122,4 +122,3 @@ func TestRunResumesWithoutListing(t *testing.T) {
 }
 
 func containsString(b []byte, s string) bool { return strings.Contains(string(b), s) }
-

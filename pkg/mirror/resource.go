@@ -49,7 +49,7 @@ type Resource struct {
 	// Target is where the resource is stored.
 	Target *Target
 
-	probe coalescedProbe
+	probe   coalescedProbe
 	settled settledResourceVersion
 }
 
