@@ -1,7 +1,7 @@
 package server
 
 import (
-	"crypto/sha256"
+	"crypto/x509"
 	"net/http"
 	"sort"
 	"strings"
@@ -31,7 +31,7 @@ const (
 // certificate's key; what is reused here is only the chain's verification
 // and the identity it gave, for certificateAuthTTL.
 //
-// The key is the certificate and every header the front-proxy
+// The key is the parsed certificate and every header the front-proxy
 // (request-header) authentication reads, so a front proxy speaking for
 // different users gets one entry per user. Requests with an Authorization
 // header are not cached here (the token authenticator caches its
@@ -66,44 +66,51 @@ func (c *certificateAuthCache) AuthenticateRequest(req *http.Request) (*authenti
 	return resp, ok, err
 }
 
-// key hashes the presented certificate chain and the request-header
-// authentication's headers.
-func (c *certificateAuthCache) key(req *http.Request) [sha256.Size]byte {
-	h := sha256.New()
-	for _, cert := range req.TLS.PeerCertificates {
-		h.Write(cert.Raw)
-		h.Write([]byte{0})
+// certificateAuthKey identifies what an authentication depended on: the
+// presented certificate, as parsed once per TLS connection (the same
+// pointer for every request on it, so no hashing per request), and the
+// request-header authentication's headers.
+type certificateAuthKey struct {
+	leaf    *x509.Certificate
+	headers string
+}
+
+// key returns the request's certificateAuthKey.
+func (c *certificateAuthCache) key(req *http.Request) certificateAuthKey {
+	k := certificateAuthKey{leaf: req.TLS.PeerCertificates[0]}
+	rh := c.requestHeader
+	if rh == nil {
+		return k
 	}
-	if rh := c.requestHeader; rh != nil {
-		var names []string
-		for _, p := range []interface{ Value() []string }{rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders} {
-			if p != nil {
-				names = append(names, p.Value()...)
-			}
+	var names []string
+	for _, p := range []interface{ Value() []string }{rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders} {
+		if p != nil {
+			names = append(names, p.Value()...)
 		}
-		var prefixes []string
-		if rh.ExtraHeaderPrefixes != nil {
-			prefixes = rh.ExtraHeaderPrefixes.Value()
-		}
-		for name := range req.Header {
-			for _, prefix := range prefixes {
-				if strings.HasPrefix(strings.ToLower(name), strings.ToLower(prefix)) {
+	}
+	if rh.ExtraHeaderPrefixes != nil {
+		for _, prefix := range rh.ExtraHeaderPrefixes.Value() {
+			for name := range req.Header {
+				if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
 					names = append(names, name)
 				}
 			}
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			h.Write([]byte(http.CanonicalHeaderKey(name)))
-			h.Write([]byte{0})
-			for _, v := range req.Header.Values(name) {
-				h.Write([]byte(v))
-				h.Write([]byte{0})
-			}
-			h.Write([]byte{1})
-		}
 	}
-	var key [sha256.Size]byte
-	h.Sum(key[:0])
-	return key
+	var b strings.Builder
+	sort.Strings(names)
+	for _, name := range names {
+		values := req.Header.Values(name)
+		if len(values) == 0 {
+			continue
+		}
+		b.WriteString(http.CanonicalHeaderKey(name))
+		for _, v := range values {
+			b.WriteByte(0)
+			b.WriteString(v)
+		}
+		b.WriteByte(1)
+	}
+	k.headers = b.String()
+	return k
 }
