@@ -174,6 +174,10 @@ func (gv *GroupVersion) run(ctx context.Context) {
 		}
 		if err != nil {
 			log.Warn("discovery failed; serving what is persisted", zap.Error(err))
+			// Mirror what was discovered before (persisted) meanwhile:
+			// it resumes the moment the target answers, woken by the
+			// target's probe, not after this loop's next attempt.
+			gv.startReflectors(ctx)
 			select {
 			case <-ctx.Done():
 				return

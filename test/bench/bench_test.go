@@ -23,6 +23,7 @@ var (
 	flagWriteRounds  = flag.Int("bench.write-rounds", 200, "B4: rounds of create, update, patch and delete per path")
 	flagColdObjects  = flag.Int("bench.coldstart-objects", 100000, "B5: objects in the bbolt file crproxy restarts over")
 	flagOutages      = flag.Int("bench.outages", 5, "B6: outages measured")
+	flagKeepLog      = flag.String("bench.keep-log", "", "copy crproxy's log to this file at the end")
 	flagOutageLength = flag.Duration("bench.outage-length", 5*time.Second, "B6: how long each outage lasts")
 )
 
@@ -36,6 +37,17 @@ func TestBench(t *testing.T) {
 	}
 	ctx := context.Background()
 	e := newBenchEnv(t, ctx)
+	if *flagKeepLog != "" {
+		t.Cleanup(func() {
+			data, err := os.ReadFile(e.proxy.LogPath)
+			if err == nil {
+				err = os.WriteFile(*flagKeepLog, data, 0o644)
+			}
+			if err != nil {
+				t.Errorf("bench.keep-log: %v", err)
+			}
+		})
+	}
 	r := &report{Started: time.Now(), Objects: *flagObjects, Machine: e.machineOf(ctx)}
 	defer func() {
 		// Printed even when a benchmark failed: what was measured stays.
