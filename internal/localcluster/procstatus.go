@@ -13,6 +13,9 @@ type ProcStatus struct {
 	RSSKiB int
 	// PeakRSSKiB is the largest resident set so far (VmHWM).
 	PeakRSSKiB int
+	// FileRSSKiB is the part of RSSKiB that is files mapped in (RssFile),
+	// such as a bbolt database.
+	FileRSSKiB int
 	// Threads is the number of OS threads.
 	Threads int
 }
@@ -24,7 +27,7 @@ func ReadProcStatus(pid int) (ProcStatus, error) {
 		return ProcStatus{}, err
 	}
 	var s ProcStatus
-	fields := map[string]*int{"VmRSS:": &s.RSSKiB, "VmHWM:": &s.PeakRSSKiB, "Threads:": &s.Threads}
+	fields := map[string]*int{"VmRSS:": &s.RSSKiB, "VmHWM:": &s.PeakRSSKiB, "RssFile:": &s.FileRSSKiB, "Threads:": &s.Threads}
 	for _, line := range strings.Split(string(data), "\n") {
 		for prefix, v := range fields {
 			if rest, ok := strings.CutPrefix(line, prefix); ok {
