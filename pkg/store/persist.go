@@ -267,6 +267,8 @@ func (s *Store) loadCache(k Key) *Cache {
 			return nil
 		}
 		var in interner
+		mapped := mappedPages{base: s.db.Info().Data, end: s.db.Info().Data + uintptr(tx.Size())}
+		defer mapped.release()
 		cur := ob.Cursor()
 		for key, val := cur.First(); key != nil; key, val = cur.Next() {
 			o, err := decodeRecord(key, val, &in)
@@ -274,6 +276,7 @@ func (s *Store) loadCache(k Key) *Cache {
 				return err
 			}
 			tree.ReplaceOrInsert(o)
+			mapped.read(val)
 		}
 		return nil
 	})

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package store
+
+import "unsafe"
+
+// releasePages does nothing where madvise is not used.
+func releasePages(unsafe.Pointer, uintptr) {}
