@@ -22,11 +22,18 @@ import (
 // B6) and starts crproxy again over its bbolt file. It records the time
 // from the process's start until a consistent list (kubectl's) is served
 // with every object, and crproxy's peak resident memory against the
-// objects' total JSON size. Bar: first list within 1 s; RSS at most 2x the
+// objects' total JSON size. The target's column is the same list from the
+// target while it was up. Bar: first list within 1 s; RSS at most 2x the
 // JSON.
 func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	e.load(t, ctx, *flagColdObjects)
 	n := e.loaded + e.extra(t, ctx, e.loaded)
+	// For scale: the same consistent list from the target, while it is up.
+	targetHC, _ := rest.HTTPClientFor(e.paths[pathTarget].cfg)
+	targetList, err := listOnce(ctx, targetHC, e.paths[pathTarget], "", n)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	e.cut = e.cutTarget(t)
 	e.proxy.Stop()
@@ -110,14 +117,14 @@ func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	jsonMiB := float64(listBytes) / (1 << 20)
 	peakMiB := float64(st.PeakRSSKiB) / 1024
 	name := fmt.Sprintf("restart over %d objects, target down", n)
-	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: "start to first consistent list", Unit: "ms"}, "≤ 1 s", firstList <= time.Second),
-		figures{math.NaN(), ms(firstList), math.NaN()})
+	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: "start to first consistent list (target: the same list, warm)", Unit: "ms"}, "≤ 1 s", firstList <= time.Second),
+		figures{ms(targetList), ms(firstList), math.NaN()})
 	r.add(row{ID: "B5", Case: name, Metric: "start to first page of 500 (kubectl's chunking)", Unit: "ms"}, figures{math.NaN(), ms(firstPage), math.NaN()})
 	r.add(row{ID: "B5", Case: name, Metric: "start to /readyz", Unit: "ms"}, figures{math.NaN(), ms(readyAfter), math.NaN()})
 	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: fmt.Sprintf("peak RSS (objects' JSON: %.0f MiB)", jsonMiB), Unit: "MiB"},
 		fmt.Sprintf("≤ 2x JSON (%.0f MiB)", 2*jsonMiB), peakMiB <= 2*jsonMiB),
 		figures{math.NaN(), peakMiB, math.NaN()})
-	r.note("B5: crproxy's peak RSS is %.2fx the objects' JSON (%.0f MiB for %.0f MiB); 5 s after the first list its RSS is %d MiB, of which %d MiB are mapped files (the bbolt database's pages, RssFile).",
+	r.note("B5: crproxy's peak RSS is %.2fx the objects' JSON (%.0f MiB for %.0f MiB); 5 s after the first list its RSS is %d MiB, of which %d MiB are mapped files (RssFile: crproxy's own binary, about 50 MiB, and the bbolt database's pages).",
 		peakMiB/jsonMiB, peakMiB, jsonMiB, st.RSSKiB>>10, st.FileRSSKiB>>10)
 }
 

@@ -64,7 +64,9 @@ type benchEnv struct {
 // newBenchEnv starts the clusters and crproxy.
 func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	e := &benchEnv{env: clustertest.Environment(t)}
-	e.target = clustertest.NewAPIServer(t, "target")
+	// Profiling on the target too: B3 reads both sides' live memory from
+	// /debug/pprof/heap.
+	e.target = clustertest.NewAPIServer(t, "target", localcluster.APIServerOptions{ExtraArgs: []string{"--profiling=true"}})
 	e.client = clustertest.NewAPIServer(t, "client")
 	prepareTarget(t, ctx, e.target)
 	binDir, err := localcluster.FindBinDir()
@@ -280,6 +282,40 @@ func (e *benchEnv) getProxy(ctx context.Context, path string) ([]byte, error) {
 		err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
 	return body, err
+}
+
+// liveBytes is what a server's Go runtime holds for live data after a
+// collection: the heap's live objects plus the goroutine stacks in use (the
+// HeapAlloc and Stack lines of /debug/pprof/heap?debug=1&gc=1).
+func liveBytes(ctx context.Context, cfg *rest.Config) (int64, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer hc.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/debug/pprof/heap?debug=1&gc=1", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("heap profile: %d", resp.StatusCode)
+	}
+	var heap, stack int64
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			_, _ = fmt.Sscan(v, &heap)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			_, _ = fmt.Sscan(v, &stack)
+		}
+	}
+	if heap == 0 {
+		return 0, fmt.Errorf("no HeapAlloc in the heap profile")
+	}
+	return heap + stack, nil
 }
 
 // rssKiB is a process's resident set now.
