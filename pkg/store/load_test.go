@@ -2,7 +2,9 @@ package store
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
 	"runtime"
 	"testing"
 
@@ -48,5 +50,34 @@ func TestLoadHandsMappedPagesBack(t *testing.T) {
 	t.Logf("file %d MiB; mapped file pages resident after the load grew by %d KiB", info.Size()>>20, grew)
 	if limit := int(info.Size()>>10) / 4; grew > limit {
 		t.Errorf("the load left %d KiB of the %d KiB file resident; want under %d KiB", grew, info.Size()>>10, limit)
+	}
+}
+
+// TestLoadSharesEqualLabelSets: objects loaded with equal labels share one
+// map (owned mode: every object has the same owner labels); different
+// labels stay apart.
+func TestLoadSharesEqualLabelSets(t *testing.T) {
+	s, path := openStore(t, Options{})
+	owner := map[string]string{"vcluster.com/owner-vcluster": "c", "vcluster.com/owner-project": "p"}
+	mustNil(t, s.Cache(testKey).Replace([]*Object{
+		obj(t, "ns", "a", "ua", 1, owner, 10),
+		obj(t, "ns", "b", "ub", 2, map[string]string{"vcluster.com/owner-project": "p", "vcluster.com/owner-vcluster": "c"}, 10),
+		obj(t, "ns", "c", "uc", 3, map[string]string{"vcluster.com/owner-vcluster": "other"}, 10),
+	}, 3))
+	mustNil(t, s.Close())
+	snap := reopen(t, path).Cache(testKey).Snapshot()
+	get := func(name string) map[string]string {
+		o, ok := snap.Get("ns", name)
+		if !ok {
+			t.Fatalf("%s not loaded", name)
+		}
+		return o.Labels
+	}
+	a, b, c := get("a"), get("b"), get("c")
+	if reflect.ValueOf(a).UnsafePointer() != reflect.ValueOf(b).UnsafePointer() {
+		t.Error("equal label sets were loaded as two maps")
+	}
+	if !maps.Equal(a, owner) || c["vcluster.com/owner-vcluster"] != "other" || len(c) != 1 {
+		t.Errorf("labels loaded wrong: a %v, c %v", a, c)
 	}
 }
