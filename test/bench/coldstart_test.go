@@ -17,12 +17,12 @@ import (
 	"github.com/crproxy/crproxy/internal/localcluster"
 )
 
-// benchColdStart (B5) grows the data to bench.coldstart-objects, stops
-// crproxy, cuts the target off (a partition: the target keeps running, for
-// B6) and starts crproxy again over its bbolt file. It records the time
-// from the process's start until a consistent list (kubectl's) is served
-// with every object, and crproxy's peak resident memory against the
-// objects' total JSON size. The target's column is the same list from the
+// benchColdStart (B5) grows the data to bench.coldstart-objects, cuts the
+// target off (a partition: the target keeps running, for B6), and stops and
+// starts crproxy over its bbolt file three times. It records the time from
+// the process's start until a consistent list (kubectl's) is served with
+// every object (median and max), and crproxy's peak resident memory against
+// the objects' total JSON size. The target's column is the same list from the
 // target while it was up. Bar: first list within 1 s; RSS at most 2x the
 // JSON.
 func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
@@ -36,96 +36,117 @@ func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	}
 
 	e.cut = e.cutTarget(t)
-	e.proxy.Stop()
 	e.cut.Partition()
+	// The target has just served 100,000 objects: let it collect its
+	// garbage before crproxy's start competes with it for the two cores.
+	time.Sleep(10 * time.Second)
+	var runs []coldStart
+	for i := range coldStarts {
+		e.proxy.Stop()
+		runs = append(runs, e.coldStart(t, ctx, n))
+		t.Logf("cold start %d: first page %s, /readyz %s, first list %s, peak RSS %d MiB", i,
+			runs[i].firstPage.Round(time.Millisecond), runs[i].ready.Round(time.Millisecond), runs[i].firstList.Round(time.Millisecond), runs[i].status.PeakRSSKiB>>10)
+	}
+	profileHeap(t, ctx, e, "B5-coldstart")
 
+	pick := func(f func(coldStart) time.Duration, q float64) time.Duration {
+		var d []time.Duration
+		for _, run := range runs {
+			d = append(d, f(run))
+		}
+		return percentile(d, q)
+	}
+	firstList := pick(func(c coldStart) time.Duration { return c.firstList }, 50)
+	var peakKiB int
+	for _, run := range runs {
+		peakKiB = max(peakKiB, run.status.PeakRSSKiB)
+	}
+	last := runs[len(runs)-1]
+	jsonMiB := float64(last.listBytes) / (1 << 20)
+	peakMiB := float64(peakKiB) / 1024
+	name := fmt.Sprintf("restart over %d objects, target down, %d times", n, coldStarts)
+	only := func(d time.Duration) figures { return figures{math.NaN(), ms(d), math.NaN()} }
+	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: "start to first consistent list, median (target: the same list, warm)", Unit: "ms"}, "≤ 1 s", firstList <= time.Second),
+		figures{ms(targetList), ms(firstList), math.NaN()})
+	r.add(row{ID: "B5", Case: name, Metric: "start to first consistent list, max", Unit: "ms"}, only(pick(func(c coldStart) time.Duration { return c.firstList }, 100)))
+	r.add(row{ID: "B5", Case: name, Metric: "start to first page of 500 (kubectl's chunking), median", Unit: "ms"}, only(pick(func(c coldStart) time.Duration { return c.firstPage }, 50)))
+	r.add(row{ID: "B5", Case: name, Metric: "start to /readyz, median", Unit: "ms"}, only(pick(func(c coldStart) time.Duration { return c.ready }, 50)))
+	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: fmt.Sprintf("peak RSS, max (objects' JSON: %.0f MiB)", jsonMiB), Unit: "MiB"},
+		fmt.Sprintf("≤ 2x JSON (%.0f MiB)", 2*jsonMiB), peakMiB <= 2*jsonMiB),
+		figures{math.NaN(), peakMiB, math.NaN()})
+	r.note("B5: crproxy's peak RSS is %.2fx the objects' JSON (%.0f MiB for %.0f MiB); 5 s after the last start's first list its RSS is %d MiB, of which %d MiB are mapped files (RssFile: crproxy's own binary, about 50 MiB, and the bbolt database's pages).",
+		peakMiB/jsonMiB, peakMiB, jsonMiB, last.status.RSSKiB>>10, last.status.FileRSSKiB>>10)
+}
+
+// coldStarts is how many times B5 restarts crproxy.
+const coldStarts = 3
+
+// coldStart is one start of crproxy over its file with the target cut off.
+type coldStart struct {
+	firstPage, ready, firstList time.Duration
+	listBytes                   int
+	// status is crproxy's footprint 5 s after the first list.
+	status localcluster.ProcStatus
+}
+
+// coldStart starts the stopped crproxy and times, from the start, kubectl's
+// first page, /readyz, and the first consistent list with all n objects.
+func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart {
 	hc, err := rest.HTTPClientFor(e.direct())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hc.CloseIdleConnections()
+	var c coldStart
 	started := time.Now()
 	ready := make(chan error, 1)
-	var readyAfter time.Duration
 	go func() {
 		err := e.proxy.Start(ctx)
-		readyAfter = time.Since(started)
+		c.ready = time.Since(started)
 		ready <- err
 	}()
+	// get GETs path until it answers 200 and returns the body.
+	get := func(path string) *http.Response {
+		for deadline := started.Add(2 * time.Minute); time.Now().Before(deadline); {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+path, nil)
+			resp, err := hc.Do(req)
+			if err == nil && resp.StatusCode == http.StatusOK {
+				return resp
+			}
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("GET %s: no answer within 2 minutes of the start", path)
+		return nil
+	}
 	// kubectl lists in pages of 500: its first answer is the first page.
-	var firstPage time.Duration
-	for deadline := started.Add(2 * time.Minute); firstPage == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no page served within 2 minutes of the start")
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+"/apis/example.com/v1/myresources?limit=500", nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			firstPage = time.Since(started)
-		}
+	resp := get("/apis/example.com/v1/myresources?limit=500")
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.firstPage = time.Since(started)
+
+	resp = get("/apis/example.com/v1/myresources")
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	c.firstList, c.listBytes = time.Since(started), body.Len()
+	if got := bytes.Count(body.Bytes(), []byte(`"kind":"MyResource"`)); got != n {
+		t.Fatalf("the first list after the restart has %d of %d objects", got, n)
 	}
-	var firstList time.Duration
-	var listBytes int
-	for deadline := started.Add(2 * time.Minute); firstList == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no list served within 2 minutes of the start")
-		}
-		select {
-		case err := <-ready:
-			if err != nil {
-				t.Fatal(err)
-			}
-			ready = nil
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+"/apis/example.com/v1/myresources", nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		var body bytes.Buffer
-		_, _ = body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			if got := bytes.Count(body.Bytes(), []byte(`"kind":"MyResource"`)); got != n {
-				t.Fatalf("the first list after the restart has %d of %d objects", got, n)
-			}
-			if !strings.Contains(resp.Header.Get("Warning"), "unreachable") {
-				t.Errorf("the first list after the restart has no Warning that the target is unreachable: %q", resp.Header.Get("Warning"))
-			}
-			firstList, listBytes = time.Since(started), body.Len()
-		}
+	if !strings.Contains(resp.Header.Get("Warning"), "unreachable") {
+		t.Errorf("the first list after the restart has no Warning that the target is unreachable: %q", resp.Header.Get("Warning"))
 	}
-	if ready != nil {
-		if err := <-ready; err != nil {
-			t.Fatal(err)
-		}
-	}
-	profileHeap(t, ctx, e, "B5-coldstart")
-	time.Sleep(5 * time.Second) // the peak may come after the first list: the mirror settles
-	st, err := localcluster.ReadProcStatus(e.proxy.PID())
-	if err != nil {
+	if err := <-ready; err != nil {
 		t.Fatal(err)
 	}
-	jsonMiB := float64(listBytes) / (1 << 20)
-	peakMiB := float64(st.PeakRSSKiB) / 1024
-	name := fmt.Sprintf("restart over %d objects, target down", n)
-	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: "start to first consistent list (target: the same list, warm)", Unit: "ms"}, "≤ 1 s", firstList <= time.Second),
-		figures{ms(targetList), ms(firstList), math.NaN()})
-	r.add(row{ID: "B5", Case: name, Metric: "start to first page of 500 (kubectl's chunking)", Unit: "ms"}, figures{math.NaN(), ms(firstPage), math.NaN()})
-	r.add(row{ID: "B5", Case: name, Metric: "start to /readyz", Unit: "ms"}, figures{math.NaN(), ms(readyAfter), math.NaN()})
-	r.add(barAbsolute(row{ID: "B5", Case: name, Metric: fmt.Sprintf("peak RSS (objects' JSON: %.0f MiB)", jsonMiB), Unit: "MiB"},
-		fmt.Sprintf("≤ 2x JSON (%.0f MiB)", 2*jsonMiB), peakMiB <= 2*jsonMiB),
-		figures{math.NaN(), peakMiB, math.NaN()})
-	r.note("B5: crproxy's peak RSS is %.2fx the objects' JSON (%.0f MiB for %.0f MiB); 5 s after the first list its RSS is %d MiB, of which %d MiB are mapped files (RssFile: crproxy's own binary, about 50 MiB, and the bbolt database's pages).",
-		peakMiB/jsonMiB, peakMiB, jsonMiB, st.RSSKiB>>10, st.FileRSSKiB>>10)
+	time.Sleep(5 * time.Second) // the peak may come after the first list: the mirror settles
+	if c.status, err = localcluster.ReadProcStatus(e.proxy.PID()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // cutTarget puts a FaultProxy between crproxy and the target, effective at
