@@ -62,7 +62,7 @@ test-e2e: tools
 soak: tools build
 	$(GO) test -count=1 -timeout 90m -v ./test/soak -run TestSoak $(SOAK_FLAGS)
 
-## bench: B1-B6 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 15 minutes)
+## bench: B1-B6 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 10 minutes)
 BENCH_FLAGS ?= -bench.objects=10000
 BENCH_OUT ?= $(CURDIR)/bench-out
 bench: tools build

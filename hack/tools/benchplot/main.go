@@ -245,8 +245,15 @@ func positive(v *float64) bool {
 	return v != nil && *v > 0 && !math.IsInf(*v, 0)
 }
 
+// maxLabel bounds a row's label, so one long label cannot squeeze the plot.
+const maxLabel = 60
+
 func rowLabel(r Row) string {
-	return strings.TrimSpace(r.ID + " " + r.Case + " " + r.Metric)
+	label := strings.TrimSpace(r.ID + " " + r.Case + " " + r.Metric)
+	if runes := []rune(label); len(runes) > maxLabel {
+		label = string(runes[:maxLabel-1]) + "…"
+	}
+	return label
 }
 
 // machineNote is the line under each plot that says where its figures come
