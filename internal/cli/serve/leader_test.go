@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -88,13 +89,18 @@ func TestElectionOneRegistrarAtATime(t *testing.T) {
 
 	// Someone else takes the lease: the leader's term ends when it cannot
 	// renew, and once the stolen lease expires a replica leads again.
-	l, err := kube.CoordinationV1().Leases(ns).Get(ctx, lease, metav1.GetOptions{})
+	// The leader renews meanwhile: take it on the latest version.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := kube.CoordinationV1().Leases(ns).Get(ctx, lease, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		intruder, two, now := "intruder", int32(2), metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime, l.Spec.AcquireTime = &intruder, &two, &now, &now
+		_, err = kube.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	intruder, two, now := "intruder", int32(2), metav1.NewMicroTime(time.Now())
-	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime, l.Spec.AcquireTime = &intruder, &two, &now, &now
-	if _, err := kube.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the leader's term to end", func() bool { return first.leading.Load() == 0 })
