@@ -99,10 +99,23 @@ func (r *Resource) client() dynamic.NamespaceableResourceInterface {
 	return r.Target.Dynamic.Resource(r.GVR)
 }
 
+// probeNamespace is where the consistency probe of a namespaced resource
+// lists: a namespace that holds nothing (it need not exist). A consistent
+// list's resourceVersion is the target's current one wherever it lists,
+// but its cost is not: across namespaces it grows with the resource's
+// objects at the target (6.5 ms at 50,000 objects against 1.1 ms for an
+// empty namespace, flat), and every consistent read waits for a probe.
+const probeNamespace = "crproxy-consistency-probe"
+
 // currentResourceVersion asks the target for its current resourceVersion:
-// a consistent list of at most one object of the mirrored selection.
+// a consistent list of at most one object of the mirrored selection, in
+// probeNamespace for a namespaced resource.
 func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
-	list, err := r.client().List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
+	var lister dynamic.ResourceInterface = r.client()
+	if r.API.Namespaced {
+		lister = r.client().Namespace(probeNamespace)
+	}
+	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
 	r.Target.Connection.Observe(err)
 	if err != nil {
 		return 0, err

@@ -6,6 +6,15 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -50,5 +59,36 @@ func TestWaitConsistentSettles(t *testing.T) {
 	targetRV = 16
 	if took := read(); took < settleWindow {
 		t.Errorf("read after the mirror was reset took %s; want the settle window", took)
+	}
+}
+
+// TestProbeListsWhereItIsCheap: the consistency probe of a namespaced
+// resource lists in an empty namespace (its cost at the target then does
+// not grow with the resource's objects); a cluster-scoped one lists the
+// cluster.
+func TestProbeListsWhereItIsCheap(t *testing.T) {
+	gvr := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}
+	for _, namespaced := range []bool{true, false} {
+		dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "ThingList"})
+		var listedIn []string
+		dyn.PrependReactor("list", "things", func(action clienttesting.Action) (bool, runtime.Object, error) {
+			listedIn = append(listedIn, action.GetNamespace())
+			list := &unstructured.UnstructuredList{}
+			list.SetResourceVersion("42")
+			return true, list, nil
+		})
+		r := &Resource{GVR: gvr, API: metav1.APIResource{Name: "things", Namespaced: namespaced}, Selector: labels.Everything(),
+			Target: &Target{ID: "p/t", Dynamic: dyn, Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
+		rv, err := r.currentResourceVersion(context.Background())
+		if err != nil || rv != 42 {
+			t.Fatalf("namespaced %v: rv %d, %v", namespaced, rv, err)
+		}
+		want := ""
+		if namespaced {
+			want = probeNamespace
+		}
+		if len(listedIn) != 1 || listedIn[0] != want {
+			t.Errorf("namespaced %v: listed in %q, want %q", namespaced, listedIn, want)
+		}
 	}
 }
