@@ -123,6 +123,12 @@ func getLoad(ctx context.Context, cfg *rest.Config, query string, clients, objec
 					err = fmt.Errorf("GET %s: %d", url, resp.StatusCode)
 					continue
 				}
+				// The target is up: a Warning would mean a read served
+				// without its consistency check (the probe failed).
+				if w := resp.Header.Get("Warning"); w != "" {
+					err = fmt.Errorf("GET %s: Warning %q", url, w)
+					continue
+				}
 				mine = append(mine, time.Since(start))
 				done.Add(1)
 			}
