@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -42,28 +41,31 @@ func newAuthenticator(opts *options.DelegatingAuthenticationOptions, servingInfo
 // clientCAsTimeout bounds the wait for the client cluster's CAs at start.
 const clientCAsTimeout = 30 * time.Second
 
-// waitForClientCAs starts the controllers that read the client cluster's CA
-// bundles (client-ca-file and requestheader-client-ca-file of
-// extension-apiserver-authentication) and waits until both are loaded. The
-// generic server primes its TLS configuration from them once, when it
-// starts serving, from informers that have not synced yet: without this
-// wait the aggregator's first requests (its availability checks) get 401,
-// and the client cluster drops the group from discovery for a while.
+// waitForClientCAs waits until the client cluster's CA bundles
+// (client-ca-file and requestheader-client-ca-file of
+// extension-apiserver-authentication) are loaded. SecureServingInfo.Serve
+// starts their controllers, after adding the TLS configuration as their
+// listener (starting them earlier races with that); until they have loaded,
+// the TLS handshake asks for no client certificate the client cluster
+// issued, and such connections stay unauthenticated.
 func waitForClientCAs(ctx context.Context, servingInfo *genericapiserver.SecureServingInfo, info *genericapiserver.AuthenticationInfo, log *zap.Logger) {
-	union, ok := servingInfo.ClientCA.(dynamiccertificates.ControllerRunner)
-	if !ok || info.RequestHeaderConfig == nil {
+	if servingInfo.ClientCA == nil || info.RequestHeaderConfig == nil {
 		return
 	}
-	go union.Run(ctx, 1)
 	requestHeader := info.RequestHeaderConfig.CAContentProvider
 	wait, cancel := context.WithTimeout(ctx, clientCAsTimeout)
 	defer cancel()
 	for {
-		_ = union.RunOnce(wait)
 		header := requestHeader.CurrentCABundleContent()
 		// The union holds the client CA and the request-header CA: both are
 		// loaded when it holds more than the request-header CA alone.
 		if len(header) > 0 && len(servingInfo.ClientCA.CurrentCABundleContent()) > len(header) {
+			// The TLS configuration follows the bundles asynchronously
+			// (a listener's queue): give it a moment.
+			select {
+			case <-wait.Done():
+			case <-time.After(tlsConfigSettle):
+			}
 			return
 		}
 		select {
@@ -74,6 +76,10 @@ func waitForClientCAs(ctx context.Context, servingInfo *genericapiserver.SecureS
 		}
 	}
 }
+
+// tlsConfigSettle is how long the TLS configuration is given to take up
+// newly loaded CA bundles.
+const tlsConfigSettle = 200 * time.Millisecond
 
 // unauthorized answers 401 as a kube-apiserver does.
 func unauthorized(w http.ResponseWriter, _ *http.Request) {

@@ -25,6 +25,10 @@ import (
 func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 	var lines []string
 	ready := true
+	if report.ClientCAsPending {
+		ready = false
+		lines = append(lines, "[-]client-ca: the client cluster's CA bundles are not loaded yet")
+	}
 	for _, t := range report.Targets {
 		lines = append(lines, targetCheck(t.Status))
 		for _, gv := range t.Undiscovered {

@@ -110,3 +110,14 @@ func TestStatusHandlerJSON(t *testing.T) {
 		t.Errorf("POST /status: %d", rec.Code)
 	}
 }
+
+// Until the client cluster's CAs are loaded crproxy is not ready: callers'
+// certificates would not be authenticated.
+func TestReadyzWaitsForClientCAs(t *testing.T) {
+	report := statusTestReport()
+	report.ClientCAsPending = true
+	code, body := getReadyz(t, "", report)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]client-ca: the client cluster's CA bundles are not loaded yet") {
+		t.Fatalf("readyz with the CAs pending: %d\n%s", code, body)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -50,6 +51,10 @@ type Server struct {
 	servingInfo *genericapiserver.SecureServingInfo
 	authnInfo   *genericapiserver.AuthenticationInfo
 	handler     http.Handler
+
+	// authenticating is closed once Run serves with the client cluster's
+	// CAs loaded; done once Run has returned.
+	authenticating, done chan struct{}
 }
 
 // New prepares the listener, the certificates and the authenticator.
@@ -57,7 +62,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	s := &Server{opts: opts, log: opts.Logger}
+	s := &Server{opts: opts, log: opts.Logger, authenticating: make(chan struct{}), done: make(chan struct{})}
 	if err := opts.Serving.ApplyTo(&s.servingInfo); err != nil {
 		return nil, fmt.Errorf("serving: %w", err)
 	}
@@ -75,7 +80,15 @@ func New(opts Options) (*Server, error) {
 	api = genericapifilters.WithWarningRecorder(api)
 	api = requests.instrument(api)
 	api = genericapifilters.WithRequestInfo(api, resolver)
-	report := func() StatusReport { return buildStatus(opts.Mirror) }
+	report := func() StatusReport {
+		r := buildStatus(opts.Mirror)
+		select {
+		case <-s.authenticating:
+		default:
+			r.ClientCAsPending = true
+		}
+		return r
+	}
 	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, report, newRegistry(report, requests), opts.Profiling), resolver)
 	return s, nil
 }
@@ -122,14 +135,35 @@ func routes(api http.Handler, authn authenticator.Request, report func() StatusR
 // Address is the address the server listens on.
 func (s *Server) Address() string { return s.servingInfo.Listener.Addr().String() }
 
-// Run serves until ctx ends, then shuts down.
+// Run serves until ctx ends, then shuts down. Serving starts the
+// controllers that load the client cluster's CAs; WaitUntilAuthenticating
+// tells when they have.
 func (s *Server) Run(ctx context.Context) error {
-	waitForClientCAs(ctx, s.servingInfo, s.authnInfo, s.log)
+	defer close(s.done)
 	stopped, _, err := s.servingInfo.Serve(s.handler, 10*time.Second, ctx.Done())
 	if err != nil {
 		return err
 	}
+	waitForClientCAs(ctx, s.servingInfo, s.authnInfo, s.log)
+	close(s.authenticating)
 	s.log.Info("serving", zap.String("address", s.Address()))
 	<-stopped
 	return nil
+}
+
+// WaitUntilAuthenticating returns once Run serves with the client
+// cluster's CAs loaded, so callers presenting certificates are
+// authenticated; an error if Run ended first or ctx ended. Register the
+// APIServices only after it: a connection the aggregator opens before
+// keeps a TLS handshake that asked for no client certificate, and its
+// requests get 401.
+func (s *Server) WaitUntilAuthenticating(ctx context.Context) error {
+	select {
+	case <-s.authenticating:
+		return nil
+	case <-s.done:
+		return errors.New("the server stopped before it served")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -15,6 +15,9 @@ import (
 type StatusReport struct {
 	// Targets are sorted by ID.
 	Targets []TargetStatus `json:"targets"`
+	// ClientCAsPending is true until the client cluster's CA bundles are
+	// loaded: certificates are not authenticated yet.
+	ClientCAsPending bool `json:"clientCAsPending,omitempty"`
 }
 
 // TargetStatus is one target's connection and the resources mirrored from

@@ -181,6 +181,17 @@ func Run(ctx context.Context, o *Options) error {
 	defer cancel()
 	namespaces.Start(ctx)
 	go m.Run(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(ctx) }()
+	// Register and report ready only once callers' certificates are
+	// authenticated (see Server.WaitUntilAuthenticating).
+	if err := srv.WaitUntilAuthenticating(ctx); err != nil {
+		cancel()
+		if runErr := <-served; runErr != nil {
+			return runErr
+		}
+		return err
+	}
 	if o.Register {
 		reg, err := registration(o, cfg, &serving, srv, m, log)
 		if err != nil {
@@ -205,7 +216,7 @@ func Run(ctx context.Context, o *Options) error {
 	if o.Ready != nil {
 		o.Ready(srv.Address())
 	}
-	return srv.Run(ctx)
+	return <-served
 }
 
 func registration(o *Options, cfg *config.Config, serving *options.SecureServingOptions, srv *server.Server, m *mirror.Mirror, log *zap.Logger) (*server.Registration, error) {
