@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -81,7 +82,25 @@ func waitForClientCAs(ctx context.Context, servingInfo *genericapiserver.SecureS
 // newly loaded CA bundles.
 const tlsConfigSettle = 200 * time.Millisecond
 
-// unauthorized answers 401 as a kube-apiserver does.
-func unauthorized(w http.ResponseWriter, _ *http.Request) {
-	writeError(w, apierrors.NewUnauthorized("Unauthorized"))
+// unauthenticated answers a request no authenticator accepted: 401 as a
+// kube-apiserver does, or, until the client cluster's CAs are loaded (the
+// caller's certificate cannot be checked yet), 503 with Retry-After. A
+// request that presented no client certificate also gets its connection
+// closed (Connection: close; a GOAWAY on HTTP/2): a TLS handshake made
+// while the CA list was still incomplete named no CA that issued the
+// caller's certificate, so the client sent none, and every later request
+// on that connection would stay unauthenticated.
+func unauthenticated(caPending func() bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		if caPending() {
+			err := apierrors.NewServiceUnavailable("crproxy is loading the client cluster's CA bundles")
+			err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+			writeError(w, err)
+			return
+		}
+		writeError(w, apierrors.NewUnauthorized("Unauthorized"))
+	})
 }

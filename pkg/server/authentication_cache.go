@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/user"
 )
 
 const (
@@ -35,7 +36,7 @@ const (
 // (request-header) authentication reads, so a front proxy speaking for
 // different users gets one entry per user. Requests with an Authorization
 // header are not cached here (the token authenticator caches its
-// TokenReviews itself), nor are failures.
+// TokenReviews itself), nor are failures or the anonymous fallback.
 type certificateAuthCache struct {
 	delegate      authenticator.Request
 	requestHeader *authenticatorfactory.RequestHeaderConfig
@@ -57,7 +58,9 @@ func (c *certificateAuthCache) AuthenticateRequest(req *http.Request) (*authenti
 		return resp.(*authenticator.Response), true, nil
 	}
 	resp, ok, err := c.delegate.AuthenticateRequest(req)
-	if ok && err == nil {
+	// Never remember the anonymous fallback: it is what a certificate gets
+	// while the client CAs are still loading, and it would stick.
+	if ok && err == nil && resp.User.GetName() != user.Anonymous {
 		ttl := min(certificateAuthTTL, req.TLS.PeerCertificates[0].NotAfter.Sub(c.now()))
 		if ttl > 0 {
 			c.cache.Add(key, resp, ttl)

@@ -16,11 +16,14 @@ import (
 
 func TestCertificateAuthCache(t *testing.T) {
 	calls := 0
-	fail := false
+	fail, anonymous := false, false
 	delegate := authenticator.RequestFunc(func(r *http.Request) (*authenticator.Response, bool, error) {
 		calls++
 		if fail || r.TLS == nil {
 			return nil, false, nil
+		}
+		if anonymous {
+			return &authenticator.Response{User: &user.DefaultInfo{Name: user.Anonymous}}, true, nil
 		}
 		return &authenticator.Response{User: &user.DefaultInfo{Name: r.Header.Get("X-Remote-User") + "|" + r.TLS.PeerCertificates[0].Subject.CommonName}}, true, nil
 	})
@@ -35,6 +38,7 @@ func TestCertificateAuthCache(t *testing.T) {
 		return &x509.Certificate{Raw: []byte(raw), NotAfter: time.Now().Add(valid)}
 	}
 	long := cert("alice-cert", time.Hour)
+	long2 := cert("carol-cert", time.Hour)
 	request := func(cert *x509.Certificate, headers ...string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "/apis", nil)
 		if cert != nil {
@@ -77,8 +81,13 @@ func TestCertificateAuthCache(t *testing.T) {
 	expect("a failure is not remembered", request(failing), 11, "")
 
 	fail = false
+	anonymous = true
+	expect("the anonymous fallback (CAs still loading)", request(long2), 12, "system:anonymous")
+	expect("the anonymous fallback is not remembered", request(long2), 13, "system:anonymous")
+	anonymous = false
+
 	expiring := cert("short-cert", 50*time.Millisecond)
-	expect("a certificate about to expire", request(expiring), 12, "|")
+	expect("a certificate about to expire", request(expiring), 14, "|")
 	time.Sleep(100 * time.Millisecond)
-	expect("not reused past the certificate's NotAfter", request(expiring), 13, "|")
+	expect("not reused past the certificate's NotAfter", request(expiring), 15, "|")
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -30,15 +32,45 @@ func TestRoutesProfiling(t *testing.T) {
 		h.ServeHTTP(rec, r)
 		return rec.Code
 	}
-	on := routes(api, authn, report, prometheus.NewRegistry(), true)
+	on := routes(api, authn, unauthenticated(func() bool { return false }), report, prometheus.NewRegistry(), true)
 	if code := get(on, "/debug/pprof/heap", "good"); code != http.StatusOK {
 		t.Errorf("profiling on, authenticated: %d, want 200", code)
 	}
 	if code := get(on, "/debug/pprof/heap", ""); code != http.StatusUnauthorized {
 		t.Errorf("profiling on, anonymous: %d, want 401", code)
 	}
-	off := routes(api, authn, report, prometheus.NewRegistry(), false)
+	off := routes(api, authn, unauthenticated(func() bool { return false }), report, prometheus.NewRegistry(), false)
 	if code := get(off, "/debug/pprof/heap", "good"); code != http.StatusTeapot {
 		t.Errorf("profiling off: %d, want the API's answer", code)
+	}
+}
+
+// TestUnauthenticated: 503 with Retry-After while the client CAs load, 401
+// after; a request without a client certificate gets its connection
+// closed either way, so the client's next handshake can send one.
+func TestUnauthenticated(t *testing.T) {
+	for _, c := range []struct {
+		pending, cert bool
+		code          int
+		closes        bool
+	}{
+		{pending: true, cert: false, code: http.StatusServiceUnavailable, closes: true},
+		{pending: true, cert: true, code: http.StatusServiceUnavailable},
+		{pending: false, cert: false, code: http.StatusUnauthorized, closes: true},
+		{pending: false, cert: true, code: http.StatusUnauthorized},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/apis", nil)
+		r.TLS = &tls.ConnectionState{}
+		if c.cert {
+			r.TLS.PeerCertificates = []*x509.Certificate{{}}
+		}
+		rec := httptest.NewRecorder()
+		unauthenticated(func() bool { return c.pending }).ServeHTTP(rec, r)
+		if rec.Code != c.code || (rec.Header().Get("Connection") == "close") != c.closes {
+			t.Errorf("pending %v, certificate %v: %d, Connection %q; want %d, close %v", c.pending, c.cert, rec.Code, rec.Header().Get("Connection"), c.code, c.closes)
+		}
+		if c.pending && rec.Header().Get("Retry-After") != "1" {
+			t.Errorf("pending: Retry-After %q, want 1", rec.Header().Get("Retry-After"))
+		}
 	}
 }

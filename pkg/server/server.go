@@ -76,20 +76,17 @@ func New(opts Options) (*Server, error) {
 	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
 	// With the request-header configuration, the filter removes the front
 	// proxy's X-Remote-* headers after authentication.
-	api = genericapifilters.WithAuthentication(api, authn, http.HandlerFunc(unauthorized), nil, authnInfo.RequestHeaderConfig)
+	failed := unauthenticated(s.clientCAsPending)
+	api = genericapifilters.WithAuthentication(api, authn, failed, nil, authnInfo.RequestHeaderConfig)
 	api = genericapifilters.WithWarningRecorder(api)
 	api = requests.instrument(api)
 	api = genericapifilters.WithRequestInfo(api, resolver)
 	report := func() StatusReport {
 		r := buildStatus(opts.Mirror)
-		select {
-		case <-s.authenticating:
-		default:
-			r.ClientCAsPending = true
-		}
+		r.ClientCAsPending = s.clientCAsPending()
 		return r
 	}
-	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, report, newRegistry(report, requests), opts.Profiling), resolver)
+	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, failed, report, newRegistry(report, requests), opts.Profiling), resolver)
 	return s, nil
 }
 
@@ -99,9 +96,9 @@ func New(opts Options) (*Server, error) {
 // authenticator) and no authorization: they show crproxy's state, not the
 // objects. With profiling, /debug/pprof/ is there for authenticated callers
 // too. Everything else is the Kubernetes API.
-func routes(api http.Handler, authn authenticator.Request, report func() StatusReport, reg *prometheus.Registry, profiling bool) http.Handler {
+func routes(api http.Handler, authn authenticator.Request, failed http.Handler, report func() StatusReport, reg *prometheus.Registry, profiling bool) http.Handler {
 	authenticated := func(h http.Handler) http.Handler {
-		return genericapifilters.WithAuthentication(h, authn, http.HandlerFunc(unauthorized), nil, nil)
+		return genericapifilters.WithAuthentication(h, authn, failed, nil, nil)
 	}
 	metrics := authenticated(metricsHandler(reg))
 	status := authenticated(statusHandler(report))
@@ -149,6 +146,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", zap.String("address", s.Address()))
 	<-stopped
 	return nil
+}
+
+// clientCAsPending is true until Run has the client cluster's CAs loaded.
+func (s *Server) clientCAsPending() bool {
+	select {
+	case <-s.authenticating:
+		return false
+	default:
+		return true
+	}
 }
 
 // WaitUntilAuthenticating returns once Run serves with the client
