@@ -267,9 +267,13 @@ func (s *APIServer) Kubectl(ctx context.Context, args ...string) (string, error)
 }
 
 // KubectlCmd prepares the kubectl of bin/ against this apiserver as the admin,
-// for callers that need stdin or separate streams.
+// for callers that need stdin or separate streams. Its discovery cache is
+// this apiserver's own: kubectl keys the cache by host and port, and a port
+// an earlier apiserver used would otherwise bring that apiserver's
+// resource types along.
 func (s *APIServer) KubectlCmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, s.kubectl, append([]string{"--kubeconfig=" + s.KubeconfigPath}, args...)...)
+	flags := []string{"--kubeconfig=" + s.KubeconfigPath, "--cache-dir=" + filepath.Join(s.Dir, "kubectl-cache")}
+	cmd := exec.CommandContext(ctx, s.kubectl, append(flags, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG=")
 	return cmd
 }
