@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"strconv"
 	"time"
 
@@ -93,15 +92,12 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 			// target silently dropped does not hang forever.
 			timeout := int64(300 + rand.IntN(300))
 			var err error
-			w, err = r.client().Watch(ctx, metav1.ListOptions{
+			w, err = r.watchTarget(ctx, metav1.ListOptions{
 				LabelSelector:       r.Selector.String(),
 				ResourceVersion:     strconv.FormatUint(r.Cache.ResourceVersion(), 10),
 				AllowWatchBookmarks: true,
 				TimeoutSeconds:      &timeout,
 			})
-			if err == nil && reflect.TypeOf(w) == emptyWatchType {
-				err = errWatchNotOpened
-			}
 			return err
 		})
 		if errors.Is(err, errResync) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {

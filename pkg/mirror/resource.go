@@ -159,15 +159,24 @@ var emptyWatchType = reflect.TypeOf(watch.NewEmptyWatch())
 // opening; reconnect classifies it as unreachable.
 var errWatchNotOpened = errors.New("the connection to the target broke while opening the watch")
 
-// newReflector builds the reflector that mirrors the resource. Every list is
-// a consistent read (resourceVersion ""), so a relist never moves the cache
-// back in time, and every list and watch carries the mirror's selector.
-//
-// Lists and watches that fail for connection reasons are retried here, by
-// the target's backoff (pkg/reconnect), instead of by the reflector's own
-// (800 ms to 30 s): a watch is resumed from the mirror's last
-// resourceVersion as soon as the target answers again, and the reflector
-// relists only when the target says that resourceVersion is gone.
+// watchTarget opens a watch of the resource at the target. client-go
+// answers a connection that broke while the watch was being opened with an
+// empty watch and no error; that is errWatchNotOpened here: the target did
+// not answer.
+func (r *Resource) watchTarget(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	w, err := r.client().Watch(ctx, opts)
+	if err == nil && reflect.TypeOf(w) == emptyWatchType {
+		return nil, errWatchNotOpened
+	}
+	return w, err
+}
+
+// newReflector builds the reflector of the resource's full syncs
+// (Resource.run). Every list is a consistent read (resourceVersion ""), so a
+// relist never moves the cache back in time, and every list and watch
+// carries the mirror's selector. Lists and watches that fail for connection
+// reasons are retried here, by the target's backoff (pkg/reconnect),
+// instead of by the reflector's own (800 ms to 30 s).
 //
 // onReplace is called each time the reflector has replaced the cache's
 // contents (a list, or a watch's initial events).
@@ -210,13 +219,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error, onReplac
 					}
 				}
 				var err error
-				w, err = r.client().Watch(ctx, opts)
-				if err == nil && reflect.TypeOf(w) == emptyWatchType {
-					// client-go answers a connection that broke while the
-					// watch was being opened with an empty watch and no
-					// error: the target did not answer.
-					err = errWatchNotOpened
-				}
+				w, err = r.watchTarget(ctx, opts)
 				return err
 			})
 			if err != nil {

@@ -74,9 +74,9 @@ func New(opts Options) (*Server, error) {
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
 	requests := newRequestMetrics(mirrorServes(opts.Mirror))
 	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
+	failed := unauthenticated(s.clientCAsPending)
 	// With the request-header configuration, the filter removes the front
 	// proxy's X-Remote-* headers after authentication.
-	failed := unauthenticated(s.clientCAsPending)
 	api = genericapifilters.WithAuthentication(api, authn, failed, nil, authnInfo.RequestHeaderConfig)
 	api = genericapifilters.WithWarningRecorder(api)
 	api = requests.instrument(api)
