@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 )
 
 // benchRecovery (B6) cuts crproxy off the target bench.outages times for
@@ -27,26 +24,9 @@ func benchRecovery(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		e.proxy.Stop()
 		e.startProxy(t, ctx)
 	}
-	cfg := e.direct()
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.CloseIdleConnections()
-	get := func(path string) ([]byte, int) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+path, nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, 0
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return body, resp.StatusCode
-	}
 	state := func() string {
-		body, code := get("/status")
-		var st proxyStatus
-		if code != http.StatusOK || json.Unmarshal(body, &st) != nil || len(st.Targets) != 1 {
+		st, err := e.status(ctx)
+		if err != nil || len(st.Targets) != 1 {
 			return ""
 		}
 		return st.Targets[0].State
@@ -77,7 +57,7 @@ func benchRecovery(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 			if attempt.IsZero() && state() != "Unreachable" {
 				attempt = now
 			}
-			if body, code := get("/apis/example.com/v1/namespaces/default/myresources/" + objectName(0) + "?resourceVersion=0"); code == http.StatusOK && containsValue(body, value) {
+			if body, err := e.getProxy(ctx, "/apis/example.com/v1/namespaces/default/myresources/"+objectName(0)+"?resourceVersion=0"); err == nil && containsValue(body, value) {
 				served = time.Now()
 				if attempt.IsZero() {
 					attempt = now

@@ -59,6 +59,9 @@ type benchEnv struct {
 	loaded   int
 	// cut, once B5 or B6 set it up, stands between crproxy and the target.
 	cut *localcluster.FaultProxy
+	// proxyHTTP reaches crproxy straight; its port survives restarts, so
+	// one client (and its connection) serves every poll.
+	proxyHTTP *http.Client
 }
 
 // newBenchEnv starts the clusters and crproxy.
@@ -88,6 +91,10 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 		}
 	})
 	e.startProxy(t, ctx)
+	if e.proxyHTTP, err = rest.HTTPClientFor(e.direct()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(myResources)
 	e.paths = []benchPath{
@@ -265,14 +272,8 @@ func (e *benchEnv) status(ctx context.Context) (proxyStatus, error) {
 
 // getProxy GETs path from crproxy straight and returns the body of a 200.
 func (e *benchEnv) getProxy(ctx context.Context, path string) ([]byte, error) {
-	cfg := e.direct()
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer hc.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+path, nil)
-	resp, err := hc.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+path, nil)
+	resp, err := e.proxyHTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}
