@@ -21,7 +21,7 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/crproxy ./cmd/crproxy
 
-## tools: build etcd, kube-apiserver and kubectl from their Go modules into bin/ (no-op when current)
+## tools: build etcd, kube-apiserver, kube-controller-manager and kubectl from their Go modules into bin/ (no-op when current)
 tools:
 	hack/build-tools.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test clusters' binaries from their Go modules into bin/:
-# etcd (hack/tools/etcd) and kube-apiserver and kubectl (hack/tools/kube).
+# etcd (hack/tools/etcd) and kube-apiserver, kube-controller-manager and
+# kubectl (hack/tools/kube).
 # A binary already there at the right version is left alone, so a second run
 # builds nothing.
 set -euo pipefail
@@ -51,7 +52,12 @@ build_kube() { # build_kube NAME NEXT
 if have kube-apiserver "Kubernetes $kube_version" "$bin/kube-apiserver" --version; then
   step "kube-apiserver $kube_version: up to date"
 else
-  build_kube kube-apiserver kubectl
+  build_kube kube-apiserver kube-controller-manager
+fi
+if have kube-controller-manager "Kubernetes $kube_version" "$bin/kube-controller-manager" --version; then
+  step "kube-controller-manager $kube_version: up to date"
+else
+  build_kube kube-controller-manager kubectl
 fi
 if have kubectl "\"gitVersion\": \"$kube_version\"" "$bin/kubectl" version --client -o json; then
   step "kubectl $kube_version: up to date"

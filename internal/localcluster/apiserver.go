@@ -28,6 +28,10 @@ const FrontProxyClientName = "front-proxy-client"
 type APIServerOptions struct {
 	// ExtraArgs are appended to the flags the environment sets, and so win.
 	ExtraArgs []string
+	// Bare starts the apiserver without the kube-controller-manager that
+	// every real cluster runs beside it. Only a test that is about the
+	// apiserver alone (or must not have controllers act) sets it.
+	Bare bool
 }
 
 // APIServer is one kube-apiserver with its own etcd prefix, certificate
@@ -50,6 +54,8 @@ type APIServer struct {
 	CA *CertificateAuthority
 	// FrontProxyCA is the aggregation layer's request-header CA.
 	FrontProxyCA *CertificateAuthority
+	// ControllerManager runs beside the apiserver (nil when started Bare).
+	ControllerManager *ControllerManager
 
 	kubectl string
 	admin   *rest.Config
@@ -151,8 +157,8 @@ func newAPIServer(binDir, dir, name, etcdURL string, opts APIServerOptions) (*AP
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + proxyCert,
 		"--proxy-client-key-file=" + proxyKey,
-		// No controller-manager runs beside it: nothing would reconcile the
-		// kubernetes Service's endpoints from a lease.
+		// Nothing would route to the kubernetes Service's endpoints: the
+		// tests run no kube-proxy, and a lease reconciler would only write.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=1",
@@ -163,24 +169,47 @@ func newAPIServer(binDir, dir, name, etcdURL string, opts APIServerOptions) (*AP
 		args:    append(args, opts.ExtraArgs...),
 		logPath: s.LogPath,
 	}
+	if !opts.Bare {
+		if s.ControllerManager, err = newControllerManager(binDir, dir, name, s, caPath, saKey); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 // Start runs the apiserver (again, after Stop or Kill: same port, same data)
-// and waits until it is ready.
+// and waits until it is ready, then starts its controller manager if that is
+// not running and waits until it is healthy.
 func (s *APIServer) Start(ctx context.Context) error {
 	if err := s.proc.start(); err != nil {
 		return err
 	}
-	return s.WaitReady(ctx, 90*time.Second)
+	if err := s.WaitReady(ctx, 90*time.Second); err != nil {
+		return err
+	}
+	if s.ControllerManager != nil {
+		return s.ControllerManager.start(ctx)
+	}
+	return nil
 }
 
-// Stop shuts the apiserver down gracefully (SIGTERM).
+// Stop shuts the apiserver down gracefully (SIGTERM). The controller
+// manager keeps running, as it does in a cluster whose apiserver restarts:
+// it reconnects once the apiserver is back. StopAll stops both.
 func (s *APIServer) Stop() {
 	s.proc.stop(15 * time.Second)
 }
 
-// Kill ends the apiserver at once (SIGKILL), as a crash would.
+// StopAll stops the controller manager, then the apiserver.
+func (s *APIServer) StopAll() {
+	if s.ControllerManager != nil {
+		s.ControllerManager.stop()
+	}
+	s.Stop()
+}
+
+// Kill ends the apiserver at once (SIGKILL), as a crash would; the
+// controller manager keeps running.
 func (s *APIServer) Kill() {
 	s.proc.kill()
 }

@@ -49,7 +49,8 @@ func Start(ctx context.Context, opts Options) (*Environment, error) {
 }
 
 // StartAPIServer starts a kube-apiserver named name (unique in the
-// environment) on the shared etcd and waits until it is ready.
+// environment) on the shared etcd with a kube-controller-manager beside it
+// (unless opts.Bare), and waits until both are ready.
 func (e *Environment) StartAPIServer(ctx context.Context, name string, opts APIServerOptions) (*APIServer, error) {
 	e.mu.Lock()
 	if _, ok := e.servers[name]; ok {
@@ -72,6 +73,9 @@ func (e *Environment) StartAPIServer(ctx context.Context, name string, opts APIS
 	if err != nil {
 		if s != nil {
 			s.Kill()
+			if s.ControllerManager != nil {
+				s.ControllerManager.proc.kill()
+			}
 		}
 		delete(e.servers, name)
 		return nil, err
@@ -93,12 +97,12 @@ func (e *Environment) APIServers() []*APIServer {
 	return out
 }
 
-// Stop stops every apiserver, then etcd.
+// Stop stops every apiserver and its controller manager, then etcd.
 func (e *Environment) Stop() {
 	var wg sync.WaitGroup
 	for _, s := range e.APIServers() {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.Stop() }()
+		go func() { defer wg.Done(); s.StopAll() }()
 	}
 	wg.Wait()
 	e.Etcd.Stop()

@@ -1,6 +1,6 @@
 // Package clustertest gives go tests real clusters from localcluster: one
-// etcd per test binary, apiservers shared by the tests of a package or owned
-// by one test, everything stopped when the binary ends, and the tail of every
+// etcd per test binary, apiservers (each with its kube-controller-manager)
+// shared by the tests of a package or owned by one test, everything stopped when the binary ends, and the tail of every
 // log a failing test touched printed with its failure.
 //
 //	func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -94,7 +94,7 @@ func SharedAPIServer(t testing.TB, name string, opts ...localcluster.APIServerOp
 		shared[name] = s
 		mu.Unlock()
 	}
-	ReportOnFailure(t, s.Name, s.LogPath)
+	reportServer(t, s)
 	return s
 }
 
@@ -111,9 +111,18 @@ func NewAPIServer(t testing.TB, name string, opts ...localcluster.APIServerOptio
 	if err != nil {
 		t.Fatalf("starting apiserver %s: %v", unique, err)
 	}
-	ReportOnFailure(t, s.Name, s.LogPath)
-	t.Cleanup(s.Stop)
+	reportServer(t, s)
+	t.Cleanup(s.StopAll)
 	return s
+}
+
+// reportServer prints the tails of the apiserver's and its controller
+// manager's logs if t fails.
+func reportServer(t testing.TB, s *localcluster.APIServer) {
+	ReportOnFailure(t, s.Name, s.LogPath)
+	if s.ControllerManager != nil {
+		ReportOnFailure(t, s.Name+" controller manager", s.ControllerManager.LogPath)
+	}
 }
 
 // ReportOnFailure prints the tail of the log at path when t has failed by
