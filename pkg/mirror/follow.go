@@ -74,7 +74,7 @@ func (r *Resource) fullSync(ctx context.Context, checkIdentity func(context.Cont
 func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Context) error, log *zap.Logger) error {
 	conn := r.Target.Connection
 	checked := false
-	apply := reflectorStore{cache: r.Cache}
+	apply := reflectorStore{cache: r.Cache, passthrough: r.Target.Passthrough}
 	for ctx.Err() == nil {
 		var w watch.Interface
 		err := conn.Retry(ctx, func(ctx context.Context) error {

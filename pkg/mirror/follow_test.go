@@ -43,7 +43,7 @@ func TestRunResumesWithoutListing(t *testing.T) {
 	}
 	defer st.Close()
 	c := st.Cache(store.Key{Target: "p/t", Group: gvr.Group, Version: gvr.Version, Resource: gvr.Resource})
-	persisted, _ := encode(thing("a", "10", "old"))
+	persisted, _ := reflectorStore{}.encode(thing("a", "10", "old"))
 	if err := c.Replace([]*store.Object{persisted}, 10); err != nil {
 		t.Fatal(err)
 	}

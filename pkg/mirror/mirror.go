@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/pkg/config"
@@ -240,6 +241,7 @@ func (gv *GroupVersion) apply(list *metav1.APIResourceList, persist bool) error 
 			Resource: api.Name,
 		})
 		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, c)
+		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: api.Kind})
 	}
 	gv.mu.Unlock()
 	if persist {

@@ -14,6 +14,10 @@ import (
 // each object once, here, so no read ever encodes it again.
 type reflectorStore struct {
 	cache *store.Cache
+	// passthrough, when set, turns each object into the client's view of
+	// its ownerReferences and GC finalizers (owner_view.go) before it is
+	// encoded: the one place objects enter the mirror.
+	passthrough PassthroughFunc
 	// onReplace, when set, is called after each successful Replace.
 	onReplace func()
 }
@@ -25,7 +29,7 @@ var (
 )
 
 func (s reflectorStore) Add(obj interface{}) error {
-	o, err := encode(obj)
+	o, err := s.encode(obj)
 	if err != nil {
 		return err
 	}
@@ -33,7 +37,7 @@ func (s reflectorStore) Add(obj interface{}) error {
 }
 
 func (s reflectorStore) Update(obj interface{}) error {
-	o, err := encode(obj)
+	o, err := s.encode(obj)
 	if err != nil {
 		return err
 	}
@@ -44,7 +48,7 @@ func (s reflectorStore) Delete(obj interface{}) error {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
-	o, err := encode(obj)
+	o, err := s.encode(obj)
 	if err != nil {
 		return err
 	}
@@ -58,7 +62,7 @@ func (s reflectorStore) Replace(list []interface{}, resourceVersion string) erro
 	}
 	objs := make([]*store.Object, 0, len(list))
 	for _, item := range list {
-		o, err := encode(item)
+		o, err := s.encode(item)
 		if err != nil {
 			return err
 		}
@@ -94,10 +98,13 @@ func (s reflectorStore) UpdateResourceVersion(resourceVersion string) {
 	}
 }
 
-func encode(obj interface{}) (*store.Object, error) {
+func (s reflectorStore) encode(obj interface{}) (*store.Object, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil, fmt.Errorf("mirror: unexpected object type %T", obj)
+	}
+	if s.passthrough != nil {
+		ViewObject(u.Object, s.passthrough)
 	}
 	data, err := u.MarshalJSON()
 	if err != nil {

@@ -236,7 +236,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error, onReplac
 	}
 	expected := &unstructured.Unstructured{}
 	expected.SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.API.Kind))
-	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache, onReplace: onReplace}, cache.ReflectorOptions{
+	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache, onReplace: onReplace, passthrough: r.Target.Passthrough}, cache.ReflectorOptions{
 		Name: fmt.Sprintf("%s %s", r.Target.ID, r.GVR),
 	})
 }

@@ -46,6 +46,10 @@ type Target struct {
 	Host *url.URL
 	// Connection tracks whether the target answers.
 	Connection *reconnect.Tracker
+
+	// ownerKinds are the group/kinds proxied to this target: the
+	// passthrough owners (owner_view.go).
+	ownerKinds ownerKinds
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
