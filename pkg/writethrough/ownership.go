@@ -47,7 +47,7 @@ func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.O
 	case resp.Code != http.StatusOK:
 		return nil, statusError(resp)
 	}
-	o, err := store.NewObject(resp.Body)
+	o, err := store.NewObject(mirror.ViewJSON(resp.Body, res.Target.Passthrough))
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}

@@ -12,12 +12,13 @@ import (
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -56,6 +57,8 @@ type Writer struct {
 	readYourWritesTimeout time.Duration
 	targetTimeout         time.Duration
 	log                   *zap.Logger
+	// refusals are the targets that refused deletecollection lately.
+	refusals refusals
 }
 
 // New returns a Writer.
@@ -109,6 +112,9 @@ func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !resp.viewed && resp.Code >= 200 && resp.Code <= 299 {
+		resp.Body = mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough)
 	}
 	w.waitForMirror(ctx, req, resp)
 	return resp, nil
@@ -167,6 +173,10 @@ func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 	if err := w.owner.stampObject(obj); err != nil {
 		return nil, err
 	}
+	meta, _ := metadataOf(obj)
+	if err := translator(req).wholeObject(meta, nil); err != nil {
+		return nil, err
+	}
 	body, err := json.Marshal(obj)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -175,6 +185,54 @@ func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	return w.send(ctx, req, http.MethodPost, req.Query, "application/json", body)
+}
+
+// maxConflictRetries bounds the retries of a write crproxy itself made
+// conditional on the resourceVersion it read (as the kube-apiserver
+// retries an unconditional update or patch on a conflict).
+const maxConflictRetries = 3
+
+// current returns the object a write replaces, for its target-only
+// ownerReferences: the one the ownership check saw, else the mirror's,
+// else the target's (nil when it does not exist).
+func (w *Writer) current(ctx context.Context, req *Request, checked *store.Object) (*store.Object, error) {
+	if checked != nil {
+		return checked, nil
+	}
+	return w.lookup(ctx, req, false)
+}
+
+// refresh reads the object again at the target after a conflict on a
+// condition crproxy added; nil when it is gone or, in owned mode, another
+// object or no longer this client's (the write then answers as it would
+// have).
+func (w *Writer) refresh(ctx context.Context, req *Request, checked *store.Object) *store.Object {
+	fresh, err := w.lookup(ctx, req, true)
+	if err != nil || fresh == nil {
+		return nil
+	}
+	if checked != nil && (fresh.UID != checked.UID || !w.owner.owns(fresh.Labels)) {
+		return nil
+	}
+	return fresh
+}
+
+// decodeJSON decodes an object's JSON (integers kept), nil when o is nil.
+func decodeJSON(o *store.Object) map[string]any {
+	if o == nil {
+		return nil
+	}
+	var m map[string]any
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(o.JSON, &m)
+	return m
+}
+
+// deepCopyJSON copies a decoded JSON document.
+func deepCopyJSON(m map[string]any) map[string]any {
+	data, _ := json.Marshal(m)
+	var out map[string]any
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(data, &out)
+	return out
 }
 
 func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
@@ -201,15 +259,53 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 			meta["uid"] = checked.UID
 		}
 	}
-	body, err := json.Marshal(obj)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+	if req.Subresource != "" {
+		// A status write: the target ignores metadata there.
+		body, err := json.Marshal(obj)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		resp, err := w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
+		if err != nil {
+			return nil, err
+		}
+		return w.maskLostPrecondition(ctx, req, checked, resp)
 	}
-	resp, err := w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
+	current, err := w.current(ctx, req, checked)
 	if err != nil {
 		return nil, err
 	}
-	return w.maskLostPrecondition(ctx, req, checked, resp)
+	meta, _ := metadataOf(obj)
+	// An update without a resourceVersion replaces whatever the target
+	// has: crproxy makes it conditional on the version whose target-only
+	// ownerReferences it puts back, and retries on a conflict.
+	rv, _ := meta["resourceVersion"].(string)
+	conditional := rv == "" && current != nil
+	for attempt := 0; ; attempt++ {
+		sent := deepCopyJSON(obj)
+		sentMeta, _ := metadataOf(sent)
+		if err := translator(req).wholeObject(sentMeta, targetOnlyOf(decodeJSON(current))); err != nil {
+			return nil, err
+		}
+		if conditional {
+			sentMeta["resourceVersion"] = fmt.Sprint(current.ResourceVersion)
+		}
+		body, err := json.Marshal(sent)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		resp, err := w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
+		if err != nil {
+			return nil, err
+		}
+		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
+			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+				current = fresh
+				continue
+			}
+		}
+		return w.maskLostPrecondition(ctx, req, checked, resp)
+	}
 }
 
 func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
@@ -232,10 +328,15 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 		uid = checked.UID
 	}
 	gr := req.Resource.GVR.GroupResource()
+	if patchType == types.JSONPatchType && req.Subresource == "" && jsonPatchTouchesOwnership(req.Body) {
+		return w.jsonPatchLocally(ctx, req, checked, uid)
+	}
 	var body []byte
+	contentType := req.ContentType
+	conditional := false
+	current := checked
 	switch patchType {
 	case types.JSONPatchType:
-		current := checked
 		if current == nil {
 			if current, err = w.lookup(ctx, req, false); err != nil {
 				return nil, err
@@ -252,49 +353,162 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 			}
 		}
 	default:
-		body, err = w.stampDocumentPatch(ctx, req, patchType, checked, uid)
+		if req.Subresource == "" {
+			if current, err = w.current(ctx, req, checked); err != nil {
+				return nil, err
+			}
+		}
+		body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, current, uid)
 	}
 	if err != nil {
 		return nil, err
 	}
-	resp, err := w.send(ctx, req, http.MethodPatch, req.Query, req.ContentType, body)
+	for attempt := 0; ; attempt++ {
+		resp, err := w.send(ctx, req, http.MethodPatch, req.Query, contentType, body)
+		if err != nil {
+			return nil, err
+		}
+		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
+			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+				if body, _, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		return w.maskLostPrecondition(ctx, req, checked, resp)
+	}
+}
+
+// jsonPatchLocally carries a JSON patch that touches ownerReferences,
+// finalizers or annotations: it is applied to the view here and sent as
+// the equivalent merge patch of the target form, conditional on the
+// resourceVersion it was applied to, retried on a conflict (the verb stays
+// patch).
+func (w *Writer) jsonPatchLocally(ctx context.Context, req *Request, checked *store.Object, uid string) (*Response, error) {
+	gr := req.Resource.GVR.GroupResource()
+	current, err := w.current(ctx, req, checked)
 	if err != nil {
 		return nil, err
 	}
-	return w.maskLostPrecondition(ctx, req, checked, resp)
+	if current == nil {
+		return nil, apierrors.NewNotFound(gr, req.Name)
+	}
+	stamp := func(obj map[string]any) error {
+		if err := w.owner.stampObject(obj); err != nil {
+			return err
+		}
+		if uid != "" {
+			meta, _ := metadataOf(obj)
+			meta["uid"] = uid
+		}
+		return nil
+	}
+	build := func(current *store.Object) ([]byte, error) {
+		body, err := translator(req).jsonPatchAsMergePatch(req.Body, current.JSON, stamp)
+		if err != nil {
+			return nil, err
+		}
+		if uid == "" {
+			return body, nil
+		}
+		// The UID is a condition too, as for any owned write.
+		var patch map[string]any
+		_ = kjson.UnmarshalCaseSensitivePreserveInts(body, &patch)
+		meta, _ := metadataOf(patch)
+		meta["uid"] = uid
+		return json.Marshal(patch)
+	}
+	body, err := build(current)
+	if apierrors.IsInvalid(err) || isUnprocessable(err) {
+		// The mirror may be behind the target: try its current state.
+		if fresh := w.refresh(ctx, req, checked); fresh != nil {
+			current = fresh
+			body, err = build(current)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := w.send(ctx, req, http.MethodPatch, req.Query, string(types.MergePatchType), body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.Code == http.StatusConflict && attempt < maxConflictRetries {
+			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+				if body, err = build(fresh); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		return w.maskLostPrecondition(ctx, req, checked, resp)
+	}
+}
+
+// isUnprocessable reports a 422 Status error.
+func isUnprocessable(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status) && status.Status().Code == http.StatusUnprocessableEntity
 }
 
 // stampDocumentPatch stamps the owner labels (and the checked UID) on a
-// merge patch or an apply configuration.
-func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType types.PatchType, checked *store.Object, uid string) ([]byte, error) {
+// merge patch or an apply configuration, and turns its ownerReferences,
+// finalizers and crproxy annotations into the target form (current is the
+// object as last seen, nil for a status write or a new object). It
+// reports whether the patch was made conditional on current's
+// resourceVersion (a merge patch that sets ownerReferences).
+func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType types.PatchType, current *store.Object, uid string) ([]byte, bool, error) {
 	apply := patchType == types.ApplyYAMLPatchType
 	doc, err := decodeDocument(ctx, req.Body, apply, req.Query.Get("fieldValidation"))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	patch, ok := doc.(map[string]any)
 	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch is not a JSON object: %s", summarize(req.Body)))
+		return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the patch is not a JSON object: %s", summarize(req.Body)))
 	}
 	if apply {
 		err = w.owner.stampObject(patch)
 	} else {
-		current := map[string]string(nil)
-		if checked != nil {
-			current = checked.Labels
+		labels := map[string]string(nil)
+		if current != nil {
+			labels = current.Labels
 		} else if o, _, ok := req.Resource.Cache.Get(req.Namespace, req.Name); ok {
-			current = o.Labels
+			labels = o.Labels
 		}
-		err = w.owner.stampMergePatch(patch, current)
+		err = w.owner.stampMergePatch(patch, labels)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	meta, err := metadataOf(patch)
+	if err != nil {
+		return nil, false, err
 	}
 	if uid != "" {
-		meta, _ := metadataOf(patch)
 		meta["uid"] = uid
 	}
-	return json.Marshal(patch)
+	conditional := false
+	if req.Subresource == "" {
+		currentDoc := decodeJSON(current)
+		if apply {
+			err = translator(req).applyConfiguration(meta, currentDoc)
+		} else {
+			var touched bool
+			touched, err = translator(req).mergePatch(meta, currentDoc)
+			if _, has := meta["resourceVersion"]; touched && !has && current != nil {
+				meta["resourceVersion"] = fmt.Sprint(current.ResourceVersion)
+				conditional = true
+			}
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	body, err := json.Marshal(patch)
+	return body, conditional, err
 }
 
 // deleteOptions decodes the DeleteOptions of a delete: from the body when
@@ -324,18 +538,58 @@ func (w *Writer) delete(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	return w.deleteObject(ctx, req, opts, checked, checked)
+}
+
+// deleteObject deletes req's object with opts. checked, when set, is the
+// object the delete is conditional on (its UID). A delete with
+// propagationPolicy Orphan or Foreground first gives the object the
+// crproxy name of that GC finalizer (current is the object as last seen),
+// so that the client's garbage collector, not the target's, orphans or
+// deletes the client's dependents; the target still gets the caller's
+// policy for its own dependents.
+func (w *Writer) deleteObject(ctx context.Context, req *Request, opts *metav1.DeleteOptions, checked, current *store.Object) (*Response, error) {
 	body := req.Body
-	if checked != nil {
+	f := gcFinalizer(opts)
+	dryRun := len(opts.DryRun) > 0 || len(req.Query["dryRun"]) > 0
+	var finalized *store.Object
+	if f != "" && !dryRun && req.Subresource == "" {
+		if current == nil {
+			c, err := w.lookup(ctx, req, false)
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+			}
+			current = c
+		}
+		resp, obj, err := w.addFinalizer(ctx, req, opts, checked, current, f)
+		if err != nil || resp != nil {
+			return resp, err
+		}
+		finalized = obj
+	}
+	if checked != nil || finalized != nil {
 		if opts.Preconditions == nil {
 			opts.Preconditions = &metav1.Preconditions{}
 		}
-		if opts.Preconditions.UID != nil && string(*opts.Preconditions.UID) != checked.UID {
-			return nil, apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
-				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *opts.Preconditions.UID, checked.UID))
+		target := checked
+		if target == nil {
+			target = finalized
 		}
-		uid := types.UID(checked.UID)
+		if opts.Preconditions.UID != nil && string(*opts.Preconditions.UID) != target.UID {
+			return nil, apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
+				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *opts.Preconditions.UID, target.UID))
+		}
+		uid := types.UID(target.UID)
 		opts.Preconditions.UID = &uid
+		if finalized != nil {
+			// Checked when the finalizer was added, which changed it.
+			opts.Preconditions.ResourceVersion = nil
+		}
 		opts.TypeMeta = metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "DeleteOptions"}
+		var err error
 		if body, err = json.Marshal(opts); err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
@@ -348,27 +602,82 @@ func (w *Writer) delete(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if finalized != nil && (resp.Code < 200 || resp.Code > 299) {
+		w.removeFinalizer(ctx, req, finalized, f)
+	}
 	return w.maskLostPrecondition(ctx, req, checked, resp)
 }
 
-func (w *Writer) deleteCollection(ctx context.Context, req *Request) (*Response, error) {
-	query := url.Values{}
-	for k, v := range req.Query {
-		query[k] = v
+// addFinalizer gives the object (current, as last seen) the target GC
+// finalizer f, conditional on its UID and resourceVersion (the caller's
+// resourceVersion precondition, when it has one), retrying on a conflict
+// when crproxy chose the resourceVersion. It returns the object as the
+// target now has it, or nil when nothing was needed (being deleted
+// already, or f is there); or the target's refusal as the answer.
+func (w *Writer) addFinalizer(ctx context.Context, req *Request, opts *metav1.DeleteOptions, checked, current *store.Object, f string) (*Response, *store.Object, error) {
+	callerRV := ""
+	if opts.Preconditions != nil && opts.Preconditions.ResourceVersion != nil {
+		callerRV = *opts.Preconditions.ResourceVersion
 	}
-	if req.Resource.Access == config.AccessOwned {
-		selector, err := labels.Parse(query.Get("labelSelector"))
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+	for attempt := 0; ; attempt++ {
+		rv := callerRV
+		if rv == "" {
+			rv = fmt.Sprint(current.ResourceVersion)
 		}
-		reqs, _ := req.Resource.Selector.Requirements()
-		query.Set("labelSelector", selector.Add(reqs...).String())
+		patch := finalizerPatch(decodeJSON(current), f, rv)
+		if patch == nil {
+			return nil, nil, nil
+		}
+		resp, err := w.do(ctx, req.Resource.Target, w.caller(req), targetRequest{
+			method: http.MethodPatch, path: req.Path, query: url.Values{}, contentType: string(types.MergePatchType), body: patch,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case resp.Code == http.StatusOK:
+			o, err := store.NewObject(mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough))
+			if err != nil {
+				return nil, nil, apierrors.NewInternalError(err)
+			}
+			return nil, o, nil
+		case resp.Code == http.StatusConflict && callerRV == "" && attempt < maxConflictRetries:
+			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+				current = fresh
+				continue
+			}
+			return nil, nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+		case resp.Code == http.StatusNotFound:
+			return nil, nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+		}
+		resp, err = w.maskLostPrecondition(ctx, req, checked, resp)
+		return resp, nil, err
 	}
-	contentType := ""
-	if len(req.Body) > 0 {
-		contentType = req.ContentType
+}
+
+// removeFinalizer takes back the finalizer addFinalizer added, when the
+// delete that was to follow it failed (best effort, conditional on the
+// resourceVersion it answered).
+func (w *Writer) removeFinalizer(ctx context.Context, req *Request, o *store.Object, f string) {
+	doc := decodeJSON(o)
+	meta, _ := doc["metadata"].(map[string]any)
+	list, _ := meta["finalizers"].([]any)
+	out := []any{}
+	for _, x := range list {
+		if s, _ := x.(string); mirror.SwapFinalizer(s) != f {
+			out = append(out, mirror.SwapFinalizer(s))
+		}
 	}
-	return w.send(ctx, req, http.MethodDelete, query, contentType, req.Body)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid": o.UID, "resourceVersion": fmt.Sprint(o.ResourceVersion), "finalizers": out,
+	}})
+	resp, err := w.do(ctx, req.Resource.Target, w.caller(req), targetRequest{
+		method: http.MethodPatch, path: req.Path, query: url.Values{}, contentType: string(types.MergePatchType), body: patch,
+	})
+	if err != nil || resp.Code != http.StatusOK {
+		w.log.Warn("could not take back the GC finalizer of a failed delete", zap.String("target", req.Resource.Target.ID),
+			zap.String("namespace", req.Namespace), zap.String("name", req.Name), zap.String("finalizer", f))
+	}
 }
 
 // waitForMirror makes a successful write readable: it waits, bounded, until
@@ -393,18 +702,21 @@ func (w *Writer) waitForMirror(ctx context.Context, req *Request, resp *Response
 	if err := json.Unmarshal(resp.Body, &answer); err != nil || answer.Kind == "Status" {
 		return
 	}
-	var rv uint64
+	rv := resp.waitResourceVersion
 	parse := func(s string) {
 		var v uint64
 		if _, err := fmt.Sscan(s, &v); err == nil && v > rv {
 			rv = v
 		}
 	}
-	if req.Verb == "deletecollection" {
+	switch {
+	case resp.waitResourceVersion != 0:
+		// crproxy carried it out itself and knows the newest write's.
+	case req.Verb == "deletecollection":
 		for _, item := range answer.Items {
 			parse(item.Metadata.ResourceVersion)
 		}
-	} else {
+	default:
 		parse(answer.Metadata.ResourceVersion)
 	}
 	if rv == 0 {
