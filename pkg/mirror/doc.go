@@ -12,5 +12,7 @@
 // ordered events and the latest resourceVersion, bookmarks included, and
 // resumes from the resourceVersion the store holds (after a restart, the
 // persisted one; after a broken watch, the latest); when the target says
-// that is too old (410) it relists and hands over the difference.
+// that is too old (410) it relists and hands over the difference. Every
+// object is turned into the client's view of its ownerReferences and GC
+// finalizers as it enters (ViewObject, owner_view.go).
 package mirror

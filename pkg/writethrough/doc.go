@@ -8,7 +8,13 @@
 // caller sent. In owned mode it only touches objects this client owns: a
 // named write to another's object answers 404, the write is conditional on
 // the UID the ownership check saw, and deletecollection is narrowed to the
-// owner selector. A namespaced write needs the namespace in the client
+// owner selector; a deletecollection the target refuses for lack of the
+// verb is carried out as UID-conditional deletes of the caller's objects.
+// ownerReferences to owners the target does not hold (not proxied to it)
+// are kept in an annotation instead, the target's other owners are put
+// back on every write, and the GC finalizers orphan/foregroundDeletion
+// carry crproxy names at the target, so each side's garbage collector acts
+// only on owners it holds. A namespaced write needs the namespace in the client
 // cluster; a missing namespace is created on the target first. A
 // successful write returns once the mirror holds its resourceVersion
 // (bounded wait), so the caller reads its own write. Bad input answers a
