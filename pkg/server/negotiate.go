@@ -1,12 +1,13 @@
 package server
 
 import (
-	"mime"
 	"net/http"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/endpoints/handlers/negotiation"
 )
 
 // outputFormat is what a read answers with, chosen from the Accept header.
@@ -15,40 +16,131 @@ type outputFormat int
 const (
 	// formatJSON is the objects as JSON: an object or an <Kind>List.
 	formatJSON outputFormat = iota
-	// formatTable is a meta.k8s.io/v1 Table, as kubectl get asks for.
+	// formatTable is a meta.k8s.io Table, as kubectl get asks for.
 	formatTable
+	// formatMetadata is a meta.k8s.io PartialObjectMetadata per object, as
+	// client-go's metadata client asks for on a get and a watch.
+	formatMetadata
+	// formatMetadataList is a meta.k8s.io PartialObjectMetadataList, as the
+	// metadata client asks for on a list.
+	formatMetadataList
 )
 
-// negotiate picks the first media type of the Accept header that crproxy
-// can produce. Custom resources are JSON only: protobuf alone is 406.
-func negotiate(r *http.Request) (outputFormat, error) {
+// output is the negotiated answer of a read.
+type output struct {
+	format outputFormat
+	// metaVersion is the meta.k8s.io version (v1 or v1beta1) of a Table
+	// or PartialObjectMetadata(List), "" for formatJSON.
+	metaVersion string
+}
+
+// metaAPIVersion is the apiVersion of the meta.k8s.io kinds of o.
+func (o output) metaAPIVersion() string { return metav1.GroupName + "/" + o.metaVersion }
+
+// servedMediaTypes is what crproxy encodes: JSON only (custom resources
+// have no protobuf encoding of their own, and crproxy leaves the
+// PartialObjectMetadata protobuf to clients' JSON fallback). The stream
+// serializer is a marker: negotiation only checks that there is one, which
+// lets `;stream=watch` through as the apiserver does.
+var servedMediaTypes = []runtime.SerializerInfo{{
+	MediaType:        runtime.ContentTypeJSON,
+	MediaTypeType:    "application",
+	MediaTypeSubType: "json",
+	EncodesAsText:    true,
+	StreamSerializer: &runtime.StreamSerializerInfo{EncodesAsText: true},
+}}
+
+// notAcceptable is the apiserver's 406 when no Accept clause can be served
+// (negotiation.NewNotAcceptableError over servedMediaTypes).
+var notAcceptable = negotiation.NewNotAcceptableError([]string{runtime.ContentTypeJSON})
+
+// customResourceRestrictions are the kube-apiserver's content negotiation
+// rules of a custom resource endpoint (handlers.RequestScope of
+// apiextensions-apiserver): no conversion in a served media type, Table in
+// JSON (or YAML, which crproxy does not serve), PartialObjectMetadata and
+// PartialObjectMetadataList in any, all in meta.k8s.io v1 or v1beta1.
+type customResourceRestrictions struct{}
+
+func (customResourceRestrictions) AllowsMediaTypeTransform(mimeType, mimeSubType string, gvk *schema.GroupVersionKind) bool {
+	if gvk == nil {
+		return mimeType == "application" && mimeSubType == "json"
+	}
+	if gvk.Group != metav1.GroupName || (gvk.Version != "v1" && gvk.Version != "v1beta1") {
+		return false
+	}
+	switch gvk.Kind {
+	case "Table":
+		return mimeType == "application" && (mimeSubType == "json" || mimeSubType == "yaml")
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		return true
+	}
+	return false
+}
+
+func (customResourceRestrictions) AllowsServerVersion(v string) bool { return v == "v1" }
+func (customResourceRestrictions) AllowsStreamSchema(s string) bool  { return s == "watch" }
+
+// negotiate picks the answer of a read from the Accept header with the
+// apiserver's own negotiation (clauses in preference order, the first that
+// crproxy can serve wins), so a protobuf clause first falls back to the
+// JSON one after it. A header without any servable clause is 406.
+func negotiate(r *http.Request) (output, error) {
 	accept := r.Header.Get("Accept")
-	if accept == "" {
-		return formatJSON, nil
+	// The common cases skip parsing: the read path's JSON must not pay
+	// for the formats it does not use.
+	if accept == "" || accept == runtime.ContentTypeJSON {
+		return output{format: formatJSON}, nil
 	}
-	for _, part := range strings.Split(accept, ",") {
-		mediaType, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch mediaType {
-		case "application/json", "application/*", "*/*":
-		default:
-			continue
-		}
-		switch params["as"] {
-		case "":
-			return formatJSON, nil
-		case "Table":
-			if params["g"] == metav1.GroupName && (params["v"] == "v1" || params["v"] == "v1beta1") {
-				return formatTable, nil
-			}
-		}
+	opts, ok := negotiation.NegotiateMediaTypeOptions(accept, servedMediaTypes, customResourceRestrictions{})
+	if !ok {
+		return output{}, notAcceptable
 	}
-	return 0, &apierrors.StatusError{ErrStatus: metav1.Status{
+	if opts.Convert == nil {
+		return output{format: formatJSON}, nil
+	}
+	out := output{metaVersion: opts.Convert.Version}
+	switch opts.Convert.Kind {
+	case "Table":
+		out.format = formatTable
+	case "PartialObjectMetadata":
+		out.format = formatMetadata
+	default: // PartialObjectMetadataList, the only other kind allowed
+		out.format = formatMetadataList
+	}
+	return out, nil
+}
+
+// notAcceptableConversion is the apiserver's 406 for a conversion that
+// negotiation allowed but the verb's result cannot take
+// (handlers.asPartialObjectMetadata and asPartialObjectMetadataList).
+// Custom resources are unstructured there, which the message names.
+func notAcceptableConversion(out output, list bool) error {
+	var msg string
+	switch {
+	case out.format == formatMetadata && list:
+		msg = "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"
+	case out.format == formatMetadataList && !list:
+		msg = "you requested PartialObjectMetadataList, but the requested object is not a list (*unstructured.Unstructured)"
+	default:
+		return nil
+	}
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status:  metav1.StatusFailure,
 		Code:    http.StatusNotAcceptable,
 		Reason:  metav1.StatusReasonNotAcceptable,
-		Message: "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io",
+		Message: msg,
 	}}
+}
+
+// String names the output for logs and test failures.
+func (o output) String() string {
+	switch o.format {
+	case formatTable:
+		return "Table " + o.metaVersion
+	case formatMetadata:
+		return "PartialObjectMetadata " + o.metaVersion
+	case formatMetadataList:
+		return "PartialObjectMetadataList " + o.metaVersion
+	}
+	return "JSON"
 }

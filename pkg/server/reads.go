@@ -32,25 +32,27 @@ const (
 // readRequest negotiates the output format and parses the query of a
 // read; on error it has answered and ok is false. While the target is down
 // every read carries a Warning saying so.
-func readRequest(w http.ResponseWriter, r *http.Request, res *mirror.Resource, watch bool) (format outputFormat, opts *readOptions, ok bool) {
+func readRequest(w http.ResponseWriter, r *http.Request, res *mirror.Resource, watch bool) (out output, opts *readOptions, ok bool) {
 	warnIfStale(r.Context(), res)
-	format, err := negotiate(r)
+	out, err := negotiate(r)
 	if err == nil {
 		opts, err = parseReadOptions(r.URL.Query(), watch)
 	}
 	if err != nil {
 		writeError(w, err)
-		return 0, nil, false
+		return output{}, nil, false
 	}
-	return format, opts, true
+	return out, opts, true
 }
 
 func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, res, false)
+	out, opts, ok := readRequest(w, r, res, false)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
+	// The apiserver converts after reading: a missing object is 404
+	// before a conversion that cannot apply is 406.
 	if err := h.freshEnough(ctx, res, opts); err != nil {
 		writeError(w, err)
 		return
@@ -60,15 +62,20 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 		writeError(w, apierrors.NewNotFound(groupResource(res), info.Name))
 		return
 	}
-	if format == formatTable {
+	switch out.format {
+	case formatTable:
 		h.writeTable(w, r, res, []*store.Object{obj}, nil)
-		return
+	case formatMetadata:
+		writeMetadataObject(w, obj, out)
+	case formatMetadataList:
+		writeError(w, notAcceptableConversion(out, false))
+	default:
+		writeRawJSON(w, http.StatusOK, obj.JSON)
 	}
-	writeRawJSON(w, http.StatusOK, obj.JSON)
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, res, false)
+	out, opts, ok := readRequest(w, r, res, false)
 	if !ok {
 		return
 	}
@@ -100,11 +107,16 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Re
 		last := items[len(items)-1]
 		meta.Continue = encodeContinue(snap.ResourceVersion(), last.Namespace, last.Name)
 	}
-	if format == formatTable {
+	switch out.format {
+	case formatTable:
 		h.writeTable(w, r, res, items, &meta)
-		return
+	case formatMetadataList:
+		writeMetadataList(w, items, meta, out)
+	case formatMetadata:
+		writeError(w, notAcceptableConversion(out, true))
+	default:
+		writeList(w, res, items, meta)
 	}
-	writeList(w, res, items, meta)
 }
 
 // writeList streams a <Kind>List whose items are the stored JSON, copied,

@@ -31,10 +31,11 @@ const (
 )
 
 func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	format, opts, ok := readRequest(w, r, res, true)
+	out, opts, ok := readRequest(w, r, res, true)
 	if !ok {
 		return
 	}
+	format := out.format
 	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
 	if opts.TimeoutSeconds != nil {
 		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
@@ -62,7 +63,7 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		from = 0
 	}
 	watcher, snap, err := res.Cache.Watch(from, withState)
-	stream := &watchStream{w: w, res: res, opts: opts, format: format, namespace: info.Namespace}
+	stream := &watchStream{w: w, res: res, opts: opts, format: format, metaAPIVersion: out.metaAPIVersion(), namespace: info.Namespace}
 	if format == formatTable {
 		stream.table = h.tableConvertor(ctx, res)
 		if stream.includeObject, err = includeObjectPolicy(r); err != nil {
@@ -87,19 +88,22 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 			if opts.matches(o) {
 				stream.writeObject(watch.Added, o.JSON)
 			}
-			return true
+			return !stream.failed
 		})
 		if sendInitial {
 			stream.writeBookmark(snap.ResourceVersion(), true)
 		}
 	}
 	stream.flush()
+	if stream.failed {
+		return
+	}
 
 	lastBookmark := time.Now()
 	for {
 		next := ctx
 		var cancelNext context.CancelFunc = func() {}
-		if opts.AllowWatchBookmarks && format == formatJSON {
+		if stream.bookmarks() {
 			next, cancelNext = context.WithDeadline(ctx, lastBookmark.Add(bookmarkInterval))
 		}
 		ev, err := watcher.Next(next)
@@ -142,17 +146,21 @@ var watchBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 3
 type watchStream struct {
 	w http.ResponseWriter
 	// bw is the lent buffer while events are unflushed, else nil.
-	bw        *bufio.Writer
-	res       *mirror.Resource
-	opts      *readOptions
-	format    outputFormat
-	namespace string
+	bw     *bufio.Writer
+	res    *mirror.Resource
+	opts   *readOptions
+	format outputFormat
+	// metaAPIVersion is the apiVersion of PartialObjectMetadata events.
+	metaAPIVersion string
+	namespace      string
 	// table and includeObject render events as Tables (kubectl get -w).
 	table         *TableConvertor
 	includeObject metav1.IncludeObjectPolicy
-	started       bool
-	headerSent    bool
-	failed        bool
+	// scratch is reused for the PartialObjectMetadata of each event.
+	scratch    []byte
+	started    bool
+	headerSent bool
+	failed     bool
 }
 
 func (s *watchStream) start() {
@@ -200,7 +208,8 @@ func (s *watchStream) writeEvent(ev store.Event) {
 
 func (s *watchStream) writeObject(t watch.EventType, object []byte) {
 	s.start()
-	if s.format == formatTable {
+	switch s.format {
+	case formatTable:
 		// Tables are rendered per event; the column headers go with the
 		// first event only, as the apiserver does.
 		table, err := s.table.ConvertObjects([][]byte{object}, nil, s.includeObject, s.headerSent, time.Now())
@@ -210,6 +219,21 @@ func (s *watchStream) writeObject(t watch.EventType, object []byte) {
 		}
 		s.headerSent = true
 		object = table
+	case formatMetadata:
+		partial, err := appendPartialObjectMetadata(s.scratch[:0], object, s.metaAPIVersion)
+		if err != nil {
+			s.writeError(apierrors.NewInternalError(err))
+			s.failed = true
+			return
+		}
+		s.scratch = partial
+		object = partial
+	case formatMetadataList:
+		// The apiserver cannot convert an event's object to a list: its
+		// encoder fails and it ends the stream (after the headers, before
+		// the event).
+		s.failed = true
+		return
 	}
 	bw := s.buffer()
 	_, _ = bw.WriteString(`{"type":"`)
@@ -230,10 +254,19 @@ func (s *watchStream) buffer() *bufio.Writer {
 	return s.bw
 }
 
+// bookmarks tells whether the stream sends BOOKMARK events: when asked
+// for, except to Tables. (A PartialObjectMetadataList watch ends at its
+// first bookmark, as at any event.)
+func (s *watchStream) bookmarks() bool {
+	return s.opts.AllowWatchBookmarks && s.format != formatTable
+}
+
 // writeBookmark sends a BOOKMARK carrying only a resourceVersion; the one
-// that ends sendInitialEvents is annotated k8s.io/initial-events-end.
+// that ends sendInitialEvents is annotated k8s.io/initial-events-end. In a
+// metadata watch it is a PartialObjectMetadata, as the apiserver converts
+// its bookmark object like any other.
 func (s *watchStream) writeBookmark(rv uint64, initialEventsEnd bool) {
-	if !s.opts.AllowWatchBookmarks || s.format != formatJSON {
+	if !s.bookmarks() {
 		return
 	}
 	meta := metav1.ObjectMeta{ResourceVersion: strconv.FormatUint(rv, 10)}

@@ -173,6 +173,22 @@ func (o *Object) WithResourceVersion(rv uint64) (out *Object, ok bool) {
 	return &c, true
 }
 
+// Metadata returns the JSON of the object's metadata (a slice of o.JSON,
+// shared: never modify it), found by scanning, not decoding, so a
+// metadata-only read costs a pass over the bytes. ok is false when the
+// object has no metadata, which NewObject never accepts.
+func (o *Object) Metadata() (span []byte, ok bool) {
+	return ObjectMetadata(o.JSON)
+}
+
+// ObjectMetadata is Object.Metadata for an object's JSON that is not (or
+// not yet) an Object, such as a deletion rewritten with a new
+// resourceVersion. Invalid JSON is not found.
+func ObjectMetadata(json []byte) (span []byte, ok bool) {
+	span, ok, err := findMetadata(json)
+	return span, ok && err == nil
+}
+
 // findMetadata returns the value of the top-level "metadata" member (the
 // last one, as the decoder would) of a valid JSON document. A document that
 // is not an object is an error; a "metadata" that is null is not found.
