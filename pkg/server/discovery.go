@@ -12,11 +12,23 @@ import (
 
 // discovery answers /apis, /apis/<group> and /apis/<group>/<version> for
 // the proxied group/versions, from what the mirror discovered (and
-// persisted), so it answers while a target is down.
+// persisted), so it answers while a target is down. /apis is the
+// aggregated document when the Accept header asks for it (as the
+// aggregator of the client cluster does), the legacy APIGroupList
+// otherwise.
 func (h *apiHandler) discovery(w http.ResponseWriter, r *http.Request, _ *request.RequestInfo) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if r.Method != http.MethodGet || parts[0] != "apis" {
+	if r.Method != http.MethodGet || parts[0] != "apis" || len(parts) > 3 {
 		writeError(w, notFoundPath(r))
+		return
+	}
+	aggregated, err := negotiateDiscovery(r, len(parts) == 1)
+	switch {
+	case err != nil:
+		writeError(w, err)
+		return
+	case aggregated:
+		h.aggregatedDiscovery(w, r)
 		return
 	}
 	switch len(parts) {
