@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"testing"
+
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+// labeledResource is a MyResource in default with one label app=<app>.
+func labeledResource(name, app string) string {
+	return fmt.Sprintf(`apiVersion: example.com/v1
+kind: MyResource
+metadata:
+  name: %s
+  namespace: default
+  labels:
+    app: %q
+spec:
+  name: %q
+`, name, app, name)
+}
+
+// With the documentation's target RBAC (no deletecollection), a
+// deletecollection through the client apiserver is carried out as
+// individual deletes of the caller's matching objects: selectors hold,
+// another tenant's objects are untouched, and the answer is the
+// MyResourceList of the deleted objects, as the kube-apiserver answers.
+func TestDeleteCollectionWithoutTheVerb(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	teamA := clustertest.NewAPIServer(t, "team-a")
+	teamB := clustertest.NewAPIServer(t, "team-b")
+	prepareWriteTarget(t, ctx, target) // the documentation's RBAC, unchanged
+	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
+	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+	kubectlApplyOut(t, ctx, teamA, labeledResource("a-x", "x")+"---\n"+labeledResource("a-y", "y")+"---\n"+labeledResource("a-x2", "x"))
+	kubectlApplyOut(t, ctx, teamB, labeledResource("b-x", "x"))
+
+	deleteCollection := func(query url.Values) []string {
+		t.Helper()
+		path := "/apis/example.com/v1/namespaces/default/myresources"
+		if len(query) > 0 {
+			path += "?" + query.Encode()
+		}
+		a := clientRequest(t, ctx, teamA, "DELETE", path, "", nil)
+		if a.code != 200 {
+			t.Fatalf("deletecollection %v: %d %s", query, a.code, a.body)
+		}
+		var list struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				ResourceVersion string `json:"resourceVersion"`
+			} `json:"metadata"`
+			Items []struct {
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(a.body, &list); err != nil || list.Kind != "MyResourceList" || list.Metadata.ResourceVersion == "" {
+			t.Fatalf("answer: %v %s", err, a.body)
+		}
+		var got []string
+		for _, item := range list.Items {
+			got = append(got, item.Metadata.Name)
+		}
+		return got
+	}
+
+	t.Run("labelSelector", func(t *testing.T) {
+		deleted := deleteCollection(url.Values{"labelSelector": {"app=x"}})
+		wantNames(t, sorted(deleted), "a-x", "a-x2")
+		wantNames(t, names(t, ctx, teamA), "a-y")
+		wantNames(t, names(t, ctx, target), "a-y", "b-x")
+	})
+	t.Run("fieldSelector", func(t *testing.T) {
+		kubectlApplyOut(t, ctx, teamA, labeledResource("a-z", "z"))
+		deleted := deleteCollection(url.Values{"fieldSelector": {"metadata.name=a-z"}})
+		wantNames(t, sorted(deleted), "a-z")
+		wantNames(t, names(t, ctx, teamA), "a-y")
+	})
+	t.Run("everything of the caller's, again (the refusal is remembered)", func(t *testing.T) {
+		deleted := deleteCollection(nil)
+		wantNames(t, sorted(deleted), "a-y")
+		wantNames(t, names(t, ctx, teamA))
+		wantNames(t, names(t, ctx, target), "b-x")
+		wantNames(t, names(t, ctx, teamB), "b-x")
+	})
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
