@@ -46,8 +46,8 @@ func writeMetadataObject(w http.ResponseWriter, obj *store.Object, out output) {
 
 // writeMetadataList streams a list as a PartialObjectMetadataList, the
 // items PartialObjectMetadata of the same version as the apiserver sets
-// them. An empty list has "items":[], as every list crproxy answers
-// (the apiserver's own encoding says null there, which clients read the same).
+// them. An empty list has "items":null, as the apiserver's (it builds the
+// converted list by appending to a nil slice).
 func writeMetadataList(w http.ResponseWriter, items []*store.Object, meta metav1.ListMeta, out output) {
 	apiVersion := out.metaAPIVersion()
 	w.Header().Set("Content-Type", "application/json")
@@ -61,6 +61,12 @@ func writeMetadataList(w http.ResponseWriter, items []*store.Object, meta metav1
 	if meta.Continue != "" {
 		buf = append(buf, `,"continue":`...)
 		buf = strconv.AppendQuote(buf, meta.Continue)
+	}
+	if len(items) == 0 {
+		buf = append(buf, `},"items":null}`+"\n"...)
+		_, _ = bw.Write(buf)
+		_ = bw.Flush()
+		return
 	}
 	buf = append(buf, `},"items":[`...)
 	for i, o := range items {

@@ -103,9 +103,12 @@ func TestMetadataList(t *testing.T) {
 		if c.meta.Continue != "" {
 			wantMeta["continue"] = c.meta.Continue
 		}
-		items := []any{}
+		var items any // null when empty, as the apiserver's
+		if len(c.items) > 0 {
+			items = []any{}
+		}
 		for _, o := range c.items {
-			items = append(items, apiserverPartial(t, o.JSON, "v1"))
+			items = append(items.([]any), apiserverPartial(t, o.JSON, "v1"))
 		}
 		want := map[string]any{"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": wantMeta, "items": items}
 		if !reflect.DeepEqual(got, want) {

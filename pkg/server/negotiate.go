@@ -110,26 +110,31 @@ func negotiate(r *http.Request) (output, error) {
 	return out, nil
 }
 
-// notAcceptableConversion is the apiserver's 406 for a conversion that
+// conversionError is the apiserver's answer to a conversion that
 // negotiation allowed but the verb's result cannot take
-// (handlers.asPartialObjectMetadata and asPartialObjectMetadataList).
-// Custom resources are unstructured there, which the message names.
-func notAcceptableConversion(out output, list bool) error {
-	var msg string
+// (handlers.asPartialObjectMetadata and asPartialObjectMetadataList): a
+// list as PartialObjectMetadata is 406; an object as
+// PartialObjectMetadataList is a 500 for a custom resource, whose
+// unstructured object passes for a list until its items are walked
+// (meta.EachListItem's plain error, which the apiserver passes on as is).
+func conversionError(out output, list bool) error {
 	switch {
 	case out.format == formatMetadata && list:
-		msg = "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"
+		return &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    http.StatusNotAcceptable,
+			Reason:  metav1.StatusReasonNotAcceptable,
+			Message: "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)",
+		}}
 	case out.format == formatMetadataList && !list:
-		msg = "you requested PartialObjectMetadataList, but the requested object is not a list (*unstructured.Unstructured)"
-	default:
-		return nil
+		return &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status:  metav1.StatusFailure,
+			Code:    http.StatusInternalServerError,
+			Reason:  metav1.StatusReasonUnknown,
+			Message: "content is not a list",
+		}}
 	}
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusNotAcceptable,
-		Reason:  metav1.StatusReasonNotAcceptable,
-		Message: msg,
-	}}
+	return nil
 }
 
 // String names the output for logs and test failures.

@@ -5,7 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The Accept headers below, and what kube-apiserver 1.36 answers them with
@@ -76,32 +76,35 @@ func TestNegotiate(t *testing.T) {
 	}
 }
 
-// TestNotAcceptableConversion: the apiserver's 406 for a list conversion
-// on a get and an object conversion on a list.
-func TestNotAcceptableConversion(t *testing.T) {
+// TestConversionError: the apiserver's answers to a list conversion on a
+// get (500, as for any custom resource) and an object conversion on a
+// list (406).
+func TestConversionError(t *testing.T) {
 	meta := output{format: formatMetadata, metaVersion: "v1"}
 	list := output{format: formatMetadataList, metaVersion: "v1"}
 	for _, c := range []struct {
 		out     output
 		list    bool
+		code    int32
+		reason  metav1.StatusReason
 		message string
 	}{
-		{out: list, list: false, message: "you requested PartialObjectMetadataList, but the requested object is not a list (*unstructured.Unstructured)"},
-		{out: meta, list: true, message: "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"},
+		{out: list, list: false, code: http.StatusInternalServerError, message: "content is not a list"},
+		{out: meta, list: true, code: http.StatusNotAcceptable, reason: metav1.StatusReasonNotAcceptable, message: "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"},
 		{out: meta, list: false},
 		{out: list, list: true},
 		{out: output{format: formatTable, metaVersion: "v1"}, list: true},
 	} {
-		err := notAcceptableConversion(c.out, c.list)
-		if c.message == "" {
+		err := conversionError(c.out, c.list)
+		if c.code == 0 {
 			if err != nil {
 				t.Errorf("%v, list %v: %v; want nil", c.out, c.list, err)
 			}
 			continue
 		}
 		status := statusOf(err)
-		if !apierrors.IsNotAcceptable(err) || status.Code != http.StatusNotAcceptable || status.Message != c.message {
-			t.Errorf("%v, list %v: %#v; want 406 %q", c.out, c.list, status, c.message)
+		if status.Code != c.code || status.Reason != c.reason || status.Message != c.message {
+			t.Errorf("%v, list %v: %#v; want %d %q %q", c.out, c.list, status, c.code, c.reason, c.message)
 		}
 	}
 }

@@ -68,7 +68,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 	case formatMetadata:
 		writeMetadataObject(w, obj, out)
 	case formatMetadataList:
-		writeError(w, notAcceptableConversion(out, false))
+		writeError(w, conversionError(out, false))
 	default:
 		writeRawJSON(w, http.StatusOK, obj.JSON)
 	}
@@ -113,7 +113,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Re
 	case formatMetadataList:
 		writeMetadataList(w, items, meta, out)
 	case formatMetadata:
-		writeError(w, notAcceptableConversion(out, true))
+		writeError(w, conversionError(out, true))
 	default:
 		writeList(w, res, items, meta)
 	}
