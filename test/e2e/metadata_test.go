@@ -86,8 +86,10 @@ func TestMetadataInformerWithAndWithoutWatchList(t *testing.T) {
 			ictx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			factory.Start(ictx.Done())
-			if !cache.WaitForCacheSync(ictx.Done(), informer.HasSynced) {
-				t.Fatal("metadata informer never synced")
+			syncCtx, cancelSync := context.WithTimeout(ictx, 30*time.Second)
+			defer cancelSync()
+			if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+				t.Fatal("metadata informer did not sync within 30s")
 			}
 			obj, ok, err := informer.GetStore().GetByKey(ns + "/m-0")
 			if m, _ := obj.(*metav1.PartialObjectMetadata); err != nil || !ok || m.UID == "" || m.Labels["vcluster.com/owner-vcluster"] != "client" {
