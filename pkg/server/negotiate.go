@@ -80,16 +80,22 @@ func (customResourceRestrictions) AllowsMediaTypeTransform(mimeType, mimeSubType
 func (customResourceRestrictions) AllowsServerVersion(v string) bool { return v == "v1" }
 func (customResourceRestrictions) AllowsStreamSchema(s string) bool  { return s == "watch" }
 
+// kubectlTableAccept is what kubectl get sends (its first clause wins).
+const kubectlTableAccept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+
 // negotiate picks the answer of a read from the Accept header with the
 // apiserver's own negotiation (clauses in preference order, the first that
 // crproxy can serve wins), so a protobuf clause first falls back to the
 // JSON one after it. A header without any servable clause is 406.
 func negotiate(r *http.Request) (output, error) {
 	accept := r.Header.Get("Accept")
-	// The common cases skip parsing: the read path's JSON must not pay
-	// for the formats it does not use.
-	if accept == "" || accept == runtime.ContentTypeJSON {
+	// The common headers skip parsing: plain JSON reads and kubectl get
+	// must not pay for the formats they do not use.
+	switch accept {
+	case "", runtime.ContentTypeJSON:
 		return output{format: formatJSON}, nil
+	case kubectlTableAccept:
+		return output{format: formatTable, metaVersion: "v1"}, nil
 	}
 	opts, ok := negotiation.NegotiateMediaTypeOptions(accept, servedMediaTypes, customResourceRestrictions{})
 	if !ok {

@@ -40,6 +40,7 @@ func TestNegotiate(t *testing.T) {
 		{accept: metadataClient, want: output{format: formatMetadata, metaVersion: "v1"}},
 		{accept: metadataListCli, want: output{format: formatMetadataList, metaVersion: "v1"}},
 		{accept: kubectlTable, want: output{format: formatTable, metaVersion: "v1"}},
+		{accept: kubectlTable + ",*/*", want: output{format: formatTable, metaVersion: "v1"}},
 		{accept: "application/json;as=Table;v=v1beta1;g=meta.k8s.io", want: output{format: formatTable, metaVersion: "v1beta1"}},
 		// Preference order decides, not the header's order.
 		{accept: "application/json;q=0.5," + metaV1, want: output{format: formatMetadata, metaVersion: "v1"}},
