@@ -44,15 +44,12 @@ type ControllerManager struct {
 	// LogPath is the file it writes its log to.
 	LogPath string
 
+	args []string // all but --secure-port, which each start picks
 	proc *process
 }
 
 func newControllerManager(binDir, dir, name string, s *APIServer, caPath, saKey string) (*ControllerManager, error) {
 	path, err := requireBinary(binDir, "kube-controller-manager")
-	if err != nil {
-		return nil, err
-	}
-	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -68,13 +65,12 @@ func newControllerManager(binDir, dir, name string, s *APIServer, caPath, saKey 
 	if err := os.MkdirAll(certDir, 0o755); err != nil {
 		return nil, err
 	}
-	m := &ControllerManager{Port: port, LogPath: filepath.Join(dir, "kube-controller-manager.log")}
-	args := []string{
+	m := &ControllerManager{LogPath: filepath.Join(dir, "kube-controller-manager.log")}
+	m.args = []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + certDir,
 		"--controllers=" + strings.Join(Controllers, ","),
 		"--use-service-account-credentials=true",
@@ -84,19 +80,32 @@ func newControllerManager(binDir, dir, name string, s *APIServer, caPath, saKey 
 		"--profiling=false",
 		"--v=1",
 	}
-	m.proc = &process{name: "kube-controller-manager " + name, path: path, args: args, logPath: m.LogPath}
+	m.proc = &process{name: "kube-controller-manager " + name, path: path, logPath: m.LogPath}
 	return m, nil
 }
 
 // start runs the controller manager (again) and waits until it is healthy.
+// Its port is picked at each start, and picked again when another process
+// took it between the pick and the bind (several clusters start at once).
 func (m *ControllerManager) start(ctx context.Context) error {
 	if m.proc.running() {
 		return nil
 	}
-	if err := m.proc.start(); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		port, err := FreePort()
+		if err != nil {
+			return err
+		}
+		m.Port = port
+		m.proc.args = append(append([]string(nil), m.args...), "--secure-port="+strconv.Itoa(port))
+		if err := m.proc.start(); err != nil {
+			return err
+		}
+		err = m.waitHealthy(ctx, 60*time.Second)
+		if err == nil || attempt == 3 || m.proc.running() || !strings.Contains(m.LogTail(5), "address already in use") {
+			return err
+		}
 	}
-	return m.waitHealthy(ctx, 60*time.Second)
 }
 
 func (m *ControllerManager) stop() { m.proc.stop(15 * time.Second) }
