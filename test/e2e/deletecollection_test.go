@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -101,4 +103,29 @@ func sorted(s []string) []string {
 		}
 	}
 	return out
+}
+
+// Deleting a client namespace (its namespace controller deletecollections
+// every resource, through crproxy, with the documentation's RBAC) finishes
+// and removes exactly that tenant's objects at the target.
+func TestDeleteClientNamespace(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	teamA := clustertest.NewAPIServer(t, "team-a")
+	teamB := clustertest.NewAPIServer(t, "team-b")
+	prepareWriteTarget(t, ctx, target)
+	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
+	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+	for _, s := range []*localcluster.APIServer{teamA, teamB} {
+		kubectl(t, ctx, s, "create", "namespace", "shared")
+	}
+	inShared := func(name string) string {
+		return strings.Replace(labeledResource(name, "x"), "namespace: default", "namespace: shared", 1)
+	}
+	kubectlApplyOut(t, ctx, teamA, inShared("a-1")+"---\n"+inShared("a-2"))
+	kubectlApplyOut(t, ctx, teamB, inShared("b-1"))
+
+	kubectl(t, ctx, teamA, "delete", "namespace", "shared", "--wait=true", "--timeout=90s")
+	wantNames(t, names(t, ctx, target, "-n", "shared"), "b-1")
+	wantNames(t, names(t, ctx, teamB, "-n", "shared"), "b-1")
 }
