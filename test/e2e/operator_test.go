@@ -297,6 +297,18 @@ metadata:
 // kube-controller-manager log that mention what.
 func controllerManagerErrors(t *testing.T, s *localcluster.APIServer, what string) []string {
 	t.Helper()
+	var out []string
+	for _, line := range controllerManagerLog(t, s) {
+		if strings.HasPrefix(line, "E") && strings.Contains(line, what) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// controllerManagerLog returns the lines of s's kube-controller-manager log.
+func controllerManagerLog(t *testing.T, s *localcluster.APIServer) []string {
+	t.Helper()
 	if s.ControllerManager == nil {
 		t.Fatalf("%s runs no controller manager", s.Name)
 	}
@@ -304,11 +316,5 @@ func controllerManagerErrors(t *testing.T, s *localcluster.APIServer, what strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "E") && strings.Contains(line, what) {
-			out = append(out, line)
-		}
-	}
-	return out
+	return strings.Split(string(data), "\n")
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -44,7 +43,7 @@ spec:
 	// quota's usage of a resource only once it monitors the resource, as
 	// for any new CRD; after that, a new quota is counted at once.
 	eventually(t, ctx, 90*time.Second, func() string {
-		for _, line := range strings.Split(localcluster.LogTail(client.ControllerManager.LogPath, 100000), "\n") {
+		for _, line := range controllerManagerLog(t, client) {
 			if strings.Contains(line, "QuotaMonitor created object count evaluator") && strings.Contains(line, `resource="myresources.example.com"`) {
 				return ""
 			}
