@@ -106,10 +106,10 @@ func meanObjectBytes(t *testing.T, ctx context.Context, e *benchEnv) int {
 // footprint records the resident memory of crproxy and of the target
 // kube-apiserver at the end of the run.
 func footprint(t *testing.T, e *benchEnv, r *report) {
-	if e.proxy.PID() == 0 || !e.target.Running() {
+	if e.proxy.Process().PID() == 0 || !e.target.Running() {
 		return
 	}
-	f := figures{float64(rssKiB(t, e.target.PID())) / 1024, float64(rssKiB(t, e.proxy.PID())) / 1024, math.NaN()}
+	f := figures{float64(rssKiB(t, e.target.PID())) / 1024, float64(rssKiB(t, e.proxy.Process().PID())) / 1024, math.NaN()}
 	r.add(row{ID: "M", Case: "resident memory at the end of the run", Metric: "RSS", Unit: "MiB"}, f)
 	r.note("M: the client kube-apiserver ends at %d MiB and the shared etcd at %d MiB.", rssKiB(t, e.client.PID())>>10, rssKiB(t, e.env.Etcd.PID())>>10)
 }

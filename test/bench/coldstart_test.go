@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 )
 
@@ -42,7 +43,7 @@ func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	time.Sleep(10 * time.Second)
 	var runs []coldStart
 	for i := range coldStarts {
-		e.proxy.Stop()
+		_ = e.proxy.Stop()
 		runs = append(runs, e.coldStart(t, ctx, n))
 		t.Logf("cold start %d: first page %s, /readyz %s, first list %s, peak RSS %d MiB", i,
 			runs[i].firstPage.Round(time.Millisecond), runs[i].ready.Round(time.Millisecond), runs[i].firstList.Round(time.Millisecond), runs[i].status.PeakRSSKiB>>10)
@@ -101,7 +102,9 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 	started := time.Now()
 	ready := make(chan error, 1)
 	go func() {
-		err := e.proxy.Start(ctx)
+		// Ready as the process itself reports it (/readyz), not as the
+		// client cluster's APIService later shows it.
+		err := e.proxy.Process().Start(ctx)
 		c.ready = time.Since(started)
 		ready <- err
 	}()
@@ -143,7 +146,7 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // the peak may come after the first list: the mirror settles
-	if c.status, err = localcluster.ReadProcStatus(e.proxy.PID()); err != nil {
+	if c.status, err = localcluster.ReadProcStatus(e.proxy.Process().PID()); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -163,6 +166,10 @@ func (e *benchEnv) cutTarget(t *testing.T) *localcluster.FaultProxy {
 	if err := localcluster.WriteKubeconfig(kubeconfig, "target", viaCut); err != nil {
 		t.Fatal(err)
 	}
-	writeProxyConfig(t, e.configPath, e.client, kubeconfig)
+	cfg := crproxytest.Config("client", e.client, e.target)
+	cfg.Targets[0].Kubeconfig = kubeconfig
+	if err := e.proxy.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
 	return cut
 }

@@ -21,7 +21,7 @@ import (
 func benchRecovery(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	if e.cut == nil { // B5 did not run: put the cut in place now
 		e.cut = e.cutTarget(t)
-		e.proxy.Stop()
+		_ = e.proxy.Stop()
 		e.startProxy(t, ctx)
 	}
 	state := func() string {

@@ -18,18 +18,16 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
-
-var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
 
 // The three paths, in the order of benchPaths and of figures.
 const (
@@ -50,8 +48,7 @@ type benchPath struct {
 type benchEnv struct {
 	target, client *localcluster.APIServer
 	env            *localcluster.Environment
-	proxy          *localcluster.Crproxy
-	configPath     string
+	proxy          *crproxytest.Proxy
 	dir            string
 	paths          []benchPath
 	// atTarget reaches the objects at the target across namespaces.
@@ -71,20 +68,23 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	// /debug/pprof/heap.
 	e.target = clustertest.NewAPIServer(t, "target", localcluster.APIServerOptions{ExtraArgs: []string{"--profiling=true"}})
 	e.client = clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, e.target)
-	binDir, err := localcluster.FindBinDir()
-	if err != nil {
+	if err := crproxytest.InstallCRD(ctx, e.target, "myresource-crd.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := crproxytest.Apply(ctx, e.target, "target-rbac.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	e.dir = t.TempDir()
-	e.configPath = filepath.Join(e.dir, "crproxy.yaml")
-	writeProxyConfig(t, e.configPath, e.client, e.target.KubeconfigPath)
-	e.proxy, err = localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: e.dir, ConfigPath: e.configPath, ServiceName: "crproxy-bench", ExtraArgs: []string{"--profiling"}})
+	var err error
+	e.proxy, err = crproxytest.New(crproxytest.Options{
+		Client: e.client, Config: crproxytest.Config("client", e.client, e.target), Dir: e.dir,
+		Process: true, ExtraArgs: []string{"--profiling"}, ServiceName: "crproxy-bench",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clustertest.ReportOnFailure(t, "crproxy", e.proxy.LogPath)
-	t.Cleanup(e.proxy.Stop)
+	t.Cleanup(func() { _ = e.proxy.Stop() })
 	t.Cleanup(func() {
 		if e.cut != nil {
 			e.cut.Close()
@@ -96,7 +96,7 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	}
 	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
-	e.atTarget = dc.Resource(myResources)
+	e.atTarget = dc.Resource(crproxytest.MyResources)
 	e.paths = []benchPath{
 		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
 		pathCrproxy:   {"crproxy straight", e.direct()},
@@ -114,49 +114,20 @@ func (e *benchEnv) startProxy(t *testing.T, ctx context.Context) {
 	if err := e.proxy.Start(startCtx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.client.WaitForAPIService(startCtx, "example.com/v1"); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // direct reaches crproxy straight as a client-cluster user with a
-// certificate, skipping the aggregator.
+// certificate, skipping the aggregator. It skips verifying crproxy's
+// serving certificate: the cold start (B5) removes the data folder, and
+// with it the certificate that one HTTP client of the run would trust.
 func (e *benchEnv) direct() *rest.Config {
-	return directConfig(e.client, fmt.Sprintf("127.0.0.1:%d", e.proxy.Port))
-}
-
-// prepareTarget installs the documentation's CRD and RBAC at target.
-func prepareTarget(t *testing.T, ctx context.Context, target *localcluster.APIServer) {
-	root, _ := localcluster.ModuleRoot()
-	testdata := filepath.Join(root, "test", "e2e", "testdata")
-	for _, f := range []string{"myresource-crd.yaml", "target-rbac.yaml"} {
-		if _, err := target.Kubectl(ctx, "apply", "-f", filepath.Join(testdata, f)); err != nil {
-			t.Fatal(err)
-		}
+	cfg, err := e.proxy.DirectConfig("bench-user")
+	if err != nil {
+		panic(err) // a client certificate from the run's own CA
 	}
-	if _, err := target.Kubectl(ctx, "wait", "--for=condition=Established", "crd/myresources.example.com"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeProxyConfig writes, at path, the configuration proxying
-// myresources.example.com/v1 to client from the target reached with
-// targetKubeconfig.
-func writeProxyConfig(t *testing.T, path string, client *localcluster.APIServer, targetKubeconfig string) {
-	config := fmt.Sprintf("client: {name: client, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n", client.KubeconfigPath, targetKubeconfig)
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// directConfig reaches crproxy at address (host:port) as a client-cluster
-// user with a certificate, skipping the aggregator.
-func directConfig(client *localcluster.APIServer, address string) *rest.Config {
-	direct, _ := client.ConfigFor("bench-user")
-	direct.Host = "https://" + address
-	direct.TLSClientConfig.CAData = nil
-	direct.TLSClientConfig.Insecure = true
-	return direct
+	cfg.TLSClientConfig.CAFile = ""
+	cfg.TLSClientConfig.Insecure = true
+	return cfg
 }
 
 // objectPadding makes an object's JSON, as the apiserver serves it with
@@ -167,14 +138,7 @@ var objectPadding = strings.Repeat("x", 512)
 // labels (so the mirror holds it when it is created straight at the
 // target), with spec.name set.
 func ownedMyResource(name, specName string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("example.com/v1")
-	u.SetKind("MyResource")
-	u.SetNamespace("default")
-	u.SetName(name)
-	u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"})
-	_ = unstructured.SetNestedField(u.Object, specName, "spec", "name")
-	return u
+	return crproxytest.OwnedMyResource("default", name, specName, "client")
 }
 
 // objectName is the name of the i-th loaded object.

@@ -55,7 +55,7 @@ func benchWatch(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	sides := []struct {
 		path int
 		pid  func() int
-	}{{pathCrproxy, e.proxy.PID}, {pathTarget, e.target.PID}}
+	}{{pathCrproxy, e.proxy.Process().PID}, {pathTarget, e.target.PID}}
 	for _, side := range sides {
 		wctx, closeWatches := context.WithCancel(ctx)
 		var streams []*watchStream

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/crproxy/crproxy/internal/crproxytest"
 )
 
 // writeVerbs are B4's verbs, in the order each round runs them.
@@ -27,7 +29,7 @@ func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		clients[i] = dc.Resource(myResources).Namespace("default")
+		clients[i] = dc.Resource(crproxytest.MyResources).Namespace("default")
 	}
 	times := map[string][][]time.Duration{}
 	for _, v := range writeVerbs {

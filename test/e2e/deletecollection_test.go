@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -36,8 +37,8 @@ func TestDeleteCollectionWithoutTheVerb(t *testing.T) {
 	teamA := clustertest.NewAPIServer(t, "team-a")
 	teamB := clustertest.NewAPIServer(t, "team-b")
 	prepareWriteTarget(t, ctx, target) // the documentation's RBAC, unchanged
-	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
-	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+	startProxy(t, teamA, crproxytest.Config("team-a", teamA, target))
+	startProxy(t, teamB, crproxytest.Config("team-b", teamB, target))
 	kubectlApplyOut(t, ctx, teamA, labeledResource("a-x", "x")+"---\n"+labeledResource("a-y", "y")+"---\n"+labeledResource("a-x2", "x"))
 	kubectlApplyOut(t, ctx, teamB, labeledResource("b-x", "x"))
 
@@ -114,8 +115,8 @@ func TestDeleteClientNamespace(t *testing.T) {
 	teamA := clustertest.NewAPIServer(t, "team-a")
 	teamB := clustertest.NewAPIServer(t, "team-b")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
-	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+	startProxy(t, teamA, crproxytest.Config("team-a", teamA, target))
+	startProxy(t, teamB, crproxytest.Config("team-b", teamB, target))
 	for _, s := range []*localcluster.APIServer{teamA, teamB} {
 		kubectl(t, ctx, s, "create", "namespace", "shared")
 	}

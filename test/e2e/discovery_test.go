@@ -12,6 +12,7 @@ import (
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -80,8 +81,8 @@ func TestAggregatedDiscoveryListsProxiedResources(t *testing.T) {
 	client := clustertest.NewAPIServer(t, "client")
 	kubectlApply(t, ctx, target, discoveryCRD)
 	kubectl(t, ctx, target, "wait", "--for=condition=Established", "--timeout=60s", "crd/myresources.example.com")
-	kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac.yaml")
-	p := startProxy(t, client, target, proxyConfig{})
+	apply(t, ctx, target, "target-rbac.yaml")
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 
 	tgt := newEndpoint(t, "target", target.RESTConfig())
 	targetAnswer, want := aggregatedVersion(t, ctx, tgt, "example.com", "v1")
@@ -121,7 +122,7 @@ func TestAggregatedDiscoveryListsProxiedResources(t *testing.T) {
 		c := newEndpoint(t, "client apiserver", client.RESTConfig())
 		// The aggregator refreshes an APIService's discovery when it
 		// becomes available; give it a moment after startProxy.
-		eventually(t, ctx, 30*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 			a, got := aggregatedVersion(t, ctx, c, "example.com", "v1")
 			if a.header.Get("Content-Type") != acceptAggregatedDiscovery {
 				return "Content-Type " + a.header.Get("Content-Type")
@@ -146,7 +147,7 @@ func TestAggregatedDiscoveryListsProxiedResources(t *testing.T) {
 		if !strings.Contains(wantLine, "myr,mres") || !strings.Contains(wantLine, "example,all") {
 			t.Fatalf("the target's kubectl api-resources: %q", wantLine)
 		}
-		eventually(t, ctx, 30*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 			out, err := client.Kubectl(ctx, "api-resources", "--api-group=example.com", "-o", "wide")
 			if got := line(out); err != nil || got != wantLine {
 				return fmt.Sprintf("client: %q (%v)\nwant the target's %q", got, err, wantLine)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 )
 
@@ -34,9 +35,19 @@ func kubectlApply(t *testing.T, ctx context.Context, s *localcluster.APIServer, 
 	kubectlApplyOut(t, ctx, s, manifest)
 }
 
-// installCRD applies a CRD manifest and waits until it is established.
-func installCRD(t *testing.T, ctx context.Context, s *localcluster.APIServer, file, name string) {
+// installCRD applies the kit's CRD manifest and waits until it is
+// established.
+func installCRD(t *testing.T, ctx context.Context, s *localcluster.APIServer, manifest string) {
 	t.Helper()
-	kubectl(t, ctx, s, "apply", "-f", file)
-	kubectl(t, ctx, s, "wait", "--for=condition=Established", "crd/"+name, "--timeout=60s")
+	if err := crproxytest.InstallCRD(ctx, s, manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// apply applies the kit's manifests.
+func apply(t *testing.T, ctx context.Context, s *localcluster.APIServer, manifests ...string) {
+	t.Helper()
+	if err := crproxytest.Apply(ctx, s, manifests...); err != nil {
+		t.Fatal(err)
+	}
 }

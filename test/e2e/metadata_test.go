@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -22,6 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
+	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -45,8 +46,8 @@ func TestMetadataInformerWithAndWithoutWatchList(t *testing.T) {
 	prepareTarget(t, ctx, target)
 	const ns = "meta-informer-ns"
 	createAtTarget(t, ctx, target, ns, "client", []string{"m-0"}, "")
-	startProxy(t, client, target, proxyConfig{})
-	targetClient := dynamicClient(t, target).Resource(myResources).Namespace(ns)
+	startProxy(t, client, crproxytest.Config("client", client, target))
+	targetClient := dynamicClient(t, target).Resource(crproxytest.MyResources).Namespace(ns)
 
 	original := clientfeatures.FeatureGates()
 	t.Cleanup(func() { clientfeatures.ReplaceFeatureGates(original) })
@@ -58,7 +59,7 @@ func TestMetadataInformerWithAndWithoutWatchList(t *testing.T) {
 				t.Fatal(err)
 			}
 			factory := metadatainformer.NewFilteredSharedInformerFactory(mc, 0, ns, nil)
-			informer := factory.ForResource(myResources).Informer()
+			informer := factory.ForResource(crproxytest.MyResources).Informer()
 			var mu sync.Mutex
 			seen := map[string]string{} // name -> label "changed", or "deleted"
 			record := func(obj any, deleted bool) {
@@ -97,7 +98,7 @@ func TestMetadataInformerWithAndWithoutWatchList(t *testing.T) {
 			}
 			waitSeen := func(name, want string) {
 				t.Helper()
-				eventually(t, ctx, 15*time.Second, func() string {
+				crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
 					mu.Lock()
 					defer mu.Unlock()
 					if seen[name] != want {
@@ -107,7 +108,7 @@ func TestMetadataInformerWithAndWithoutWatchList(t *testing.T) {
 				})
 			}
 			name := fmt.Sprintf("m-%v", on)
-			if _, err := targetClient.Create(ctx, ownedObject(ns, name, "client"), metav1.CreateOptions{}); err != nil {
+			if _, err := targetClient.Create(ctx, crproxytest.OwnedMyResource(ns, name, name, "client"), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			waitSeen(name, "")
@@ -139,11 +140,11 @@ func newEndpoint(t *testing.T, name string, cfg *rest.Config) endpoint {
 
 // proxyEndpoint reaches crproxy itself (not through the aggregator) with
 // the client cluster admin's certificate.
-func proxyEndpoint(t *testing.T, p *proxy) endpoint {
-	cfg := p.client.RESTConfig()
-	cfg.Host = "https://" + p.address
-	cfg.CAData = nil
-	cfg.CAFile = filepath.Join(p.dataDir, "certs", "apiserver.crt")
+func proxyEndpoint(t *testing.T, p *crproxytest.Proxy) endpoint {
+	cfg, err := p.DirectConfig(localcluster.AdminUser, "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return newEndpoint(t, "crproxy", cfg)
 }
 
@@ -242,7 +243,7 @@ func TestMetadataReadsMatchTarget(t *testing.T) {
 	const ns = "meta-raw-ns"
 	createAtTarget(t, ctx, target, ns, "client", []string{"r-1", "r-2", "r-3"}, "")
 	kubectl(t, ctx, target, "annotate", "myresource", "r-1", "-n", ns, "example.com/note=first")
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 
 	tgt := newEndpoint(t, "target", target.RESTConfig())
 	servers := []endpoint{proxyEndpoint(t, p), newEndpoint(t, "client apiserver", client.RESTConfig())}

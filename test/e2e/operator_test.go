@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -142,11 +144,11 @@ func TestOperatorThroughCrproxy(t *testing.T) {
 	ctx := testContext(t)
 	target := clustertest.NewAPIServer(t, "target")
 	client_ := clustertest.NewAPIServer(t, "client")
-	installCRD(t, ctx, target, "testdata/myresource-crd-operator.yaml", "myresources.example.com")
+	installCRD(t, ctx, target, "myresource-crd-operator.yaml")
 	// The documentation's RBAC, and CRD read access so that kubectl get
 	// prints the operator CRD's columns (read-path.md).
-	kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac.yaml", "-f", "testdata/target-rbac-crd-reader.yaml")
-	startProxy(t, client_, target, proxyConfig{})
+	apply(t, ctx, target, "target-rbac.yaml", "target-rbac-crd-reader.yaml")
+	startProxy(t, client_, crproxytest.Config("client", client_, target))
 	kubectl(t, ctx, client_, "create", "namespace", "ops")
 
 	scheme := runtime.NewScheme()
@@ -155,7 +157,7 @@ func TestOperatorThroughCrproxy(t *testing.T) {
 	}
 	mgr, err := ctrl.NewManager(client_.RESTConfig(), ctrl.Options{
 		Scheme:                 scheme,
-		Logger:                 zapr.NewLogger(fileLogger(t, t.TempDir()+"/operator.log")),
+		Logger:                 zapr.NewLogger(crproxytest.FileLogger(t, "operator", filepath.Join(t.TempDir(), "operator.log"))),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
@@ -201,7 +203,7 @@ func TestOperatorThroughCrproxy(t *testing.T) {
 		}
 		return count
 	}
-	eventually(t, ctx, 60*time.Second, func() string {
+	crproxytest.Eventually(t, ctx, 60*time.Second, func() string {
 		if got := ready(); got != n {
 			return fmt.Sprintf("%d of %d objects Ready", got, n)
 		}
@@ -234,13 +236,13 @@ func TestOperatorThroughCrproxy(t *testing.T) {
 
 	// A spec change is followed.
 	kubectl(t, ctx, client_, "patch", "myresource", "obj-03", "-n", "ops", "--type=merge", "-p", `{"spec":{"priority":"high"}}`)
-	eventually(t, ctx, 30*time.Second, func() string {
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 		if out, _ := client_.Kubectl(ctx, "get", "configmap", "obj-03-config", "-n", "ops", "-o", "jsonpath={.data.priority}"); out != "high" {
 			return "configmap priority " + out
 		}
 		return ""
 	})
-	eventually(t, ctx, 30*time.Second, func() string {
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 		if got := ready(); got != n {
 			return fmt.Sprintf("%d of %d objects Ready after the spec change", got, n)
 		}
@@ -267,7 +269,7 @@ metadata:
 	for i := range 10 {
 		kubectl(t, ctx, client_, "delete", "myresource", fmt.Sprintf("obj-%02d", i), "-n", "ops", "--wait=false")
 	}
-	eventually(t, ctx, 60*time.Second, func() string {
+	crproxytest.Eventually(t, ctx, 60*time.Second, func() string {
 		left := strings.Fields(kubectl(t, ctx, target, "get", "myresources", "-n", "ops", "-o", "name"))
 		cms := kubectl(t, ctx, client_, "get", "configmaps", "-n", "ops", "-o", "name")
 		for i := range 10 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -57,22 +57,6 @@ func (s *watchedState) snapshot() (map[string]string, bool) {
 	return out, s.closed
 }
 
-// eventually retries check until it returns "" or the deadline passes.
-func eventually(t *testing.T, ctx context.Context, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		problem := check()
-		if problem == "" {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("after %s: %s", within, problem)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // A target cut off from crproxy (a network partition, then a restart of the
 // target, and changes made there meanwhile): reads go on with a Warning,
 // writes fail fast with 503 and Retry-After, an open watch stays open and
@@ -93,12 +77,14 @@ func TestTargetOutage(t *testing.T) {
 	if err := localcluster.WriteKubeconfig(kubeconfig, "target", viaCut); err != nil {
 		t.Fatal(err)
 	}
-	startProxy(t, client, target, proxyConfig{Targets: []proxyTarget{{Name: "target", Server: target, Kubeconfig: kubeconfig}}})
+	cfg := crproxytest.Config("client", client, target)
+	cfg.Targets[0].Kubeconfig = kubeconfig
+	startProxy(t, client, cfg)
 
 	for _, name := range []string{"keep", "change", "remove"} {
 		kubectlApplyOut(t, ctx, client, strings.Replace(strings.Replace(testResource, "test-resource", name, 1), "Test Resource", name, 1))
 	}
-	resources := dynamicClient(t, client).Resource(myResources).Namespace("default")
+	resources := dynamicClient(t, client).Resource(crproxytest.MyResources).Namespace("default")
 	list, err := resources.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +104,7 @@ func TestTargetOutage(t *testing.T) {
 	cut.Partition()
 
 	t.Run("reads are served from the mirror with a Warning", func(t *testing.T) {
-		eventually(t, ctx, 15*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
 			out, err := client.Kubectl(ctx, "get", "myresources", "-o", "name")
 			if err != nil {
 				return err.Error()
@@ -167,7 +153,7 @@ func TestTargetOutage(t *testing.T) {
 
 	t.Run("the open watch ends with the target's state", func(t *testing.T) {
 		want := map[string]string{"keep": "keep", "change": "changed at the target", "added": "added"}
-		eventually(t, ctx, 30*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 			got, closed := watched.snapshot()
 			if closed {
 				return "the watch through the client cluster was closed"
@@ -185,8 +171,8 @@ func TestTargetOutage(t *testing.T) {
 	})
 
 	t.Run("reads are current and writes work again", func(t *testing.T) {
-		eventually(t, ctx, 15*time.Second, func() string {
-			out, err := client.Kubectl(ctx, "apply", "-f", "testdata/myresource-after-outage.yaml")
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
+			out, err := crproxytest.ApplyYAML(ctx, client, crproxytest.Manifest("myresource-after-outage.yaml"))
 			if err != nil {
 				return err.Error()
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -87,7 +88,7 @@ func TestOwnerReferencesAcrossTheBoundary(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 	cm1 := configMap(t, ctx, client, "owner-1")
 	cm2 := configMap(t, ctx, client, "owner-2")
 	ref1 := refJSON("v1", "ConfigMap", "owner-1", cm1)
@@ -121,7 +122,7 @@ func TestOwnerReferencesAcrossTheBoundary(t *testing.T) {
 		tcm := configMap(t, ctx, target, "target-owner")
 		kubectl(t, ctx, target, "patch", "myresource", "mr", "--type=json",
 			`-p=[{"op":"add","path":"/metadata/ownerReferences","value":[`+refJSON("v1", "ConfigMap", "target-owner", tcm)+`]}]`)
-		eventually(t, ctx, 10*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 10*time.Second, func() string {
 			got, _ := ownerRefs(t, ctx, client, "myresource", "mr")
 			if strings.Contains(strings.Join(got, ","), tcm) {
 				return fmt.Sprintf("the client sees the target's owner: %q", got)
@@ -151,7 +152,7 @@ func TestOwnerReferencesGarbageCollection(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 
 	gone := func(s *localcluster.APIServer, kind, name string) func() string {
 		return func() string {
@@ -172,7 +173,7 @@ func TestOwnerReferencesGarbageCollection(t *testing.T) {
 			t.Fatalf("the target's GC deleted a tenant's object: %v", err)
 		}
 		kubectl(t, ctx, client, "delete", "configmap", "gc-owner", "-n", "default")
-		eventually(t, ctx, 60*time.Second, gone(target, "myresource", "dependent"))
+		crproxytest.Eventually(t, ctx, 60*time.Second, gone(target, "myresource", "dependent"))
 	})
 
 	for _, cascade := range []string{"background", "foreground", "orphan"} {
@@ -184,10 +185,10 @@ func TestOwnerReferencesGarbageCollection(t *testing.T) {
 			kubectlStdin(t, ctx, client, fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":%q,"namespace":"default","ownerReferences":[{"apiVersion":"example.com/v1","kind":"MyResource","name":%q,"uid":%q,"blockOwnerDeletion":true}]}}`, cm, owner, uid), "create", "-f", "-")
 			kubectl(t, ctx, client, "delete", "myresource", owner, "-n", "default", "--cascade="+cascade, "--wait=true", "--timeout=60s")
 			if cascade != "orphan" {
-				eventually(t, ctx, 60*time.Second, gone(client, "configmap", cm))
+				crproxytest.Eventually(t, ctx, 60*time.Second, gone(client, "configmap", cm))
 				return
 			}
-			eventually(t, ctx, 60*time.Second, gone(target, "myresource", owner))
+			crproxytest.Eventually(t, ctx, 60*time.Second, gone(target, "myresource", owner))
 			refs := kubectl(t, ctx, client, "get", "configmap", cm, "-n", "default", "-o", "jsonpath={.metadata.ownerReferences}")
 			if refs != "" {
 				t.Fatalf("the orphaned ConfigMap still has ownerReferences %s", refs)

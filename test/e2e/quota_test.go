@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -19,7 +20,7 @@ func TestQuotaCountsTenantObjects(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 
 	kubectl(t, ctx, target, "create", "namespace", "quota")
 	for i := range 2 {
@@ -42,7 +43,7 @@ spec:
 	// The quota controller rediscovers resources every 30 s and computes a
 	// quota's usage of a resource only once it monitors the resource, as
 	// for any new CRD; after that, a new quota is counted at once.
-	eventually(t, ctx, 90*time.Second, func() string {
+	crproxytest.Eventually(t, ctx, 90*time.Second, func() string {
 		for _, line := range controllerManagerLog(t, client) {
 			if strings.Contains(line, "QuotaMonitor created object count evaluator") && strings.Contains(line, `resource="myresources.example.com"`) {
 				return ""
@@ -61,9 +62,9 @@ spec:
 			return ""
 		}
 	}
-	eventually(t, ctx, 30*time.Second, used("3"))
+	crproxytest.Eventually(t, ctx, 30*time.Second, used("3"))
 	kubectl(t, ctx, client, "delete", "myresource", "mine-0", "-n", "quota")
-	eventually(t, ctx, 60*time.Second, used("2"))
+	crproxytest.Eventually(t, ctx, 60*time.Second, used("2"))
 
 	if errs := controllerManagerErrors(t, client, "example.com"); len(errs) > 0 {
 		t.Fatalf("the client's kube-controller-manager logged %d errors about example.com, first:\n%s", len(errs), strings.Join(errs[:min(5, len(errs))], "\n"))

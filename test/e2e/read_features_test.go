@@ -18,8 +18,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 // A wildcard key mirrors every resource the target's discovery lists for
@@ -31,19 +33,19 @@ func TestReadFeaturesWildcardKeys(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareTarget(t, ctx, target)
-	installCRD(t, ctx, target, "testdata/secondaryresource-crd.yaml", "secondaryresources.example.com")
-	kubectl(t, ctx, target, "apply", "-f", "testdata/secondaryresource-target-rbac.yaml")
+	installCRD(t, ctx, target, "secondaryresource-crd.yaml")
+	apply(t, ctx, target, "secondaryresource-target-rbac.yaml")
 	createAtTarget(t, ctx, target, "wild", "client", []string{"my-1", "my-2"}, "")
 	createAtTarget(t, ctx, target, "wild", "team-b", []string{"my-other"}, "")
 	createSecondaryAtTarget(t, ctx, target, "wild", "client", "second-1", "second-2")
 	createSecondaryAtTarget(t, ctx, target, "wild", "team-b", "second-other")
 	createSecondaryAtTarget(t, ctx, target, "wild", "", "second-unowned")
 
-	startProxy(t, client, target, proxyConfig{CustomResources: `      '*.example.com/v1':
-        enabled: true
-        targetVirtualCluster:
-          name: target
-`})
+	cfg := crproxytest.Config("client", client, target)
+	cfg.Experimental.Proxy.CustomResources = map[string]config.CustomResourceProxy{
+		"*.example.com/v1": {Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: crproxytest.TargetName}},
+	}
+	startProxy(t, client, cfg)
 	kubectl(t, ctx, client, "create", "namespace", "wild")
 
 	t.Run("api-resources lists both resources", func(t *testing.T) {
@@ -98,11 +100,11 @@ func TestReadFeaturesExplainAndPrinterColumns(t *testing.T) {
 	ctx := testContext(t)
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
-	installCRD(t, ctx, target, "testdata/myresource-crd-columns.yaml", "myresources.example.com")
-	kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac.yaml")
+	installCRD(t, ctx, target, "myresource-crd-columns.yaml")
+	apply(t, ctx, target, "target-rbac.yaml")
 	createAtTarget(t, ctx, target, "columns", "client", []string{"col-1", "col-2"}, "")
 	createAtTarget(t, ctx, target, "columns", "team-b", []string{"col-other"}, "")
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 	kubectl(t, ctx, client, "create", "namespace", "columns")
 
 	// What the target prints for the same objects.
@@ -180,11 +182,11 @@ func TestReadFeaturesExplainAndPrinterColumns(t *testing.T) {
 	})
 
 	t.Run("the CRD's columns with read access to the CRD", func(t *testing.T) {
-		kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac-crd-reader.yaml")
+		apply(t, ctx, target, "target-rbac-crd-reader.yaml")
 		// crproxy keeps a resource's columns for a minute; a restart reads
 		// the CRD afresh.
-		p.stop()
-		p.start()
+		stopProxy(t, p)
+		p.Restart(t)
 		rows := kubectlTable(t, ctx, client, "get", "myresources", "-n", "columns")
 		if got, want := strings.Join(rows[0], ","), strings.Join(atTarget[0], ","); got != want {
 			t.Fatalf("kubectl get prints the header %q, want the target's %q", got, want)
@@ -217,7 +219,7 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 	prepareTarget(t, ctx, target)
 	createAtTarget(t, ctx, target, "features-token", "client", []string{"tok-1", "tok-2"}, "")
 	createAtTarget(t, ctx, target, "features-token", "team-b", []string{"tok-other"}, "")
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 
 	kubectl(t, ctx, client, "create", "serviceaccount", "reader", "-n", "default")
 	token := kubectl(t, ctx, client, "create", "token", "reader", "-n", "default")
@@ -227,7 +229,7 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 	}
 	foreign := kubectl(t, ctx, target, "create", "token", "features-token-reader", "-n", "default")
 
-	url := "https://" + p.address + "/apis/example.com/v1/namespaces/features-token/myresources"
+	url := p.URL() + "/apis/example.com/v1/namespaces/features-token/myresources"
 	get := func(t *testing.T, token string) (int, []byte) {
 		t.Helper()
 		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}

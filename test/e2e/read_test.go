@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -21,8 +22,8 @@ import (
 // prepareTarget installs the documentation's CRD and target RBAC.
 func prepareTarget(t *testing.T, ctx context.Context, target *localcluster.APIServer) {
 	t.Helper()
-	installCRD(t, ctx, target, "testdata/myresource-crd.yaml", "myresources.example.com")
-	kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac.yaml", "-f", "testdata/multi-client-target-rbac.yaml")
+	installCRD(t, ctx, target, "myresource-crd.yaml")
+	apply(t, ctx, target, "target-rbac.yaml", "multi-client-target-rbac.yaml")
 }
 
 // createAtTarget creates MyResources directly at the target (as its admin),
@@ -80,16 +81,16 @@ func TestReadListsOwnedObjectsAndSurvivesRestartWithTargetDown(t *testing.T) {
 	createAtTarget(t, ctx, target, "default", "team-b", []string{"theirs"}, "")
 	createAtTarget(t, ctx, target, "default", "", []string{"unowned"}, "")
 
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 	wantNames(t, names(t, ctx, client), "mine-1", "mine-2", "mine-3")
 	table := kubectl(t, ctx, client, "get", "myresources")
 	if !strings.HasPrefix(table, "NAME") || !strings.Contains(strings.Split(table, "\n")[0], "AGE") || !strings.Contains(table, "mine-2") {
 		t.Fatalf("kubectl get printed:\n%s\nwant a NAME/AGE table", table)
 	}
 
-	p.stop()
+	stopProxy(t, p)
 	target.Stop()
-	p.start()
+	p.Restart(t)
 	var got []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -126,7 +127,7 @@ func TestReadKubectlVerbs(t *testing.T) {
 	createAtTarget(t, ctx, target, "verbs-a", "client", []string{"a-2"}, "")
 	createAtTarget(t, ctx, target, "verbs-b", "client", []string{"b-1"}, "")
 	createAtTarget(t, ctx, target, "verbs-b", "team-b", []string{"b-other"}, "tier: gold")
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 	// kubectl reports a missing namespace instead of a missing object.
 	kubectl(t, ctx, client, "create", "namespace", "verbs-a")
 	kubectl(t, ctx, client, "create", "namespace", "verbs-b")
@@ -167,7 +168,7 @@ func TestReadKubectlVerbs(t *testing.T) {
 	}
 	// Straight to crproxy: no credentials is 401; a client certificate of
 	// the client cluster's CA is accepted.
-	url := "https://" + p.address + "/apis/example.com/v1/namespaces/verbs-a/myresources"
+	url := p.URL() + "/apis/example.com/v1/namespaces/verbs-a/myresources"
 	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := anonymous.Get(url)
 	if err != nil {
@@ -182,7 +183,7 @@ func TestReadKubectlVerbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	userCfg.Host, userCfg.CAData, userCfg.Insecure = "https://"+p.address, nil, true
+	userCfg.Host, userCfg.CAData, userCfg.Insecure = p.URL(), nil, true
 	hc, err := rest.HTTPClientFor(userCfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -22,14 +23,14 @@ func TestInformerAcrossCrproxyRestart(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	p := startProxy(t, client, target, proxyConfig{})
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
 	dyn := dynamicClient(t, client)
-	rc := dyn.Resource(myResources).Namespace("default")
+	rc := dyn.Resource(crproxytest.MyResources).Namespace("default")
 
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, "default", nil)
-	inf := factory.ForResource(myResources).Informer()
+	inf := factory.ForResource(crproxytest.MyResources).Informer()
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
 		mu.Lock()
 		seen[obj.(*unstructured.Unstructured).GetName()] = true
@@ -39,7 +40,7 @@ func TestInformerAcrossCrproxyRestart(t *testing.T) {
 	defer close(stop)
 	go inf.Run(stop)
 	create := func(name string) {
-		u := ownedObject("default", name, "client")
+		u := crproxytest.OwnedMyResource("default", name, name, "client")
 		if _, err := rc.Create(ctx, u, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -61,12 +62,12 @@ func TestInformerAcrossCrproxyRestart(t *testing.T) {
 		create(fmt.Sprintf("before-%d", i))
 	}
 	waitSeen("before-19")
-	p.stop()
-	p.start()
+	stopProxy(t, p)
+	p.Restart(t)
 	for i := range 50 {
 		name := fmt.Sprintf("after-%d", i)
 		for {
-			u := ownedObject("default", name, "client")
+			u := crproxytest.OwnedMyResource("default", name, name, "client")
 			_, err := rc.Create(ctx, u, metav1.CreateOptions{})
 			if err == nil {
 				break

@@ -28,7 +28,7 @@ func TestSmokeTargetStoresCustomResource(t *testing.T) {
 	target := clustertest.SharedAPIServer(t, "target")
 	client := clustertest.SharedAPIServer(t, "client")
 
-	installCRD(t, ctx, target, "testdata/myresource-crd.yaml", "myresources.example.com")
+	installCRD(t, ctx, target, "myresource-crd.yaml")
 	kubectlApply(t, ctx, target, `apiVersion: example.com/v1
 kind: MyResource
 metadata:

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/internal/cli"
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 	"github.com/crproxy/crproxy/pkg/server"
 )
@@ -43,13 +43,13 @@ func hasSample(metrics, series, value string) bool {
 
 // crproxyStatus runs `crproxy status` in-process against p and returns its
 // output.
-func crproxyStatus(t *testing.T, ctx context.Context, p *proxy, args ...string) (string, error) {
+func crproxyStatus(t *testing.T, ctx context.Context, p *crproxytest.Proxy, args ...string) (string, error) {
 	t.Helper()
 	cmd := cli.NewCommand()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"status", "--config", p.configPath, "--server", "https://" + p.address, "--data-dir", p.dataDir}, args...))
+	cmd.SetArgs(append([]string{"status", "--config", p.ConfigPath, "--server", p.URL(), "--data-dir", p.DataDir}, args...))
 	err := cmd.ExecuteContext(ctx)
 	return out.String(), err
 }
@@ -65,15 +65,15 @@ func TestVisibility(t *testing.T) {
 	prepareTarget(t, ctx, target)
 	createAtTarget(t, ctx, target, "default", "client", []string{"one", "two", "three"}, "")
 	createAtTarget(t, ctx, target, "default", "someone-else", []string{"not-mine"}, "")
-	p := startProxy(t, client, target, proxyConfig{})
-	base := "https://" + p.address
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
+	base := p.URL()
 
 	// The client cluster's admin, by its client certificate, trusting
 	// crproxy's self-signed certificate.
 	admin := client.RESTConfig()
 	admin.Host = base
 	admin.CAData = nil
-	admin.CAFile = filepath.Join(p.dataDir, "certs", "apiserver.crt")
+	admin.CAFile = p.ServingCAFile()
 	authed, err := rest.HTTPClientFor(admin)
 	if err != nil {
 		t.Fatal(err)
@@ -90,13 +90,13 @@ func TestVisibility(t *testing.T) {
 		// retried: right after crproxy starts, the aggregator's first
 		// availability checks can get 401 and take the group out of
 		// discovery for a moment, after startProxy's checks have passed.
-		eventually(t, ctx, 15*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
 			if out, err := client.Kubectl(ctx, "get", "myresources"); err != nil {
 				return out
 			}
 			return ""
 		})
-		eventually(t, ctx, 15*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
 			code, body := httpGet(t, ctx, authed, base+"/metrics")
 			switch {
 			case code != http.StatusOK:
@@ -149,7 +149,7 @@ func TestVisibility(t *testing.T) {
 	target.Stop()
 
 	t.Run("a stopped target shows unreachable; crproxy stays ready", func(t *testing.T) {
-		eventually(t, ctx, 15*time.Second, func() string {
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
 			out, err := crproxyStatus(t, ctx, p)
 			if err != nil {
 				return err.Error() + "\n" + out

@@ -11,18 +11,16 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	clientfeatures "k8s.io/client-go/features"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
-
-var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
 
 func dynamicClient(t *testing.T, s *localcluster.APIServer) dynamic.Interface {
 	t.Helper()
@@ -31,17 +29,6 @@ func dynamicClient(t *testing.T, s *localcluster.APIServer) dynamic.Interface {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func ownedObject(namespace, name, owner string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("example.com/v1")
-	u.SetKind("MyResource")
-	u.SetNamespace(namespace)
-	u.SetName(name)
-	u.SetLabels(map[string]string{"vcluster.com/owner-vcluster": owner, "vcluster.com/owner-project": "default"})
-	_ = unstructured.SetNestedField(u.Object, name, "spec", "name")
-	return u
 }
 
 // kubectl get -w through the client cluster sees a change made at the
@@ -53,7 +40,7 @@ func TestWatchKubectlAndExpired(t *testing.T) {
 	client := clustertest.NewAPIServer(t, "client")
 	prepareTarget(t, ctx, target)
 	createAtTarget(t, ctx, target, "watch-ns", "client", []string{"w-1"}, "")
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 	kubectl(t, ctx, client, "create", "namespace", "watch-ns")
 
 	cmd := client.KubectlCmd(ctx, "get", "myresources", "-n", "watch-ns", "-w", "--output-watch-events")
@@ -94,7 +81,7 @@ func TestWatchKubectlAndExpired(t *testing.T) {
 	kubectl(t, ctx, target, "label", "myresource", "w-1", "-n", "watch-ns", "changed=yes")
 	expectLine("the change made at the target", func(l string) bool { return strings.Contains(l, "MODIFIED") && strings.Contains(l, "w-1") })
 
-	w, err := dynamicClient(t, client).Resource(myResources).Namespace("watch-ns").Watch(ctx, metav1.ListOptions{ResourceVersion: "1"})
+	w, err := dynamicClient(t, client).Resource(crproxytest.MyResources).Namespace("watch-ns").Watch(ctx, metav1.ListOptions{ResourceVersion: "1"})
 	if err != nil {
 		t.Fatalf("watch from resourceVersion 1: %v", err)
 	}
@@ -132,7 +119,7 @@ func TestInformersWithAndWithoutWatchList(t *testing.T) {
 	client := clustertest.NewAPIServer(t, "client")
 	prepareTarget(t, ctx, target)
 	createAtTarget(t, ctx, target, "informer-ns", "client", []string{"i-0"}, "")
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 	targetClient := dynamicClient(t, target)
 
 	original := clientfeatures.FeatureGates()
@@ -141,7 +128,7 @@ func TestInformersWithAndWithoutWatchList(t *testing.T) {
 		t.Run(fmt.Sprintf("WatchListClient=%v", on), func(t *testing.T) {
 			clientfeatures.ReplaceFeatureGates(watchListGate{Gates: original, on: on})
 			factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dynamicClient(t, client), 0, "informer-ns", nil)
-			informer := factory.ForResource(myResources).Informer()
+			informer := factory.ForResource(crproxytest.MyResources).Informer()
 			var mu sync.Mutex
 			seen := map[string]string{} // name -> spec.name
 			record := func(obj any) {
@@ -159,15 +146,15 @@ func TestInformersWithAndWithoutWatchList(t *testing.T) {
 				t.Fatal("informer never synced")
 			}
 			name := fmt.Sprintf("i-%v", on)
-			if _, err := targetClient.Resource(myResources).Namespace("informer-ns").Create(ctx, ownedObject("informer-ns", name, "client"), metav1.CreateOptions{}); err != nil {
+			if _, err := targetClient.Resource(crproxytest.MyResources).Namespace("informer-ns").Create(ctx, crproxytest.OwnedMyResource("informer-ns", name, name, "client"), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			obj, err := targetClient.Resource(myResources).Namespace("informer-ns").Get(ctx, "i-0", metav1.GetOptions{})
+			obj, err := targetClient.Resource(crproxytest.MyResources).Namespace("informer-ns").Get(ctx, "i-0", metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			_ = unstructured.SetNestedField(obj.Object, "changed-"+name, "spec", "name")
-			if _, err := targetClient.Resource(myResources).Namespace("informer-ns").Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			if _, err := targetClient.Resource(crproxytest.MyResources).Namespace("informer-ns").Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(15 * time.Second)
@@ -196,7 +183,7 @@ func TestPaginationIsConsistentWhileObjectsChange(t *testing.T) {
 	client := clustertest.NewAPIServer(t, "client")
 	prepareTarget(t, ctx, target)
 	kubectl(t, ctx, target, "create", "namespace", "page-ns")
-	tc := dynamicClient(t, target).Resource(myResources).Namespace("page-ns")
+	tc := dynamicClient(t, target).Resource(crproxytest.MyResources).Namespace("page-ns")
 	const total = 1200
 	var wg sync.WaitGroup
 	errs := make(chan error, total)
@@ -206,7 +193,7 @@ func TestPaginationIsConsistentWhileObjectsChange(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				if _, err := tc.Create(ctx, ownedObject("page-ns", fmt.Sprintf("p-%04d", i), "client"), metav1.CreateOptions{}); err != nil {
+				if _, err := tc.Create(ctx, crproxytest.OwnedMyResource("page-ns", fmt.Sprintf("p-%04d", i), fmt.Sprintf("p-%04d", i), "client"), metav1.CreateOptions{}); err != nil {
 					errs <- err
 				}
 			}
@@ -221,7 +208,7 @@ func TestPaginationIsConsistentWhileObjectsChange(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 
 	stop := make(chan struct{})
 	churned := make(chan int)
@@ -240,7 +227,7 @@ func TestPaginationIsConsistentWhileObjectsChange(t *testing.T) {
 			}
 		}
 	}()
-	cc := dynamicClient(t, client).Resource(myResources).Namespace("page-ns")
+	cc := dynamicClient(t, client).Resource(crproxytest.MyResources).Namespace("page-ns")
 	counts := map[string]int{}
 	opts := metav1.ListOptions{Limit: 500}
 	pages := 0

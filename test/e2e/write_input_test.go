@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -79,7 +80,7 @@ func TestWriteBadInput(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 	kubectlApplyOut(t, ctx, client, testResource)
 	rvBefore := kubectl(t, ctx, target, "get", "myresources", "-o", "jsonpath={.metadata.resourceVersion}")
 

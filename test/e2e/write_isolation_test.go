@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 // teamResource is the documentation's manifest of a team's MyResource.
@@ -28,9 +30,9 @@ func TestWriteMultiClientIsolation(t *testing.T) {
 	teamA := clustertest.NewAPIServer(t, "team-a")
 	teamB := clustertest.NewAPIServer(t, "team-b")
 	prepareWriteTarget(t, ctx, target)
-	kubectl(t, ctx, target, "apply", "-f", "testdata/deletecollection-rbac.yaml")
-	startProxy(t, teamA, target, proxyConfig{ClientName: "team-a"})
-	startProxy(t, teamB, target, proxyConfig{ClientName: "team-b"})
+	apply(t, ctx, target, "deletecollection-rbac.yaml")
+	startProxy(t, teamA, crproxytest.Config("team-a", teamA, target))
+	startProxy(t, teamB, crproxytest.Config("team-b", teamB, target))
 
 	kubectlApplyOut(t, ctx, teamA, teamResource("team-a", "Team A Data Resource"))
 	kubectlApplyOut(t, ctx, teamB, teamResource("team-b", "Team B ML Resource"))
@@ -80,7 +82,11 @@ func TestWriteMultiClientIsolation(t *testing.T) {
 
 	t.Run("a client in accessResources: all sees both", func(t *testing.T) {
 		all := clustertest.NewAPIServer(t, "client-all")
-		startProxy(t, all, target, proxyConfig{Access: "all"})
+		cfg := crproxytest.Config("client", all, target)
+		cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = config.CustomResourceProxy{
+			Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: crproxytest.TargetName}, AccessResources: config.AccessAll,
+		}
+		startProxy(t, all, cfg)
 		wantNames(t, names(t, ctx, all), "team-a-resource", "team-b-resource")
 		if got := kubectl(t, ctx, all, "get", "myresource", "team-b-resource", "-o", "jsonpath={.spec.name}"); got != "Team B ML Resource" {
 			t.Fatalf("spec.name of team-b's object read in all mode = %q", got)
@@ -108,21 +114,17 @@ func TestWriteMultiTargetCrossProject(t *testing.T) {
 	targetB := clustertest.NewAPIServer(t, "target-b")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, targetA)
-	installCRD(t, ctx, targetB, "testdata/otherresource-crd.yaml", "otherresources.test.io")
-	startProxy(t, client, targetA, proxyConfig{
-		Targets: []proxyTarget{{Name: "target-a", Server: targetA}, {Name: "target-b", Project: "other-project", Server: targetB}},
-		CustomResources: `      myresources.example.com/v1:
-        enabled: true
-        targetVirtualCluster:
-          name: target-a
-      otherresources.test.io/v2:
-        enabled: true
-        targetVirtualCluster:
-          name: target-b
-          project: other-project
-`,
-		APIServices: []string{"v1.example.com", "v2.test.io"},
-	})
+	installCRD(t, ctx, targetB, "otherresource-crd.yaml")
+	cfg := crproxytest.Config("client", client, targetA)
+	cfg.Targets = []config.Target{
+		{Name: "target-a", Kubeconfig: targetA.KubeconfigPath},
+		{Name: "target-b", Project: "other-project", Kubeconfig: targetB.KubeconfigPath},
+	}
+	cfg.Experimental.Proxy.CustomResources = map[string]config.CustomResourceProxy{
+		"myresources.example.com/v1": {Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: "target-a"}},
+		"otherresources.test.io/v2":  {Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: "target-b", Project: "other-project"}},
+	}
+	startProxy(t, client, cfg)
 	kubectlApplyOut(t, ctx, client, testResource)
 	kubectlApplyOut(t, ctx, client, `apiVersion: test.io/v2
 kind: OtherResource

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
@@ -25,8 +26,8 @@ spec:
 // subresource its RBAC grants, and the documentation's target RBAC.
 func prepareWriteTarget(t *testing.T, ctx context.Context, target *localcluster.APIServer) {
 	t.Helper()
-	installCRD(t, ctx, target, "testdata/myresource-crd-status.yaml", "myresources.example.com")
-	kubectl(t, ctx, target, "apply", "-f", "testdata/target-rbac.yaml", "-f", "testdata/multi-client-target-rbac.yaml")
+	installCRD(t, ctx, target, "myresource-crd-status.yaml")
+	apply(t, ctx, target, "target-rbac.yaml", "multi-client-target-rbac.yaml")
 }
 
 // kubectlFails runs kubectl expecting it to fail and returns its output.
@@ -80,7 +81,7 @@ func TestWriteDocumentationBasicSetup(t *testing.T) {
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
 	prepareWriteTarget(t, ctx, target)
-	startProxy(t, client, target, proxyConfig{})
+	startProxy(t, client, crproxytest.Config("client", client, target))
 
 	t.Run("create in client, visible in both clusters with the owner labels", func(t *testing.T) {
 		if out := kubectlApplyOut(t, ctx, client, testResource); out != "myresource.example.com/test-resource created" {

@@ -20,13 +20,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
@@ -45,8 +44,6 @@ var (
 const convergenceBound = 60 * time.Second
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
-
-var myResources = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
 
 // ownerSelector selects the client's objects at the target.
 const ownerSelector = "vcluster.com/owner-vcluster=client,vcluster.com/owner-project=default"
@@ -94,27 +91,13 @@ type stats struct {
 func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	root, err := localcluster.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	binDir, err := localcluster.FindBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(binDir, "crproxy")); err != nil {
-		t.Fatalf("bin/crproxy is missing: run `make build` first (%v)", err)
-	}
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
-	testdata := filepath.Join(root, "test", "e2e", "testdata")
-	for _, args := range [][]string{
-		{"apply", "-f", filepath.Join(testdata, "myresource-crd-status.yaml"), "-f", filepath.Join(testdata, "target-rbac.yaml")},
-		{"wait", "--for=condition=Established", "crd/myresources.example.com", "--timeout=60s"},
-	} {
-		if out, err := target.Kubectl(ctx, args...); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
+	if err := crproxytest.InstallCRD(ctx, target, "myresource-crd-status.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := crproxytest.Apply(ctx, target, "target-rbac.yaml"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Beside the clusters' folders, so a failing run keeps crproxy's log
@@ -123,29 +106,17 @@ func TestSoak(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	configPath := filepath.Join(dir, "crproxy.yaml")
-	config := fmt.Sprintf("client: {name: client, project: default, kubeconfig: %s}\ntargets: [{name: target, kubeconfig: %s}]\nexperimental: {proxy: {customResources: {myresources.example.com/v1: {enabled: true, targetVirtualCluster: {name: target}}}}}\n",
-		client.KubeconfigPath, target.KubeconfigPath)
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: dir, ConfigPath: configPath, ServiceName: "crproxy-soak", ExtraArgs: []string{"--log-level=debug"}})
+	p, err := crproxytest.New(crproxytest.Options{
+		Client: client, Config: crproxytest.Config("client", client, target), Dir: dir,
+		Process: true, ExtraArgs: []string{"--log-level=debug"}, ServiceName: "crproxy-soak",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	proxy := p.Process()
 	clustertest.ReportOnFailure(t, "crproxy", proxy.LogPath)
 	t.Cleanup(proxy.Stop)
-	startProxy := func() {
-		t.Helper()
-		startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancelStart()
-		if err := proxy.Start(startCtx); err != nil {
-			t.Fatal(err)
-		}
-		if err := client.WaitForAPIService(startCtx, "example.com/v1"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startProxy := func() { t.Helper(); p.Restart(t) }
 	startProxy()
 
 	clientCfg := client.RESTConfig()
@@ -159,17 +130,17 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	atTarget := targetDyn.Resource(myResources).Namespace("default")
+	atTarget := targetDyn.Resource(crproxytest.MyResources).Namespace("default")
 	clientDyn, err := dynamic.NewForConfig(clientCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	throughClient := clientDyn.Resource(myResources).Namespace("default")
+	throughClient := clientDyn.Resource(crproxytest.MyResources).Namespace("default")
 	writerDyn, err := dynamic.NewForConfig(writerCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writes := writerDyn.Resource(myResources).Namespace("default")
+	writes := writerDyn.Resource(crproxytest.MyResources).Namespace("default")
 
 	m := newModel()
 	down := &windows{}
@@ -188,7 +159,7 @@ func TestSoak(t *testing.T) {
 	var seen []*eventLog
 	for range *watcherCount {
 		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(clientDyn, 0, "default", nil)
-		inf := factory.ForResource(myResources).Informer()
+		inf := factory.ForResource(crproxytest.MyResources).Informer()
 		log := &eventLog{last: map[string]string{}}
 		_, _ = inf.AddEventHandler(log)
 		informers = append(informers, inf)
@@ -404,7 +375,7 @@ func read(ctx context.Context, t *testing.T, cfg *rest.Config, m *model, down *w
 		t.Error(err)
 		return
 	}
-	rc := dc.Resource(myResources).Namespace("default")
+	rc := dc.Resource(crproxytest.MyResources).Namespace("default")
 	for ctx.Err() == nil {
 		before := counter.n.Load()
 		start := time.Now()

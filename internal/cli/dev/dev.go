@@ -13,7 +13,6 @@ package dev
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,15 +29,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
 
-	"github.com/crproxy/crproxy/internal/cli/serve"
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
-)
-
-var (
-	//go:embed manifests/myresource-crd.yaml
-	crdManifest string
-	//go:embed manifests/multi-client-target-rbac.yaml
-	rbacManifest string
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 // clients are the demo's client clusters, as in the documentation.
@@ -159,35 +152,26 @@ func Run(ctx context.Context, o *Options) (err error) {
 	target := servers["target"]
 
 	step(3, "installing the MyResource CRD and the documentation's target RBAC in the target")
-	if err := kubectlApply(ctx, target, crdManifest+"\n---\n"+rbacManifest); err != nil {
+	if err := crproxytest.InstallCRD(ctx, target, "myresource-crd.yaml"); err != nil {
 		return err
 	}
-	if out, err := target.Kubectl(ctx, "wait", "--for=condition=Established", "crd/myresources.example.com", "--timeout=60s"); err != nil {
-		return fmt.Errorf("%w\n%s", err, out)
+	if err := crproxytest.Apply(ctx, target, "multi-client-target-rbac.yaml"); err != nil {
+		return err
 	}
 
 	step(4, "starting crproxy for %s (owned mode)", strings.Join(clients, " and "))
-	proxies, proxyCtx := errgroup.WithContext(ctx)
 	for _, name := range clients {
-		ready := make(chan struct{})
-		o, err := proxyOptions(dir, name, servers[name], target, func(string) { close(ready) })
+		p, err := startProxy(ctx, dir, name, servers[name], target)
 		if err != nil {
 			return err
 		}
-		proxies.Go(func() error { return serve.Run(proxyCtx, o) })
-		select {
-		case <-ready:
-		case <-proxyCtx.Done():
-			return fmt.Errorf("crproxy for %s did not start: %w", name, proxies.Wait())
-		}
+		defer func() {
+			if err := p.Stop(); err != nil {
+				fmt.Fprintf(o.Out, "crproxy for %s ended with %v\n", name, err)
+			}
+		}()
 	}
-
-	step(5, "waiting for the client clusters to serve example.com/v1")
-	for _, name := range clients {
-		if err := servers[name].WaitForAPIService(ctx, "example.com/v1"); err != nil {
-			return err
-		}
-	}
+	step(5, "the client clusters serve example.com/v1")
 
 	kubectl := filepath.Join(binDir, "kubectl")
 	script := walkthrough(kubectl, servers["team-a"].KubeconfigPath, servers["team-b"].KubeconfigPath, target.KubeconfigPath)
@@ -198,59 +182,34 @@ func Run(ctx context.Context, o *Options) (err error) {
 	}
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "\nstopping crproxy")
-	if err := proxies.Wait(); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
 	return nil
 }
 
-// proxyOptions configures the crproxy of one client: its own config,
-// data folder, log file, port and Service name.
-func proxyOptions(dir, name string, client, target *localcluster.APIServer, ready func(string)) (*serve.Options, error) {
+// startProxy runs the crproxy of one client, in this process, with the
+// documentation's multi-client configuration (the target is named
+// orchestrator), its own data folder, log, port and Service name, and waits
+// until the client serves example.com/v1.
+func startProxy(ctx context.Context, dir, name string, client, target *localcluster.APIServer) (*crproxytest.Proxy, error) {
 	home := filepath.Join(dir, "crproxy-"+name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
-	config := fmt.Sprintf(`# crproxy for client %[1]s: the documentation's multi-client example.
-client:
-  project: default
-  name: %[1]s
-  kubeconfig: %[2]s
-targets:
-  - name: orchestrator
-    kubeconfig: %[3]s
-experimental:
-  proxy:
-    customResources:
-      myresources.example.com/v1:
-        enabled: true
-        targetVirtualCluster:
-          name: orchestrator
-        accessResources: owned
-`, name, client.KubeconfigPath, target.KubeconfigPath)
-	configPath := filepath.Join(home, "config.yaml")
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		return nil, err
+	cfg := crproxytest.Config(name, client, target)
+	cfg.Targets[0].Name = "orchestrator"
+	cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = config.CustomResourceProxy{
+		Enabled:              true,
+		TargetVirtualCluster: config.VirtualClusterRef{Name: "orchestrator"},
+		AccessResources:      config.AccessOwned,
 	}
-	port, err := localcluster.FreePort()
+	p, err := crproxytest.New(crproxytest.Options{Client: client, Config: cfg, Dir: home, ServiceName: "crproxy-" + name})
 	if err != nil {
 		return nil, err
 	}
-	logCfg := zap.NewProductionConfig()
-	logCfg.OutputPaths = []string{filepath.Join(home, "crproxy.log")}
-	logCfg.ErrorOutputPaths = logCfg.OutputPaths
-	log, err := logCfg.Build()
-	if err != nil {
-		return nil, err
+	if err := p.Start(ctx); err != nil {
+		_ = p.Stop()
+		return nil, fmt.Errorf("crproxy for %s: %w", name, err)
 	}
-	o := serve.NewOptions()
-	o.ConfigFile = configPath
-	o.DataDir = filepath.Join(home, "data")
-	o.Serving.BindPort = port
-	o.ServiceName = "crproxy-" + name
-	o.Logger = log
-	o.Ready = ready
-	return o, nil
+	return p, nil
 }
 
 // walkthrough is the documentation's multi-client walkthrough with this
@@ -290,14 +249,4 @@ $KUBECTL --kubeconfig $TEAM_B get myresources
 # The target (orchestrator) sees both
 $KUBECTL --kubeconfig $TARGET get myresources
 `, kubectl, teamA, teamB, target)
-}
-
-// kubectlApply applies manifests to s from stdin.
-func kubectlApply(ctx context.Context, s *localcluster.APIServer, manifests string) error {
-	cmd := s.KubectlCmd(ctx, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(manifests)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl apply: %w\n%s", err, out)
-	}
-	return nil
 }
