@@ -32,14 +32,15 @@ func TestRoutesProfiling(t *testing.T) {
 		h.ServeHTTP(rec, r)
 		return rec.Code
 	}
-	on := routes(api, authn, unauthenticated(func() bool { return false }), report, prometheus.NewRegistry(), true)
+	guarded := guard{authn: authn, failed: unauthenticated(func() bool { return false }), authz: allowAll}.wrap
+	on := routes(api, guarded, report, prometheus.NewRegistry(), true)
 	if code := get(on, "/debug/pprof/heap", "good"); code != http.StatusOK {
 		t.Errorf("profiling on, authenticated: %d, want 200", code)
 	}
 	if code := get(on, "/debug/pprof/heap", ""); code != http.StatusUnauthorized {
 		t.Errorf("profiling on, anonymous: %d, want 401", code)
 	}
-	off := routes(api, authn, unauthenticated(func() bool { return false }), report, prometheus.NewRegistry(), false)
+	off := routes(api, guarded, report, prometheus.NewRegistry(), false)
 	if code := get(off, "/debug/pprof/heap", "good"); code != http.StatusTeapot {
 		t.Errorf("profiling off: %d, want the API's answer", code)
 	}

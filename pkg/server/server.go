@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/authentication/authenticator"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -34,6 +33,10 @@ type Options struct {
 	// Authentication reads the client cluster's authentication ConfigMap
 	// through RemoteKubeConfigFile (or the in-cluster config).
 	Authentication *options.DelegatingAuthenticationOptions
+	// Authorization asks the client cluster by SubjectAccessReview, through
+	// RemoteKubeConfigFile (or the in-cluster config), whether a caller
+	// that did not come through the aggregator may make its request.
+	Authorization *options.DelegatingAuthorizationOptions
 	// Writer writes mutations through to the targets; without one,
 	// writes answer 405 (a read-only mirror).
 	Writer *writethrough.Writer
@@ -71,44 +74,52 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.authnInfo = authnInfo
-	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
+	authz, err := newAuthorizer(opts.Authorization)
+	if err != nil {
+		return nil, err
+	}
+	g := guard{
+		authn:         authn,
+		failed:        unauthenticated(s.clientCAsPending),
+		authz:         authz,
+		frontProxy:    newFrontProxyVerifier(authnInfo.RequestHeaderConfig),
+		requestHeader: authnInfo.RequestHeaderConfig,
+	}
 	requests := newRequestMetrics(mirrorServes(opts.Mirror))
 	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
-	failed := unauthenticated(s.clientCAsPending)
-	// With the request-header configuration, the filter removes the front
-	// proxy's X-Remote-* headers after authentication.
-	api = genericapifilters.WithAuthentication(api, authn, failed, nil, authnInfo.RequestHeaderConfig)
+	api = g.wrap(api)
 	api = genericapifilters.WithWarningRecorder(api)
 	api = requests.instrument(api)
-	api = genericapifilters.WithRequestInfo(api, resolver)
 	report := func() StatusReport {
 		r := buildStatus(opts.Mirror)
 		r.ClientCAsPending = s.clientCAsPending()
 		return r
 	}
-	s.handler = genericfilters.WithPanicRecovery(routes(api, authn, failed, report, newRegistry(report, requests), opts.Profiling), resolver)
+	s.handler = genericfilters.WithPanicRecovery(routes(api, g.wrap, report, newRegistry(report, requests), opts.Profiling), requestInfoResolver)
 	return s, nil
 }
 
+// requestInfoResolver reads a request's verb, resource and path, which
+// authorization and the request metrics need.
+var requestInfoResolver = &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
+
 // routes is where every path is assigned. /livez, /healthz and /readyz
-// answer without authentication, as kubelet probes need. /metrics and
-// /status require an authenticated caller of the client cluster (the API's
-// authenticator) and no authorization: they show crproxy's state, not the
-// objects. With profiling, /debug/pprof/ is there for authenticated callers
-// too. Everything else is the Kubernetes API.
-func routes(api http.Handler, authn authenticator.Request, failed http.Handler, report func() StatusReport, reg *prometheus.Registry, profiling bool) http.Handler {
-	authenticated := func(h http.Handler) http.Handler {
-		return genericapifilters.WithAuthentication(h, authn, failed, nil, nil)
-	}
-	metrics := authenticated(metricsHandler(reg))
-	status := authenticated(statusHandler(report))
+// answer without authentication, as kubelet probes need (kube-apiserver
+// lets anyone read them too). /metrics and /status need a caller of the
+// client cluster whom it authorizes for the path (nonResourceURLs, verb
+// get, as kube-apiserver's /metrics); with profiling, so does
+// /debug/pprof/. Everything else is the Kubernetes API, which api guards
+// itself. guarded puts a handler behind authentication and authorization.
+func routes(api http.Handler, guarded func(http.Handler) http.Handler, report func() StatusReport, reg *prometheus.Registry, profiling bool) http.Handler {
+	metrics := guarded(metricsHandler(reg))
+	status := guarded(statusHandler(report))
 	var pprof http.Handler
 	if profiling {
 		m := mux.NewPathRecorderMux("crproxy-debug")
 		genericroutes.Profiling{}.Install(m)
-		pprof = authenticated(m)
+		pprof = guarded(m)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return genericapifilters.WithRequestInfo(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimSuffix(r.URL.Path, "/") {
 		case "/livez", "/healthz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -126,7 +137,7 @@ func routes(api http.Handler, authn authenticator.Request, failed http.Handler, 
 			}
 			api.ServeHTTP(w, r)
 		}
-	})
+	}), requestInfoResolver)
 }
 
 // Address is the address the server listens on.

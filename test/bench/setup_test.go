@@ -74,6 +74,12 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	if err := crproxytest.Apply(ctx, e.target, "target-rbac.yaml"); err != nil {
 		t.Fatal(err)
 	}
+	// The user that reaches crproxy straight is authorized by the client
+	// cluster's RBAC (a SubjectAccessReview, cached), as a controller
+	// with a token would be; system:masters would skip that.
+	if out, err := e.client.Kubectl(ctx, "create", "clusterrolebinding", "bench-user", "--clusterrole=cluster-admin", "--user=bench-user"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
 	e.dir = t.TempDir()
 	var err error
 	e.proxy, err = crproxytest.New(crproxytest.Options{

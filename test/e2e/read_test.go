@@ -167,7 +167,8 @@ func TestReadKubectlVerbs(t *testing.T) {
 		t.Fatalf("get of another client's object: %q (err %v); want NotFound", out, err)
 	}
 	// Straight to crproxy: no credentials is 401; a client certificate of
-	// the client cluster's CA is accepted.
+	// the client cluster's CA is accepted, and authorized by the client
+	// cluster's RBAC (see security_test.go for the refusals).
 	url := p.URL() + "/apis/example.com/v1/namespaces/verbs-a/myresources"
 	anonymous := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := anonymous.Get(url)
@@ -188,10 +189,21 @@ func TestReadKubectlVerbs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, err = hc.Get(url); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("client-certificate request: %v %v; want 200", err, resp)
-	}
-	resp.Body.Close()
+	kubectl(t, ctx, client, "create", "role", "reader", "-n", "verbs-a", "--verb=list", "--resource=myresources.example.com")
+	kubectl(t, ctx, client, "create", "rolebinding", "reader", "-n", "verbs-a", "--role=reader", "--user=some-user")
+	// The client apiserver's RBAC follows its informers, and a refusal
+	// is cached for 10 s.
+	crproxytest.Eventually(t, ctx, 20*time.Second, func() string {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Sprintf("client-certificate request: %d, want 200", resp.StatusCode)
+		}
+		return ""
+	})
 
 	// An unsupported field selector is a 400, as for any CRD.
 	out, err = client.Kubectl(ctx, "get", "myresources", "-A", "--field-selector", "spec.name=x")

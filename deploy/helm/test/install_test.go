@@ -105,6 +105,7 @@ func TestChartInstalledRightsAndRegistration(t *testing.T) {
 		{[]string{"update", "leases/" + lease, "-n", c.namespace}, "yes"},
 		{[]string{"update", "leases/another", "-n", c.namespace}, "no"},
 		{[]string{"create", "tokenreviews.authentication.k8s.io"}, "yes"},
+		{[]string{"create", "subjectaccessreviews.authorization.k8s.io"}, "yes"},
 		{[]string{"get", "configmaps/extension-apiserver-authentication", "-n", "kube-system"}, "yes"},
 		{[]string{"watch", "configmaps/extension-apiserver-authentication", "-n", "kube-system"}, "yes"},
 		{[]string{"list", "namespaces"}, "yes"},

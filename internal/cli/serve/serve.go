@@ -162,6 +162,8 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	authn := options.NewDelegatingAuthenticationOptions()
 	authn.RemoteKubeConfigFile = cfg.Client.Kubeconfig
+	authz := options.NewDelegatingAuthorizationOptions()
+	authz.RemoteKubeConfigFile = cfg.Client.Kubeconfig
 	clientRest, err := clientConfig(cfg.Client.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("client cluster: %w", err)
@@ -172,7 +174,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	namespaces := writethrough.NewNamespaces(clientKube)
 	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, Logger: log})
-	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Logger: log, Profiling: o.Profiling})
+	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Authorization: authz, Logger: log, Profiling: o.Profiling})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/request/x509"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/options"
+)
+
+// newAuthorizer builds k8s.io/apiserver's delegating authorizer: members
+// of system:masters are allowed outright, everyone else is asked about by
+// SubjectAccessReview in the client cluster, whose answers are cached (10 s
+// allowed, 10 s denied, as for every aggregated API server). crproxy's own
+// identity in the client cluster needs system:auth-delegator for that.
+func newAuthorizer(opts *options.DelegatingAuthorizationOptions) (authorizer.Authorizer, error) {
+	if opts == nil {
+		return nil, fmt.Errorf("delegated authorization: no options")
+	}
+	opts = opts.WithAlwaysAllowGroups("system:masters")
+	var info genericapiserver.AuthorizationInfo
+	if err := opts.ApplyTo(&info); err != nil {
+		return nil, fmt.Errorf("delegated authorization: %w", err)
+	}
+	return info.Authorizer, nil
+}
+
+// withAuthorization passes on the requests that the caller may make, and
+// answers 403 Forbidden, with kube-apiserver's message, to the others.
+//
+// A request that the client cluster's aggregator sent (its front-proxy
+// certificate, see frontProxyVerifier) passes unasked: the client
+// apiserver authorized its user before proxying it, as it does for every
+// aggregated API server. Every other caller (a pod's token, a user's
+// certificate straight at crproxy's port) is authorized here, for
+// resources and for paths such as /metrics and /status alike. It runs
+// after authentication, which put the user into the context, and needs the
+// RequestInfo.
+func withAuthorization(next http.Handler, a authorizer.Authorizer, frontProxy *frontProxyVerifier) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if frontProxy.sent(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		attrs, err := genericapifilters.GetAuthorizerAttributes(r.Context())
+		if err != nil {
+			writeError(w, apierrors.NewInternalError(err))
+			return
+		}
+		decision, reason, err := a.Authorize(r.Context(), attrs)
+		switch {
+		case decision == authorizer.DecisionAllow:
+			next.ServeHTTP(w, r)
+		case err != nil:
+			writeError(w, apierrors.NewInternalError(fmt.Errorf("authorizing the request: %w", err)))
+		default:
+			writeError(w, responsewriters.ForbiddenStatusError(attrs, reason))
+		}
+	})
+}
+
+const (
+	// frontProxyTTL is how long a certificate's front-proxy verdict is
+	// reused, as certificateAuthTTL for its authentication.
+	frontProxyTTL = 10 * time.Second
+	// frontProxyEntries bounds the verdicts kept; only authenticated
+	// callers get one.
+	frontProxyEntries = 4096
+)
+
+// frontProxyVerifier tells whether a request came from the client
+// cluster's aggregator: its client certificate verifies against the
+// request-header CA of extension-apiserver-authentication and names one of
+// its allowed names, the same test the front-proxy authenticator makes.
+// Verdicts are kept per parsed certificate (one per TLS connection), so a
+// connection's requests verify the chain once. A nil verifier trusts no
+// request.
+type frontProxyVerifier struct {
+	verify authenticator.Request
+	cache  *cache.LRUExpireCache
+	now    func() time.Time
+}
+
+// newFrontProxyVerifier returns the verifier of requestHeader, nil without
+// a request-header configuration.
+func newFrontProxyVerifier(requestHeader *authenticatorfactory.RequestHeaderConfig) *frontProxyVerifier {
+	if requestHeader == nil || requestHeader.CAContentProvider == nil {
+		return nil
+	}
+	ok := authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
+		return &authenticator.Response{}, true, nil
+	})
+	return &frontProxyVerifier{
+		verify: x509.NewDynamicCAVerifier(requestHeader.CAContentProvider.VerifyOptions, ok, requestHeader.AllowedClientNames),
+		cache:  cache.NewLRUExpireCache(frontProxyEntries),
+		now:    time.Now,
+	}
+}
+
+// sent reports whether the client cluster's aggregator sent r.
+func (v *frontProxyVerifier) sent(r *http.Request) bool {
+	if v == nil || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	if verdict, ok := v.cache.Get(leaf); ok {
+		return verdict.(bool)
+	}
+	_, ok, err := v.verify.AuthenticateRequest(r)
+	verdict := ok && err == nil
+	if ttl := min(frontProxyTTL, leaf.NotAfter.Sub(v.now())); ttl > 0 {
+		v.cache.Add(leaf, verdict, ttl)
+	}
+	return verdict
+}
+
+// guard is the filter chain of every path that needs a caller of the
+// client cluster: authentication (failed answers the unauthenticated),
+// then authorization.
+type guard struct {
+	authn         authenticator.Request
+	failed        http.Handler
+	authz         authorizer.Authorizer
+	frontProxy    *frontProxyVerifier
+	requestHeader *authenticatorfactory.RequestHeaderConfig
+}
+
+// wrap puts next behind the guard. With the request-header configuration,
+// authentication removes the front proxy's X-Remote-* headers.
+func (g guard) wrap(next http.Handler) http.Handler {
+	return genericapifilters.WithAuthentication(withAuthorization(next, g.authz, g.frontProxy), g.authn, g.failed, nil, g.requestHeader)
+}

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/internal/crproxytest"
+	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+// attacker is a caller of crproxy's port, straight (not through the
+// aggregator), with whatever credential it holds.
+type attacker struct {
+	name string
+	hc   *http.Client
+	// token, when set, is sent as a bearer token.
+	token string
+	// base is where requests go: crproxy's URL or the client apiserver's.
+	base string
+}
+
+// do sends one request with extra headers and reads the answer.
+func (a attacker) do(t *testing.T, ctx context.Context, method, path string, body []byte, headers ...string) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+		if method == http.MethodPatch {
+			req.Header.Set("Content-Type", "application/merge-patch+json")
+		}
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return send(t, a.hc, req)
+}
+
+// serviceAccountToken creates the service account namespace/name in s and
+// returns a token of it, as a pod of that service account would hold.
+func serviceAccountToken(t *testing.T, ctx context.Context, s *localcluster.APIServer, namespace, name string) string {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(s.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expiry := int64(3600)
+	tr, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// selfSignedClient presents a certificate it signed itself for cn in
+// organization org.
+func selfSignedClient(t *testing.T, cn, org string) *http.Client {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{org}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+}
+
+// wantRefused checks an answer's code, its Status reason and (when set)
+// its message.
+func wantRefused(t *testing.T, what string, a answer, code int, reason metav1.StatusReason, message string) {
+	t.Helper()
+	if a.code != code {
+		t.Errorf("%s: %d %s; want %d", what, a.code, a.body, code)
+		return
+	}
+	st := a.status(t)
+	if st.Reason != reason || (message != "" && st.Message != message) {
+		t.Errorf("%s: reason %q, message %q; want %q, %q", what, st.Reason, st.Message, reason, message)
+	}
+}
+
+// Callers that reach crproxy's port without the aggregator are authorized
+// by the client cluster, for objects and for /metrics and /status, as
+// kube-apiserver authorizes them: a pod's token or a user's certificate
+// without RBAC reads nothing and changes nothing at the target, forged
+// front-proxy and impersonation headers do not help, and a certificate
+// crproxy's clients did not issue is not a caller at all.
+func TestSecurityAuthorization(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, target)
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
+	kubectl(t, ctx, client, "create", "namespace", "sec")
+	kubectl(t, ctx, client, "create", "namespace", "sec-other")
+	kubectlApply(t, ctx, client, "apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: victim\n  namespace: sec\nspec:\n  name: untouched\n")
+	before := kubectl(t, ctx, target, "get", "myresources", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
+
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	pod := attacker{name: "service account token", hc: insecure, token: serviceAccountToken(t, ctx, client, "sec", "intruder"), base: p.URL()}
+	malloryCfg, err := client.ConfigFor("mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	malloryCfg.CAData, malloryCfg.Insecure = nil, true
+	malloryHC, err := rest.HTTPClientFor(malloryCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory := attacker{name: "user certificate", hc: malloryHC, base: p.URL()}
+	const (
+		collection = "/apis/example.com/v1/namespaces/sec/myresources"
+		object     = collection + "/victim"
+	)
+	podUser := "system:serviceaccount:sec:intruder"
+	forbidden := func(verb, what string) string {
+		return fmt.Sprintf(`myresources.example.com %sis forbidden: User %q cannot %s resource "myresources" in API group "example.com" in the namespace "sec"`, what, podUser, verb)
+	}
+
+	t.Run("a pod's token without RBAC", func(t *testing.T) {
+		wantRefused(t, "list", pod.do(t, ctx, "GET", collection, nil), 403, metav1.StatusReasonForbidden, forbidden("list", ""))
+		wantRefused(t, "get", pod.do(t, ctx, "GET", object, nil), 403, metav1.StatusReasonForbidden, forbidden("get", `"victim" `))
+		wantRefused(t, "watch", pod.do(t, ctx, "GET", collection+"?watch=true", nil), 403, metav1.StatusReasonForbidden, forbidden("watch", ""))
+		wantRefused(t, "delete", pod.do(t, ctx, "DELETE", object, nil), 403, metav1.StatusReasonForbidden, forbidden("delete", `"victim" `))
+		wantRefused(t, "deletecollection", pod.do(t, ctx, "DELETE", collection, nil), 403, metav1.StatusReasonForbidden, forbidden("deletecollection", ""))
+		wantRefused(t, "create", pod.do(t, ctx, "POST", collection, []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"planted"},"spec":{"name":"x"}}`)), 403, metav1.StatusReasonForbidden, forbidden("create", ""))
+		wantRefused(t, "patch", pod.do(t, ctx, "PATCH", object, []byte(`{"spec":{"name":"pwned"}}`)), 403, metav1.StatusReasonForbidden, forbidden("patch", `"victim" `))
+		wantRefused(t, "list across namespaces", pod.do(t, ctx, "GET", "/apis/example.com/v1/myresources", nil), 403, metav1.StatusReasonForbidden,
+			fmt.Sprintf(`myresources.example.com is forbidden: User %q cannot list resource "myresources" in API group "example.com" at the cluster scope`, podUser))
+		wantRefused(t, "/metrics", pod.do(t, ctx, "GET", "/metrics", nil), 403, metav1.StatusReasonForbidden, fmt.Sprintf(`forbidden: User %q cannot get path "/metrics"`, podUser))
+		wantRefused(t, "/status", pod.do(t, ctx, "GET", "/status", nil), 403, metav1.StatusReasonForbidden, fmt.Sprintf(`forbidden: User %q cannot get path "/status"`, podUser))
+	})
+
+	t.Run("a user's certificate without RBAC", func(t *testing.T) {
+		wantRefused(t, "list", mallory.do(t, ctx, "GET", collection, nil), 403, metav1.StatusReasonForbidden, "")
+		wantRefused(t, "delete", mallory.do(t, ctx, "DELETE", object, nil), 403, metav1.StatusReasonForbidden, "")
+	})
+
+	t.Run("forged front-proxy and impersonation headers", func(t *testing.T) {
+		forged := []string{"X-Remote-User", "system:admin", "X-Remote-Group", "system:masters"}
+		wantRefused(t, "certificate with X-Remote-User", mallory.do(t, ctx, "DELETE", object, nil, forged...), 403, metav1.StatusReasonForbidden,
+			`myresources.example.com "victim" is forbidden: User "mallory" cannot delete resource "myresources" in API group "example.com" in the namespace "sec"`)
+		wantRefused(t, "token with X-Remote-User", pod.do(t, ctx, "DELETE", object, nil, forged...), 403, metav1.StatusReasonForbidden, forbidden("delete", `"victim" `))
+		wantRefused(t, "token with Impersonate-User", pod.do(t, ctx, "DELETE", object, nil, "Impersonate-User", "system:admin", "Impersonate-Group", "system:masters"), 403, metav1.StatusReasonForbidden, forbidden("delete", `"victim" `))
+	})
+
+	t.Run("certificates crproxy's clients did not issue", func(t *testing.T) {
+		for _, who := range []attacker{
+			{name: "self-signed system:masters", hc: selfSignedClient(t, "system:admin", "system:masters"), base: p.URL()},
+			{name: "self-signed front-proxy-client", hc: selfSignedClient(t, localcluster.FrontProxyClientName, ""), base: p.URL()},
+		} {
+			wantRefused(t, who.name, who.do(t, ctx, "DELETE", object, nil, "X-Remote-User", "system:admin", "X-Remote-Group", "system:masters"), 401, metav1.StatusReasonUnauthorized, "")
+			wantRefused(t, who.name+" /status", who.do(t, ctx, "GET", "/status", nil), 401, metav1.StatusReasonUnauthorized, "")
+		}
+	})
+
+	t.Run("through the client apiserver, the same refusal", func(t *testing.T) {
+		viaClient := attacker{hc: insecure, token: pod.token, base: strings.TrimSuffix(client.URL, "/")}
+		wantRefused(t, "delete", viaClient.do(t, ctx, "DELETE", object, nil), 403, metav1.StatusReasonForbidden, forbidden("delete", `"victim" `))
+	})
+
+	t.Run("what RBAC grants, and only that", func(t *testing.T) {
+		kubectl(t, ctx, client, "create", "role", "victim-reader", "-n", "sec", "--verb=get", "--resource=myresources.example.com")
+		kubectl(t, ctx, client, "create", "rolebinding", "victim-reader", "-n", "sec", "--role=victim-reader", "--serviceaccount=sec:intruder")
+		kubectl(t, ctx, client, "create", "clusterrole", "metrics-reader", "--verb=get", "--non-resource-url=/metrics")
+		kubectl(t, ctx, client, "create", "clusterrolebinding", "metrics-reader", "--clusterrole=metrics-reader", "--serviceaccount=sec:intruder")
+		// A refusal is cached for 10 s, as by every aggregated API server.
+		crproxytest.Eventually(t, ctx, 25*time.Second, func() string {
+			if a := pod.do(t, ctx, "GET", object, nil); a.code != 200 {
+				return fmt.Sprintf("get after the grant: %d %s", a.code, a.body)
+			}
+			if a := pod.do(t, ctx, "GET", "/metrics", nil); a.code != 200 || !strings.Contains(string(a.body), "crproxy_requests_total") {
+				return fmt.Sprintf("/metrics after the grant: %d", a.code)
+			}
+			return ""
+		})
+		wantRefused(t, "list, not granted", pod.do(t, ctx, "GET", collection, nil), 403, metav1.StatusReasonForbidden, forbidden("list", ""))
+		wantRefused(t, "delete, not granted", pod.do(t, ctx, "DELETE", object, nil), 403, metav1.StatusReasonForbidden, forbidden("delete", `"victim" `))
+		wantRefused(t, "/status, not granted", pod.do(t, ctx, "GET", "/status", nil), 403, metav1.StatusReasonForbidden, "")
+		wantRefused(t, "get in another namespace", pod.do(t, ctx, "GET", "/apis/example.com/v1/namespaces/sec-other/myresources/victim", nil), 403, metav1.StatusReasonForbidden, "")
+	})
+
+	after := kubectl(t, ctx, target, "get", "myresources", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
+	if after != before {
+		t.Errorf("the target changed under the attacks:\nbefore %s\nafter  %s", before, after)
+	}
+}
