@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,8 +45,16 @@ type targetRequest struct {
 // Transport failures become the Status the failure model prescribes: 503
 // with Retry-After when the request never reached the target (nothing was
 // written), 504 when it may have (the outcome is unknown). Nothing is
-// retried here: a create sent twice could be created twice.
+// retried here: a create sent twice could be created twice. A caller that
+// gives up (its context ends) is not a failure of the target: the target's
+// health is left as it is.
 func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targetRequest) (*Response, error) {
+	callerCtx := ctx
+	observe := func(err error) {
+		if callerCtx.Err() == nil {
+			t.Connection.Observe(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.targetTimeout)
 	defer cancel()
 	// written tells whether the last attempt sent the request: net/http
@@ -57,8 +66,12 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		GetConn:      func(string) { written.Store(false) },
 		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
 	})
+	// The target's URL may carry a path (a platform's
+	// /kubernetes/project/p/virtualcluster/x): requests go below it, as
+	// client-go's do.
 	u := *t.Host
-	u.Path = r.path
+	u.Path = strings.TrimSuffix(t.Host.Path, "/") + r.path
+	u.RawPath = ""
 	u.RawQuery = r.query.Encode()
 	var body io.Reader
 	if r.body != nil {
@@ -80,17 +93,17 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		var opErr *net.OpError
 		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
 		err = transportError(t, err, written.Load() && !dialFailed)
-		t.Connection.Observe(err)
+		observe(err)
 		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		err = transportError(t, err, true)
-		t.Connection.Observe(err)
+		observe(err)
 		return nil, err
 	}
-	t.Connection.Observe(nil)
+	observe(nil)
 	if warnings, _ := utilnet.ParseWarningHeaders(resp.Header.Values("Warning")); len(warnings) > 0 {
 		for _, wh := range warnings {
 			warning.AddWarning(ctx, wh.Agent, wh.Text)

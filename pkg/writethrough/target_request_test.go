@@ -4,8 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -81,5 +84,64 @@ func TestDeleteOptionsFromJSONYAMLOrQuery(t *testing.T) {
 	}
 	if _, err := deleteOptions(&Request{Body: []byte(`{"propagationPolicy":`)}); !apierrors.IsBadRequest(err) {
 		t.Errorf("malformed DeleteOptions: %v, want 400", err)
+	}
+}
+
+// A target reached below a path (a platform's proxy URL) gets its writes
+// below that path too, as its reads through client-go.
+func TestWritesKeepTheTargetURLPath(t *testing.T) {
+	paths := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.URL.Path
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	target := testTarget(t, strings.TrimPrefix(srv.URL, "http://"))
+	target.Host.Path = "/kubernetes/project/p/virtualcluster/x/"
+	resp, err := New(Options{}).do(context.Background(), target, "", targetRequest{method: http.MethodPost, path: "/apis/example.com/v1/namespaces/ns/myresources", query: url.Values{}, body: []byte("{}")})
+	if err != nil || resp.Code != http.StatusCreated {
+		t.Fatalf("write: %v %v", resp, err)
+	}
+	if got, want := <-paths, "/kubernetes/project/p/virtualcluster/x/apis/example.com/v1/namespaces/ns/myresources"; got != want {
+		t.Errorf("the target got %s, want %s", got, want)
+	}
+}
+
+// A caller that gives up does not make the target look down: 40
+// abandoned writes leave it Connected, and the next write goes through.
+func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hang") != "" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	defer close(release)
+	target := testTarget(t, strings.TrimPrefix(srv.URL, "http://"))
+	target.Connection.Synced()
+	w := New(Options{})
+	for range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := w.do(ctx, target, "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{"hang": {"1"}}, body: []byte("{}")})
+		cancel()
+		if err == nil {
+			t.Fatal("an abandoned write succeeded")
+		}
+	}
+	if st := target.Connection.Status(); st.State != reconnect.Connected {
+		t.Fatalf("after abandoned writes the target is %s, want Connected", st.State)
+	}
+	if _, down := target.Connection.CheckReachable(context.Background()); down {
+		t.Fatal("after abandoned writes the target counts as unreachable")
+	}
+	resp, err := w.do(context.Background(), target, "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
+	if err != nil || resp.Code != http.StatusCreated {
+		t.Fatalf("the next write: %v %v", resp, err)
 	}
 }
