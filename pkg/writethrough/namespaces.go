@@ -108,6 +108,32 @@ func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespa
 	return nil
 }
 
+// requireTarget answers whether namespace exists at t, for a dry run,
+// which must not create it: a clear refusal when it does not.
+func (n *Namespaces) requireTarget(ctx context.Context, t *mirror.Target, namespace string) error {
+	n.mu.Lock()
+	known := n.atTarget[t.ID+"/"+namespace]
+	n.mu.Unlock()
+	if known {
+		return nil
+	}
+	_, err := t.Kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		e := apierrors.NewNotFound(corev1.Resource("namespaces"), namespace)
+		e.ErrStatus.Message = fmt.Sprintf("namespace %s does not exist at the target yet: a dry run does not create it (the same write without dry run would)", namespace)
+		return e
+	}
+	if err != nil {
+		if _, ok := err.(apierrors.APIStatus); ok {
+			return err
+		}
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: checking namespace %s: %v", t.ID, namespace, err))
+		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
+		return e
+	}
+	return nil
+}
+
 // forgetTarget drops what ensureTarget remembered, after the target said
 // the namespace is gone (someone deleted it there).
 func (n *Namespaces) forgetTarget(t *mirror.Target, namespace string) {

@@ -149,21 +149,31 @@ func namespaceMissing(resp *Response, namespace string) bool {
 	return d.Kind == "namespaces" && d.Name == namespace
 }
 
-// checkNamespace applies the namespace rules to a namespaced write: the
-// namespace must exist in the client cluster, and a write that may create
-// an object makes sure it exists at the target.
+// checkNamespace applies the client's namespace rules to a namespaced
+// write: the namespace must exist in the client cluster, and not be
+// terminating for a write that may create an object.
 func (w *Writer) checkNamespace(ctx context.Context, req *Request, creating bool) error {
 	if !req.Resource.API.Namespaced || req.Namespace == "" || w.namespaces == nil {
 		return nil
 	}
-	if err := w.namespaces.checkClient(ctx, req.Resource.GVR.GroupResource(), req.Name, req.Namespace, creating); err != nil {
-		return err
-	}
-	if creating {
-		return w.namespaces.ensureTarget(ctx, req.Resource.Target, req.Namespace)
-	}
-	return nil
+	return w.namespaces.checkClient(ctx, req.Resource.GVR.GroupResource(), req.Name, req.Namespace, creating)
 }
+
+// ensureTargetNamespace makes sure the namespace of a write that may
+// create an object exists at the target, once every check has passed. A
+// dry run creates nothing: it needs the namespace to be there already.
+func (w *Writer) ensureTargetNamespace(ctx context.Context, req *Request) error {
+	if !req.Resource.API.Namespaced || req.Namespace == "" || w.namespaces == nil {
+		return nil
+	}
+	if isDryRun(req) {
+		return w.namespaces.requireTarget(ctx, req.Resource.Target, req.Namespace)
+	}
+	return w.namespaces.ensureTarget(ctx, req.Resource.Target, req.Namespace)
+}
+
+// isDryRun reports whether req asks for a dry run (?dryRun=All).
+func isDryRun(req *Request) bool { return len(req.Query["dryRun"]) > 0 }
 
 func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 	obj, err := decodeObject(ctx, req)
@@ -182,6 +192,9 @@ func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 		return nil, apierrors.NewInternalError(err)
 	}
 	if err := w.checkNamespace(ctx, req, true); err != nil {
+		return nil, err
+	}
+	if err := w.ensureTargetNamespace(ctx, req); err != nil {
 		return nil, err
 	}
 	return w.send(ctx, req, http.MethodPost, req.Query, "application/json", body)
@@ -322,6 +335,13 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 	checked, err := w.checkOwnership(ctx, req, apply)
 	if err != nil {
 		return nil, err
+	}
+	if apply {
+		// After the ownership check: an apply that is refused must not
+		// leave a namespace behind at the target.
+		if err := w.ensureTargetNamespace(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	uid := ""
 	if checked != nil {

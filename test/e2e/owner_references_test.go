@@ -70,13 +70,11 @@ func resourceWithOwners(name, spec string, refs ...string) string {
 
 func kubectlStdin(t *testing.T, ctx context.Context, s *localcluster.APIServer, stdin string, args ...string) string {
 	t.Helper()
-	cmd := s.KubectlCmd(ctx, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	out, err := kubectlWithStdin(ctx, s, stdin, args...)
 	if err != nil {
 		t.Fatalf("kubectl %q: %v\n%s", args, err, out)
 	}
-	return string(out)
+	return out
 }
 
 // An ownerReference to a client ConfigMap never reaches the target, and

@@ -219,3 +219,56 @@ func TestSecurityAuthorization(t *testing.T) {
 		t.Errorf("the target changed under the attacks:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// A dry run changes nothing anywhere: not the object, and not the target's
+// namespaces, which a real create would make. Into a namespace the target
+// lacks, it is refused with a message that says so.
+func TestSecurityDryRun(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, target)
+	startProxy(t, client, crproxytest.Config("client", client, target))
+	kubectl(t, ctx, client, "create", "namespace", "dry-new")
+	kubectl(t, ctx, client, "create", "namespace", "dry-known")
+	kubectlApply(t, ctx, client, "apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: kept\n  namespace: dry-known\nspec:\n  name: kept\n")
+	state := func() string {
+		return kubectl(t, ctx, target, "get", "myresources,namespaces", "-A", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
+	}
+	before := state()
+	manifest := func(ns, name string) string {
+		return fmt.Sprintf("apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  name: dry\n", name, ns)
+	}
+	for _, args := range [][]string{
+		{"apply", "--dry-run=server", "-f", "-"},
+		{"apply", "--server-side", "--dry-run=server", "-f", "-"},
+		{"create", "--dry-run=server", "-f", "-"},
+	} {
+		out, err := kubectlWithStdin(ctx, client, manifest("dry-new", "new"), args...)
+		if err == nil || !strings.Contains(out, "namespace dry-new does not exist at the target yet: a dry run does not create it") {
+			t.Errorf("kubectl %s into a namespace the target lacks: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		out, err = kubectlWithStdin(ctx, client, manifest("dry-known", "new"), args...)
+		if err != nil || !strings.Contains(out, "(server dry run)") {
+			t.Errorf("kubectl %s into a namespace the target has: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	kubectl(t, ctx, client, "patch", "myresource", "kept", "-n", "dry-known", "--type=merge", "-p", `{"spec":{"name":"changed"}}`, "--dry-run=server")
+	kubectl(t, ctx, client, "delete", "myresource", "kept", "-n", "dry-known", "--cascade=foreground", "--dry-run=server")
+	kubectl(t, ctx, client, "delete", "myresources", "--all", "-n", "dry-known", "--dry-run=server")
+	if after := state(); after != before {
+		t.Errorf("a dry run changed the target:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := kubectl(t, ctx, client, "get", "myresource", "kept", "-n", "dry-known", "-o", "jsonpath={.spec.name}"); got != "kept" {
+		t.Errorf("after dry runs, the object reads %q, want kept", got)
+	}
+}
+
+// kubectlWithStdin runs kubectl as the admin of s with stdin and returns
+// its combined output and error.
+func kubectlWithStdin(ctx context.Context, s *localcluster.APIServer, stdin string, args ...string) (string, error) {
+	cmd := s.KubectlCmd(ctx, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
