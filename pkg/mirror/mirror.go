@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,13 +79,40 @@ func New(opts Options) (*Mirror, error) {
 		if gvp.Access == config.AccessOwned {
 			selector = labels.SelectorFromSet(client.OwnerLabels())
 		}
-		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, mirror: m, resources: map[string]*Resource{}}
+		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, selection: selection(t, selector), mirror: m, resources: map[string]*Resource{}}
 		if err := gv.loadDiscovery(); err != nil {
 			m.log.Warn("ignoring unreadable persisted discovery", zap.String("groupVersion", gvp.GroupVersion.String()), zap.Error(err))
 		}
 		m.groupVersions = append(m.groupVersions, gv)
 	}
+	m.forgetOtherSelections()
 	return m, nil
+}
+
+// selection fingerprints what a group/version's caches hold (see
+// store.Key.Selection): the target as configured and reached, the
+// identity crproxy reads it as, and the selector.
+func selection(t *Target, selector labels.Selector) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{t.ID, t.Host.String(), t.Identity, selector.String()}, "\x00")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// forgetOtherSelections removes the persisted caches that no configured
+// group/version reads: resources no longer proxied, and caches filled
+// under another selection (access mode, client identity, target address),
+// which must not be served under this one.
+func (m *Mirror) forgetOtherSelections() {
+	if m.opts.Store == nil {
+		return
+	}
+	for _, k := range m.opts.Store.Caches() {
+		gv := m.GroupVersion(k.Group, k.Version)
+		if gv != nil && gv.Target.ID == k.Target && gv.selection == k.Selection {
+			continue
+		}
+		m.log.Info("forgetting mirrored objects that this configuration does not read", zap.String("cache", k.String()))
+		m.opts.Store.Remove(k)
+	}
 }
 
 // GroupVersions returns the proxied group/versions, sorted.
@@ -133,7 +162,9 @@ type GroupVersion struct {
 	Target *Target
 
 	selector labels.Selector
-	mirror   *Mirror
+	// selection is the Selection of its caches' keys.
+	selection string
+	mirror    *Mirror
 
 	mu        sync.RWMutex
 	resources map[string]*Resource // by plural name
@@ -235,10 +266,11 @@ func (gv *GroupVersion) apply(list *metav1.APIResourceList, persist bool) error 
 			continue
 		}
 		c := gv.mirror.opts.Store.Cache(store.Key{
-			Target:   gv.Target.ID,
-			Group:    gv.Proxy.GroupVersion.Group,
-			Version:  gv.Proxy.GroupVersion.Version,
-			Resource: api.Name,
+			Target:    gv.Target.ID,
+			Group:     gv.Proxy.GroupVersion.Group,
+			Version:   gv.Proxy.GroupVersion.Version,
+			Resource:  api.Name,
+			Selection: gv.selection,
 		})
 		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, c)
 		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: api.Kind})

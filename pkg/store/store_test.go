@@ -336,16 +336,21 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestKeyString(t *testing.T) {
-	for _, k := range []Key{testKey, {}, {Target: "a/b", Group: "%2F", Version: "v 1", Resource: "é"}} {
+	for _, k := range []Key{testKey, {}, {Target: "a/b", Group: "%2F", Version: "v 1", Resource: "é", Selection: "s/1"}} {
 		got, err := parseKey(k.String())
 		if err != nil || got != k {
 			t.Errorf("parseKey(%q) = %v, %v; want %v", k.String(), got, err, k)
 		}
 	}
-	if testKey.String() != "target/example.com/v1/things" {
+	if testKey.String() != "target/example.com/v1/things/" {
 		t.Errorf("String() = %q", testKey.String())
 	}
-	for _, bad := range []string{"a/b/c", "a/b/c/d/e", "a/%zz/c/d"} {
+	// A bucket of a file from before selections: no Selection, which no
+	// mirror asks for.
+	if k, err := parseKey("target/example.com/v1/things"); err != nil || k != testKey {
+		t.Errorf("parseKey of four parts = %v, %v; want %v", k, err, testKey)
+	}
+	for _, bad := range []string{"a/b/c", "a/b/c/d/e/f", "a/%zz/c/d"} {
 		if _, err := parseKey(bad); err == nil {
 			t.Errorf("parseKey(%q) succeeded", bad)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 // attacker is a caller of crproxy's port, straight (not through the
@@ -271,4 +272,70 @@ func kubectlWithStdin(ctx context.Context, s *localcluster.APIServer, stdin stri
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// The persisted mirror is served only under the selection that filled it:
+// restarted from all to owned over the same data folder, with the target
+// down, crproxy serves none of the other tenants' objects; restarted from
+// owned to all, it lists what the owned mirror lacked.
+func TestSecurityMirrorFollowsAccessMode(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, target)
+	createAtTarget(t, ctx, target, "modes", "client", []string{"mine"}, "")
+	createAtTarget(t, ctx, target, "modes", "team-b", []string{"theirs"}, "")
+	kubectl(t, ctx, client, "create", "namespace", "modes")
+	withAccess := func(mode config.AccessMode) config.Config {
+		cfg := crproxytest.Config("client", client, target)
+		cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = config.CustomResourceProxy{
+			Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: crproxytest.TargetName}, AccessResources: mode,
+		}
+		return cfg
+	}
+	listed := func() string {
+		out, _ := client.Kubectl(ctx, "get", "myresources", "-n", "modes", "-o", "name")
+		return strings.Join(strings.Fields(out), ",")
+	}
+	p := startProxy(t, client, withAccess(config.AccessAll))
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
+		if got := listed(); got != "myresource.example.com/mine,myresource.example.com/theirs" {
+			return "all mode lists " + got
+		}
+		return ""
+	})
+
+	stopProxy(t, p)
+	target.Stop()
+	if err := p.Reconfigure(withAccess(config.AccessOwned)); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart(t)
+	for range 10 {
+		if got := listed(); strings.Contains(got, "theirs") {
+			t.Fatalf("owned mode, target down, serves another tenant's object: %s", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := target.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	crproxytest.Eventually(t, ctx, 60*time.Second, func() string {
+		if got := listed(); got != "myresource.example.com/mine" {
+			return "owned mode lists " + got
+		}
+		return ""
+	})
+
+	stopProxy(t, p)
+	if err := p.Reconfigure(withAccess(config.AccessAll)); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart(t)
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
+		if got := listed(); got != "myresource.example.com/mine,myresource.example.com/theirs" {
+			return "all mode again lists " + got
+		}
+		return ""
+	})
 }
