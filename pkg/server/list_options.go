@@ -27,6 +27,25 @@ type readOptions struct {
 	continue_ *continueToken
 }
 
+// selectName narrows a watch of one object (/watch/.../name, or a
+// metadata.name field selector, which RequestInfo reads as the name) to that
+// name, as kube-apiserver does: a field selector must then select exactly
+// that name.
+func (o *readOptions) selectName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if !o.fields.Empty() {
+		if selected, ok := o.fields.RequiresExactMatch("metadata.name"); !ok || selected != name {
+			return apierrors.NewBadRequest("fieldSelector metadata.name doesn't match requested name")
+		}
+		return nil
+	}
+	o.fields = fields.OneTermEqualSelector("metadata.name", name)
+	o.FieldSelector = o.fields.String()
+	return nil
+}
+
 // parseReadOptions decodes and validates the query of a get, list or watch
 // as a kube-apiserver does, answering 400 for what it would reject.
 func parseReadOptions(query url.Values, watch bool) (*readOptions, error) {

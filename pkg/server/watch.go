@@ -35,6 +35,10 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 	if !ok {
 		return
 	}
+	if err := opts.selectName(info.Name); err != nil {
+		writeError(w, err)
+		return
+	}
 	format := out.format
 	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
 	if opts.TimeoutSeconds != nil {
