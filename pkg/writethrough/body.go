@@ -2,6 +2,7 @@ package writethrough
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -18,11 +19,32 @@ import (
 // accepts, in the kube-apiserver's order (the first is the default).
 var objectMediaTypes = []string{"application/json", "application/yaml"}
 
-// decodeDocument decodes a JSON or YAML document into generic JSON values,
-// integers kept as int64. Duplicate fields are reported by the request's
-// fieldValidation as the kube-apiserver does: Strict fails with 400, Warn
-// (the default) adds a warning, Ignore drops them.
+// decodeDocument decodes a JSON or YAML patch (a merge patch, an apply
+// configuration) into generic JSON values, integers kept as int64. A body
+// that does not decode answers 400 as the kube-apiserver's patch handler
+// does: "error decoding YAML: ..." or "error decoding patch: ...".
+// Duplicate fields are reported by the request's fieldValidation as the
+// kube-apiserver does: Strict fails with 400, Warn (the default) adds a
+// warning, Ignore drops them.
 func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValidation string) (any, error) {
+	return decodeWith(ctx, body, yamlBody, fieldValidation, func(err error) error {
+		if yamlBody {
+			return errDecodingYAML(err)
+		}
+		return apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
+	})
+}
+
+// errDecodingYAML is the kube-apiserver's 400 for an apply configuration
+// that is not YAML (handlers/patch.go applyPatcher).
+func errDecodingYAML(err error) error {
+	return apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+}
+
+// decodeWith decodes a JSON or YAML document; decodeErr makes the answer
+// to a body that does not decode at all (malformed, nested past the
+// decoders' 10000 levels).
+func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation string, decodeErr func(error) error) (any, error) {
 	var strictErrs []error
 	data := body
 	if yamlBody {
@@ -31,7 +53,7 @@ func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValida
 			var err error
 			converted, err = yaml.YAMLToJSON(body)
 			if err != nil {
-				return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+				return nil, decodeErr(err)
 			}
 			strictErrs = append(strictErrs, strictErr)
 		}
@@ -40,7 +62,7 @@ func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValida
 	var doc any
 	errs, err := sigsjson.UnmarshalStrict(data, &doc, sigsjson.DisallowDuplicateFields)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not valid JSON: %v", err))
+		return nil, decodeErr(err)
 	}
 	strictErrs = append(strictErrs, errs...)
 	if len(strictErrs) > 0 {
@@ -75,7 +97,15 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 	}
 	res := req.Resource
 	wantGVK := res.GVR.GroupVersion().WithKind(res.API.Kind)
-	doc, err := decodeDocument(ctx, req.Body, mediaType == "application/yaml", req.Query.Get("fieldValidation"))
+	yamlBody := mediaType == "application/yaml"
+	doc, err := decodeWith(ctx, req.Body, yamlBody, req.Query.Get("fieldValidation"), func(err error) error {
+		// As the kube-apiserver's create and update handlers answer
+		// (transformDecodeError, the serializer's Interpret).
+		if !yamlBody {
+			err = fmt.Errorf("couldn't get version/kind; json parse error: %v", err)
+		}
+		return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", wantGVK.Kind, err, summarizeData(req.Body)))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +160,23 @@ func metadataOf(obj map[string]any) (map[string]any, error) {
 		return created, nil
 	default:
 		return nil, apierrors.NewBadRequest("metadata of the object must be a JSON object")
+	}
+}
+
+// summarizeData is the first bytes of a body for a decoding error, as the
+// kube-apiserver shows them (handlers/rest.go summarizeData): as text when
+// it starts like a JSON object, else in hex.
+func summarizeData(body []byte) string {
+	const max = 30
+	switch {
+	case len(body) == 0:
+		return "<empty>"
+	case body[0] == '{':
+		return summarize(body)
+	case len(body) > max:
+		return hex.EncodeToString(body[:max]) + " ..."
+	default:
+		return hex.EncodeToString(body)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -102,20 +101,21 @@ type jsonPatchOperation map[string]any
 // tells whether metadata.labels still exists afterwards, which decides the
 // operations to append. uid, when set, is tested first, so the patch
 // cannot land on another object of the same name. A patch that is not a
-// JSON patch answers 400; one that cannot apply to current, 422, as the
-// kube-apiserver answers.
+// JSON patch answers 400, one of more than MaxJSONPatchOperations 413, one
+// that cannot apply to current (copies past MaxJSONPatchCopyBytes
+// included) 422, as the kube-apiserver answers.
 func (o ownerLabels) stampJSONPatch(gr schema.GroupResource, name string, body, current []byte, uid string) ([]byte, error) {
-	decoded, err := jsonpatch.DecodePatch(body)
+	decoded, err := decodeJSONPatch(body)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, err
 	}
 	var ops []jsonPatchOperation
 	if err := json.Unmarshal(body, &ops); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	patched, err := decoded.Apply(current)
+	patched, err := applyJSONPatch(decoded, current)
 	if err != nil {
-		return nil, apierrors.NewGenericServerResponse(422, "", gr, name, err.Error(), 0, false)
+		return nil, err
 	}
 	var after struct {
 		Metadata *struct {

@@ -280,11 +280,17 @@ func (t refTranslator) mergePatch(meta map[string]any, current map[string]any) (
 // jsonPatchTouchesOwnership reports whether a JSON patch reads or writes
 // ownerReferences, finalizers or annotations (or all of metadata): such a
 // patch means something else on the target form, so it is applied to the
-// view locally instead (jsonPatchAsMergePatch).
+// view locally instead (jsonPatchAsMergePatch). So is a patch too long to
+// take stampJSONPatch's operations within the target's
+// MaxJSONPatchOperations (past MaxJSONPatchOperations itself, the local
+// path answers 413).
 func jsonPatchTouchesOwnership(body []byte) bool {
 	var ops []map[string]any
 	if err := json.Unmarshal(body, &ops); err != nil {
 		return false // the 400 comes from the usual path
+	}
+	if len(ops)+jsonPatchStampOperations > MaxJSONPatchOperations {
+		return true
 	}
 	for _, op := range ops {
 		for _, key := range []string{"path", "from"} {
@@ -309,13 +315,13 @@ func jsonPatchTouchesOwnership(body []byte) bool {
 // result. Like the kube-apiserver, which applies a JSON patch to the
 // object it read and stores the result conditionally on that read.
 func (t refTranslator) jsonPatchAsMergePatch(body, current []byte, stamp func(map[string]any) error) ([]byte, error) {
-	decoded, err := jsonpatch.DecodePatch(body)
+	decoded, err := decodeJSONPatch(body)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return nil, err
 	}
-	patched, err := decoded.Apply(current)
+	patched, err := applyJSONPatch(decoded, current)
 	if err != nil {
-		return nil, apierrors.NewGenericServerResponse(422, "", t.gr, t.name, err.Error(), 0, false)
+		return nil, err
 	}
 	var before, after map[string]any
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(current, &before); err != nil {

@@ -1,12 +1,15 @@
 package writethrough
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/authentication/user"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
@@ -57,7 +60,13 @@ type Response struct {
 }
 
 // ReadBody reads a request body up to MaxBodyBytes; a larger body answers
-// 413 RequestEntityTooLarge, as the kube-apiserver does.
+// 413 RequestEntityTooLarge "Request entity too large: limit is 3145728",
+// as the kube-apiserver does (handlers/rest.go limitedReadBody).
+//
+// A server-side apply body is decoded once here too: an apply may create
+// the namespace at the target before its body is decoded, and YAML that
+// cannot be decoded (too deep, say) must not write anything. The answer is
+// the kube-apiserver's 400 "error decoding YAML: ...".
 func ReadBody(r *http.Request) ([]byte, error) {
 	defer r.Body.Close()
 	limited := &io.LimitedReader{R: r.Body, N: MaxBodyBytes + 1}
@@ -66,7 +75,12 @@ func ReadBody(r *http.Request) ([]byte, error) {
 		return nil, apierrors.NewBadRequest("reading the request body: " + err.Error())
 	}
 	if limited.N <= 0 {
-		return nil, apierrors.NewRequestEntityTooLargeError("limit is 3145728")
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", MaxBodyBytes))
+	}
+	if r.Method == http.MethodPatch && MediaType(r.Header.Get("Content-Type")) == string(types.ApplyYAMLPatchType) {
+		if _, err := decodeDocument(r.Context(), data, true, metav1.FieldValidationIgnore); err != nil {
+			return nil, err
+		}
 	}
 	return data, nil
 }
