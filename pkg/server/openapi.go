@@ -67,7 +67,7 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		data, err := h.fetchOpenAPI(r.Context(), gv.Target, path)
 		if err != nil {
-			writeError(w, apierrors.NewServiceUnavailable("OpenAPI of "+gv.Proxy.GroupVersion.String()+" unavailable: "+err.Error()))
+			writeError(w, apierrors.NewServiceUnavailable("OpenAPI of "+gv.Proxy.GroupVersion.String()+" unavailable: "+mirror.DescribeFailure(err)))
 			return
 		}
 		writeRawJSON(w, http.StatusOK, data)

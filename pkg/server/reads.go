@@ -199,7 +199,7 @@ func (h *apiHandler) freshEnough(ctx context.Context, res *mirror.Resource, opts
 			// The target cannot be asked: serve what the mirror holds,
 			// and say so.
 			if !warnIfStale(ctx, res) {
-				warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s did not answer a consistent read (%v); serving cached data at resourceVersion %d", res.Target.ID, err, res.Cache.ResourceVersion()))
+				warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s did not answer a consistent read (%s); serving cached data at resourceVersion %d", res.Target.ID, mirror.DescribeFailure(err), res.Cache.ResourceVersion()))
 			}
 		}
 		return nil

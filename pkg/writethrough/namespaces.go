@@ -98,7 +98,7 @@ func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespa
 		if _, ok := err.(apierrors.APIStatus); ok {
 			return err
 		}
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: ensuring namespace %s: %v", t.ID, namespace, err))
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: ensuring namespace %s: %s", t.ID, namespace, mirror.DescribeFailure(err)))
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return e
 	}
@@ -127,7 +127,7 @@ func (n *Namespaces) requireTarget(ctx context.Context, t *mirror.Target, namesp
 		if _, ok := err.(apierrors.APIStatus); ok {
 			return err
 		}
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: checking namespace %s: %v", t.ID, namespace, err))
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: checking namespace %s: %s", t.ID, namespace, mirror.DescribeFailure(err)))
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return e
 	}

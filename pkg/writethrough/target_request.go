@@ -115,7 +115,7 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 // transportError is the Status for a request that got no answer.
 func transportError(t *mirror.Target, err error, written bool) error {
 	if !written {
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: %v", t.ID, err))
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: %s", t.ID, mirror.DescribeFailure(err)))
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return e
 	}
@@ -127,7 +127,7 @@ func transportError(t *mirror.Target, err error, written bool) error {
 		Status:  metav1.StatusFailure,
 		Code:    http.StatusGatewayTimeout,
 		Reason:  metav1.StatusReasonTimeout,
-		Message: fmt.Sprintf("the outcome of this write at target %s is unknown: %s (%v); read the object to learn whether it was applied", t.ID, reason, err),
+		Message: fmt.Sprintf("the outcome of this write at target %s is unknown: %s (%s); read the object to learn whether it was applied", t.ID, reason, mirror.DescribeFailure(err)),
 	}}
 }
 
