@@ -24,6 +24,8 @@ type Cache struct {
 	store *Store
 	log   *zap.Logger
 	size  int // event buffer size
+	// maxBytes bounds the bytes of the buffered events (EventBufferBytes).
+	maxBytes int64
 
 	// head is the published state; only the writer stores it.
 	head       atomic.Pointer[head]
@@ -51,6 +53,7 @@ func newCache(s *Store, key Key, tree *objectTree, rv uint64, uid string, synced
 		store:    s,
 		log:      s.log.With(zap.Stringer("cache", key)),
 		size:     s.opts.EventBufferSize,
+		maxBytes: s.opts.EventBufferBytes,
 		tree:     tree,
 		watchers: map[*Watcher]struct{}{},
 	}

@@ -30,6 +30,16 @@ func (r *ring) load(seq uint64) *entry { return r.slots[seq%uint64(len(r.slots))
 
 func (r *ring) store(e *entry) { r.slots[e.seq%uint64(len(r.slots))].Store(e) }
 
+// size is what an entry counts against Options.EventBufferBytes: its
+// object's JSON (the previous state is the previous event's object, or
+// part of a snapshot kept anyway).
+func (e *entry) size() int64 {
+	if e.ev.Object == nil {
+		return 0
+	}
+	return int64(len(e.ev.Object.JSON))
+}
+
 // gap is the open interval of resourceVersions a relist jumped over: the
 // cache held the state at from and then at to, but never the states in
 // between (the relist learns objects' current state, not their history),
@@ -47,6 +57,8 @@ type head struct {
 
 	ring        *ring
 	first, next uint64 // the buffer holds the events with seq in [first, next)
+	// bytes is what the objects of the buffered events weigh.
+	bytes int64
 	// startRV is the resourceVersion of the state right before event first:
 	// the buffer has every event with a resourceVersion above it.
 	startRV uint64

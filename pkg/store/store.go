@@ -18,6 +18,11 @@ type Options struct {
 	// EventBufferSize is the number of events each cache keeps for watch
 	// resumption and SnapshotAt (default 10000).
 	EventBufferSize int
+	// EventBufferBytes bounds the bytes of the objects those events hold
+	// (default 64 MiB), so one client rewriting a large object cannot pin
+	// EventBufferSize copies of it. The newest event is always kept; a
+	// watch from before the oldest kept event gets ErrExpired (410).
+	EventBufferBytes int64
 	// FlushInterval is how long changes may wait in memory before they are
 	// committed to the file (default 50ms). Many pending changes are
 	// committed sooner.
@@ -27,8 +32,9 @@ type Options struct {
 }
 
 const (
-	defaultEventBufferSize = 10000
-	defaultFlushInterval   = 50 * time.Millisecond
+	defaultEventBufferSize  = 10000
+	defaultEventBufferBytes = 64 << 20
+	defaultFlushInterval    = 50 * time.Millisecond
 	// flushThreshold pending changes make the flusher commit before the
 	// interval ends.
 	flushThreshold = 8192
@@ -62,6 +68,9 @@ type Store struct {
 func Open(path string, opts Options) (*Store, error) {
 	if opts.EventBufferSize <= 0 {
 		opts.EventBufferSize = defaultEventBufferSize
+	}
+	if opts.EventBufferBytes <= 0 {
+		opts.EventBufferBytes = defaultEventBufferBytes
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = defaultFlushInterval

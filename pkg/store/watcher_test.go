@@ -314,3 +314,42 @@ func TestWatcherPendingTellsWhetherNextWouldBlock(t *testing.T) {
 		t.Fatal("a bookmark (no event) made the watcher pending")
 	}
 }
+
+// The event buffer is bounded in bytes as well as in events: one object
+// rewritten many times, 1 MiB each, keeps only as many events as fit, a
+// watch from before them gets ErrExpired (410), and the newest event is
+// kept even when it alone is larger than the bound.
+func TestEventBufferBoundedInBytes(t *testing.T) {
+	const mib = 1 << 20
+	c := newTestCache(t, Options{EventBufferSize: 10000, EventBufferBytes: 8 * mib})
+	mustNil(t, c.Replace(nil, 1))
+	for rv := uint64(2); rv <= 101; rv++ {
+		mustNil(t, c.Update(obj(t, "ns", "big", "uid-big", rv, nil, mib)))
+	}
+	h := c.head.Load()
+	if kept := h.next - h.first; kept < 6 || kept > 8 {
+		t.Errorf("%d events of 1 MiB kept under an 8 MiB bound", kept)
+	}
+	if h.bytes > 8*mib {
+		t.Errorf("the buffer holds %d bytes, over its bound of %d", h.bytes, 8*mib)
+	}
+	if _, _, err := c.Watch(50, false); !errors.Is(err, ErrExpired) {
+		t.Errorf("watch from an event that left the buffer: %v, want ErrExpired", err)
+	}
+	w, _, err := c.Watch(100, false)
+	mustNil(t, err)
+	defer w.Stop()
+	if got := drain(t, w, 1); len(got) != 1 || got[0].rv != 101 {
+		t.Errorf("watch from the kept events: %v", got)
+	}
+
+	huge := newTestCache(t, Options{EventBufferBytes: mib})
+	mustNil(t, huge.Replace(nil, 1))
+	mustNil(t, huge.Update(obj(t, "ns", "huge", "uid-huge", 2, nil, 2*mib)))
+	w2, _, err := huge.Watch(1, false)
+	mustNil(t, err)
+	defer w2.Stop()
+	if got := drain(t, w2, 1); len(got) != 1 || got[0].rv != 2 {
+		t.Errorf("the newest event larger than the bound: %v", got)
+	}
+}

@@ -182,14 +182,16 @@ func (c *Cache) publish(h *head, evs []Event, rv uint64, edit func(*head)) {
 	for i, ev := range evs {
 		if i < skip {
 			nh.next++
-			nh.first, nh.startRV, nh.base = nh.next, ev.ResourceVersion, nil
+			nh.first, nh.startRV, nh.base, nh.bytes = nh.next, ev.ResourceVersion, nil, 0
 			continue
 		}
-		if nh.next-nh.first == size {
+		e := &entry{seq: nh.next, ev: ev}
+		for nh.next > nh.first && (nh.next-nh.first == size || nh.bytes+e.size() > c.maxBytes) {
 			old := nh.ring.load(nh.first)
 			nh.first, nh.startRV, nh.base = nh.first+1, old.ev.ResourceVersion, old.tree
+			nh.bytes -= old.size()
 		}
-		e := &entry{seq: nh.next, ev: ev}
+		nh.bytes += e.size()
 		if i == len(evs)-1 {
 			e.tree = tree
 		}
