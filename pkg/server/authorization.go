@@ -127,6 +127,9 @@ func (v *frontProxyVerifier) sent(r *http.Request) bool {
 // client cluster: authentication (failed answers the unauthenticated),
 // then authorization.
 type guard struct {
+	// reads and writes bound the requests in flight after
+	// authentication (0: no bound).
+	reads, writes int
 	authn         authenticator.Request
 	failed        http.Handler
 	authz         authorizer.Authorizer
@@ -134,8 +137,12 @@ type guard struct {
 	requestHeader *authenticatorfactory.RequestHeaderConfig
 }
 
-// wrap puts next behind the guard. With the request-header configuration,
-// authentication removes the front proxy's X-Remote-* headers.
+// wrap puts next behind the guard: authentication, the in-flight bound,
+// authorization, in kube-apiserver's order. With the request-header
+// configuration, authentication removes the front proxy's X-Remote-*
+// headers.
 func (g guard) wrap(next http.Handler) http.Handler {
-	return genericapifilters.WithAuthentication(withAuthorization(next, g.authz, g.frontProxy), g.authn, g.failed, nil, g.requestHeader)
+	h := withAuthorization(next, g.authz, g.frontProxy)
+	h = withInFlightLimit(h, g.reads, g.writes)
+	return genericapifilters.WithAuthentication(h, g.authn, g.failed, nil, g.requestHeader)
 }

@@ -42,6 +42,13 @@ type Options struct {
 	Writer *writethrough.Writer
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
+	// RequestTimeout bounds every request but watches
+	// (DefaultRequestTimeout when 0).
+	RequestTimeout time.Duration
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the
+	// reads and writes served at once (the defaults when 0; negative: no
+	// bound).
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 	// Profiling serves Go's pprof handlers under /debug/pprof/ to
 	// authenticated callers (--profiling), as kube-apiserver does.
 	Profiling bool
@@ -78,7 +85,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.RequestTimeout = orDefault(opts.RequestTimeout, DefaultRequestTimeout)
 	g := guard{
+		reads:         limit(opts.MaxRequestsInFlight, DefaultMaxRequestsInFlight),
+		writes:        limit(opts.MaxMutatingRequestsInFlight, DefaultMaxMutatingRequestsInFlight),
 		authn:         authn,
 		failed:        unauthenticated(s.clientCAsPending),
 		authz:         authz,
@@ -89,6 +99,7 @@ func New(opts Options) (*Server, error) {
 	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
 	api = g.wrap(api)
 	api = genericapifilters.WithWarningRecorder(api)
+	api = withRequestTimeout(api, opts.RequestTimeout)
 	api = requests.instrument(api)
 	report := func() StatusReport {
 		r := buildStatus(opts.Mirror)
@@ -97,6 +108,27 @@ func New(opts Options) (*Server, error) {
 	}
 	s.handler = genericfilters.WithPanicRecovery(routes(api, g.wrap, report, newRegistry(report, requests), opts.Profiling), requestInfoResolver)
 	return s, nil
+}
+
+// orDefault is v, or def when v is 0.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// limit is an in-flight bound: def for 0, none (0 for the filter) when
+// negative.
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // requestInfoResolver reads a request's verb, resource and path, which

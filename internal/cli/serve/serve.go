@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
@@ -63,6 +64,10 @@ type Options struct {
 	LogLevel string
 	// Profiling serves pprof under /debug/pprof/ to authenticated callers.
 	Profiling bool
+	// RequestTimeout, MaxRequestsInFlight and MaxMutatingRequestsInFlight
+	// are kube-apiserver's request limits (see server.Options).
+	RequestTimeout                                   time.Duration
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
 	// Ready, when set, is called once the server listens.
 	Ready func(address string)
 }
@@ -81,6 +86,10 @@ func NewOptions() *Options {
 		ExternalName:     "localhost",
 		Register:         true,
 		LogLevel:         "info",
+
+		RequestTimeout:              server.DefaultRequestTimeout,
+		MaxRequestsInFlight:         server.DefaultMaxRequestsInFlight,
+		MaxMutatingRequestsInFlight: server.DefaultMaxMutatingRequestsInFlight,
 	}
 }
 
@@ -113,6 +122,9 @@ func NewCommand() *cobra.Command {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with several replicas: only the holder of the Lease <service-name>-registration in --service-namespace registers; all serve")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ to authenticated callers of the client cluster")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "the longest a request but a watch may take; then it is answered 504, as by kube-apiserver")
+	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight, "reads served at once (watches not counted); past it callers get 429; negative: no bound")
+	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight, "writes served at once; past it callers get 429; negative: no bound")
 	o.Serving.AddFlags(fs)
 	return cmd
 }
@@ -174,7 +186,8 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	namespaces := writethrough.NewNamespaces(clientKube)
 	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, Logger: log})
-	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Authorization: authz, Logger: log, Profiling: o.Profiling})
+	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Authorization: authz, Logger: log, Profiling: o.Profiling,
+		RequestTimeout: o.RequestTimeout, MaxRequestsInFlight: o.MaxRequestsInFlight, MaxMutatingRequestsInFlight: o.MaxMutatingRequestsInFlight})
 	if err != nil {
 		return err
 	}
