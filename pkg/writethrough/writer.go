@@ -266,10 +266,16 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 	if checked != nil {
 		// The UID in the body is a precondition of the update: it cannot
 		// land on an object recreated since the check. A UID the caller
-		// set stands (the target enforces it just the same).
+		// set must be the object's: another one is refused here, as the
+		// target would, before anything reaches it.
 		meta, _ := metadataOf(obj)
-		if uid, _ := meta["uid"].(string); uid == "" {
+		switch uid, _ := meta["uid"].(string); uid {
+		case "":
 			meta["uid"] = checked.UID
+		case checked.UID:
+		default:
+			return nil, apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
+				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, checked.UID))
 		}
 	}
 	if req.Subresource != "" {
