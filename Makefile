@@ -4,6 +4,9 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/crproxy/crproxy/internal/version.Version=$(VERSION)
+# crproxy's binary is static (no cgo: it runs on an empty base) and holds no
+# path of the build machine, so two builds of one commit are the same.
+BUILD_FLAGS := -trimpath -ldflags "$(LDFLAGS)"
 # -race where it fits: the unit tests and the test processes (the clusters
 # are separate binaries).
 RACE ?= -race
@@ -19,7 +22,7 @@ all: build
 
 ## build: build bin/crproxy
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/crproxy ./cmd/crproxy
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN)/crproxy ./cmd/crproxy
 
 ## tools: build etcd, kube-apiserver, kube-controller-manager and kubectl from their Go modules into bin/ (no-op when current)
 tools:
