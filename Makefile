@@ -16,13 +16,32 @@ TEST_FLAGS ?=
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
 SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
 
-.PHONY: all build tools demo test test-unit test-e2e soak bench bench-plot vet fmt clean
+# make image: the image's name; empty: the Helm chart's default image, its
+# values' image.repository and its appVersion. GOARCH=arm64 builds for arm64.
+IMAGE ?=
+IMAGE_TAG ?=
+IMAGE_OUT ?= $(BIN)/image
+# The image's created time and its files' mtimes: the commit's time.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.PHONY: all build tools demo test test-unit test-e2e soak bench bench-plot image vet fmt clean
 
 all: build
 
 ## build: build bin/crproxy
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN)/crproxy ./cmd/crproxy
+
+## image: a reproducible OCI image of crproxy, no daemon needed: bin/image/crproxy-oci/ (OCI layout) and bin/image/crproxy.tar (docker load, crane push)
+# The binary is for Linux on GOARCH (default: this machine's); the builder
+# runs on this machine.
+image:
+	CGO_ENABLED=0 GOOS=linux $(GO) build $(BUILD_FLAGS) -o $(IMAGE_OUT)/crproxy ./cmd/crproxy
+	GOOS=$$($(GO) env GOHOSTOS) GOARCH=$$($(GO) env GOHOSTARCH) $(GO) run ./hack/tools/image \
+		-binary $(IMAGE_OUT)/crproxy -out $(IMAGE_OUT) -chart deploy/helm/crproxy \
+		-repository "$(IMAGE)" -tag "$(IMAGE_TAG)" \
+		-version "$(VERSION)" -revision "$(REVISION)" -epoch "$(SOURCE_DATE_EPOCH)"
 
 ## tools: build etcd, kube-apiserver, kube-controller-manager and kubectl from their Go modules into bin/ (no-op when current)
 tools:
@@ -35,7 +54,7 @@ demo: tools build
 
 ## vet: go vet and a gofmt check
 vet:
-	@out=$$(gofmt -l cmd internal pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal pkg test hack/tools/image); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 ## test: everything CI checks: tools, vet, unit and end-to-end tests
@@ -79,7 +98,7 @@ bench-plot:
 
 ## fmt: format the code
 fmt:
-	gofmt -w cmd internal pkg test
+	gofmt -w cmd internal pkg test hack/tools/image
 
 ## clean: remove what the build and the tests wrote
 clean:
