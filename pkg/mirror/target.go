@@ -40,9 +40,12 @@ type Target struct {
 	Kube      kubernetes.Interface
 	// HTTP sends raw requests as the identity (impersonation and
 	// credentials included, no retries): the write path passes bodies and
-	// answers through unchanged.
+	// answers through unchanged. Dynamic, Discovery and Kube use it too:
+	// one connection pool per target.
 	HTTP *http.Client
-	// Host is the target's base URL, e.g. https://10.0.0.1:6443.
+	// Host is the target's base URL, e.g. https://10.0.0.1:6443, or one
+	// with a path (https://platform/kubernetes/project/p/virtualcluster/x)
+	// that every request goes below.
 	Host *url.URL
 	// Connection tracks whether the target answers.
 	Connection *reconnect.Tracker
@@ -76,15 +79,18 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		cfg.Dial = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	}
 	cfg.Wrap(failFast)
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
+	// One HTTP client, so one connection pool and one set of TLS
+	// sessions, for everything crproxy asks of the target: the mirror,
+	// writes, namespaces, printer columns, OpenAPI and probes.
 	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfigAndClient(cfg, httpClient)
 	if err != nil {
 		return nil, err
 	}
