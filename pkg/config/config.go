@@ -40,6 +40,27 @@ type Config struct {
 	Targets []Target `json:"targets"`
 	// Experimental is the vcluster.yaml section that holds the proxy.
 	Experimental Experimental `json:"experimental"`
+	// Platform, when set, is the platform's management cluster, which
+	// crproxy asks whether the client may use each target (see Platform).
+	// nil when the configuration has no platform.kubeconfig: nothing is
+	// checked.
+	Platform *Platform `json:"platform,omitempty"`
+}
+
+// Platform is crproxy's part of the platform section: how to reach the
+// vCluster Platform's management cluster. There, the Resource Proxy
+// documentation requires the client identity
+// loft:vcluster:p-<project>:<name> to hold the verb use on the
+// virtualclusterinstances (group management.loft.sh) named after each target,
+// in the namespace p-<target project>; crproxy checks that by
+// SubjectAccessReview (package platform) before it mirrors or writes a
+// target. The other keys of a vcluster.yaml's platform section are
+// vCluster's and are ignored.
+type Platform struct {
+	// Kubeconfig is the path of a kubeconfig for the management cluster;
+	// its identity needs create on subjectaccessreviews there. A relative
+	// path is relative to the configuration file. Required.
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 // Client identifies the client virtual cluster this proxy acts for.

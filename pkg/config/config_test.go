@@ -240,6 +240,9 @@ func TestLoadFullVClusterYAML(t *testing.T) {
 	if c.Client.Kubeconfig != "" {
 		t.Errorf("empty client kubeconfig (in-cluster) became %q", c.Client.Kubeconfig)
 	}
+	if c.Platform != nil {
+		t.Errorf("vCluster's platform section (project only) became crproxy's: %+v", *c.Platform)
+	}
 }
 
 func TestLoadMissingFile(t *testing.T) {

@@ -29,6 +29,7 @@ var vclusterKeys = map[string]bool{
 	// vcluster.yaml, v0.20 and later.
 	"controlPlane": true, "sync": true, "networking": true, "policies": true,
 	"rbac": true, "exportKubeConfig": true, "integrations": true, "deploy": true,
+	// platform is crproxy's too: decode reads its kubeconfig.
 	"plugins": true, "plugin": true, "platform": true, "telemetry": true,
 	"pro": true, "sleepMode": true, "logging": true, "privateNodes": true,
 	"external": true, "serviceCIDR": true, "global": true,
@@ -107,6 +108,10 @@ func decode(data []byte) (*Config, decodeResult, error) {
 			}
 		case key == "experimental":
 			res.experimental(raw, &c.Experimental, p)
+		case key == "platform":
+			// Before vclusterKeys, which lists it too: the section is
+			// vCluster's and crproxy's.
+			res.platform(raw, &c.Platform, p)
 		case vclusterKeys[key]:
 		case misplaced[key] != "":
 			res.errs = append(res.errs, field.Invalid(p, field.OmitValueType{},
@@ -156,6 +161,29 @@ func (res *decodeResult) experimental(raw json.RawMessage, exp *Experimental, p 
 	}
 }
 
+// platform decodes the platform section. A vcluster.yaml has a platform
+// section of its own (how vCluster itself reaches the platform), so, as under
+// experimental, crproxy reads only its key, kubeconfig, and ignores the
+// others, unless they look like a mistyped kubeconfig. The section is
+// crproxy's, and *pl set, when it holds kubeconfig: a vcluster.yaml's platform
+// section alone turns on no check.
+func (res *decodeResult) platform(raw json.RawMessage, pl **Platform, p *field.Path) {
+	var keys map[string]json.RawMessage
+	if !res.plain(raw, &keys, p) {
+		return
+	}
+	for _, key := range sortedKeys(keys) {
+		switch kp := p.Child(key); {
+		case key == "kubeconfig":
+			*pl = &Platform{}
+			res.plain(keys[key], &(*pl).Kubeconfig, kp)
+		case strings.HasPrefix(strings.ToLower(key), "kube") || suggest(key, []string{"kubeconfig"}) != "":
+			res.errs = append(res.errs, field.Invalid(kp, field.OmitValueType{},
+				`unknown field; did you mean "kubeconfig"?`))
+		}
+	}
+}
+
 // proxy decodes experimental.proxy, each custom resource entry on its own.
 func (res *decodeResult) proxy(raw json.RawMessage, proxy *Proxy, p *field.Path) {
 	var rp rawProxy
@@ -172,8 +200,8 @@ func (res *decodeResult) proxy(raw json.RawMessage, proxy *Proxy, p *field.Path)
 	}
 }
 
-// plain decodes raw into v without strictness (v is a map or a slice of raw
-// messages) and reports a type mismatch at p.
+// plain decodes raw into v without strictness (v is a map, a slice of raw
+// messages or a string) and reports a type mismatch at p.
 func (res *decodeResult) plain(raw json.RawMessage, v any, p *field.Path) bool {
 	if err := json.Unmarshal(raw, v); err != nil {
 		res.typeError(raw, v, p, err)

@@ -1,11 +1,12 @@
 /*
 Package config loads, defaults and validates crproxy's configuration.
 
-The configuration is a vcluster.yaml, accepted as it is, plus two sections of
+The configuration is a vcluster.yaml, accepted as it is, plus sections of
 crproxy's own. crproxy reads experimental.proxy.customResources (the Resource
-Proxy settings of vCluster), client (who this proxy acts for) and targets (how
+Proxy settings of vCluster), client (who this proxy acts for), targets (how
 to reach each target virtual cluster, which vCluster Platform would otherwise
-resolve):
+resolve) and, optionally, platform.kubeconfig (the platform's management
+cluster, where crproxy checks that the client may use each target):
 
 	client:
 	  project: default            # identity loft:vcluster:p-default:client
@@ -21,6 +22,15 @@ resolve):
 	        enabled: true
 	        targetVirtualCluster: {name: target}
 	        accessResources: owned    # owned (default) | all
+	platform:                     # optional: no section, no check
+	  kubeconfig: platform.kubeconfig
+
+With platform.kubeconfig set, crproxy serves and writes a target's resources
+only while the management cluster says, by SubjectAccessReview, that the
+client identity may use the target: the verb use on the
+virtualclusterinstances.management.loft.sh named after the target, in the
+namespace p-<target project>, as the Resource Proxy documentation's
+platform-rbac.yaml grants (package platform does the checking).
 
 # Contract
 
@@ -31,7 +41,10 @@ keys of a vcluster.yaml (controlPlane, sync, networking, ...; also the Helm
 values of vCluster before v0.20) and the other keys under experimental are
 vCluster's and are ignored. A top-level key that is neither crproxy's nor
 vCluster's is an error, with a "did you mean" hint when a known key is close.
-Duplicate keys are errors.
+Duplicate keys are errors. The platform section is both vCluster's and
+crproxy's: crproxy reads its kubeconfig, ignores vCluster's keys there (project,
+apiKey, ...) and reports a key that looks like a mistyped kubeconfig; a platform
+section without kubeconfig turns on no check.
 
 Parse and Load report every problem at once in a *ValidationError, each with
 the path of the key (for example
@@ -39,7 +52,8 @@ experimental.proxy.customResources[myresources.example.com/v1].targetVirtualClus
 and how to fix it, in a deterministic order. A returned *Config has passed
 Validate and has its defaults filled in: the client's project ("default"), the
 project of targets and targetVirtualCluster (the client's), accessResources
-(owned).
+(owned). Load makes the kubeconfig paths (client, targets, platform) relative
+to the file's folder absolute.
 
 One group/version is routed as a whole by the client's aggregation layer, so
 all keys of one group/version must agree on target and access mode, and a

@@ -94,6 +94,9 @@ func Load(path string) (*Config, error) {
 	for i := range c.Targets {
 		c.Targets[i].Kubeconfig = resolve(dir, c.Targets[i].Kubeconfig)
 	}
+	if c.Platform != nil {
+		c.Platform.Kubeconfig = resolve(dir, c.Platform.Kubeconfig)
+	}
 	return c, nil
 }
 

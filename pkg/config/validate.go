@@ -17,14 +17,26 @@ const dnsLabelFix = "use lowercase letters, digits and '-', starting and ending 
 // Validate reports every problem of the configuration, each with the path of
 // the offending key and how to fix it. Unset optional values are treated as
 // their defaults, so Validate does not depend on Default having run. The
-// problems come in a fixed order: client, targets, then custom resources by
-// key.
+// problems come in a fixed order: client, targets, custom resources by
+// key, then platform.
 func (c *Config) Validate() field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, c.validateClient(field.NewPath("client"))...)
 	errs = append(errs, c.validateTargets(field.NewPath("targets"))...)
 	errs = append(errs, c.validateCustomResources(field.NewPath("experimental", "proxy", "customResources"))...)
+	errs = append(errs, c.validatePlatform(field.NewPath("platform"))...)
 	return errs
+}
+
+// validatePlatform checks the platform section when there is one.
+func (c *Config) validatePlatform(p *field.Path) field.ErrorList {
+	if c.Platform == nil || c.Platform.Kubeconfig != "" {
+		return nil
+	}
+	return field.ErrorList{field.Required(p.Child("kubeconfig"),
+		"set it to the path of a kubeconfig for the platform's management cluster, where crproxy checks that "+
+			"the client may use each target (verb use on virtualclusterinstances.management.loft.sh); "+
+			"a relative path is relative to the configuration file; or remove it to check nothing")}
 }
 
 func (c *Config) validateClient(p *field.Path) field.ErrorList {
