@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
 )
 
 // ownerLabels are the labels that mark an object as this client's.
@@ -109,7 +110,9 @@ func (o ownerLabels) stampJSONPatch(gr schema.GroupResource, name string, body, 
 	if err != nil {
 		return nil, err
 	}
-	var ops []jsonPatchOperation
+	// The caller's operations go as they came: decoded, a number past
+	// 2^53 would change.
+	var ops []json.RawMessage
 	if err := json.Unmarshal(body, &ops); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
@@ -117,19 +120,22 @@ func (o ownerLabels) stampJSONPatch(gr schema.GroupResource, name string, body, 
 	if err != nil {
 		return nil, err
 	}
-	var after struct {
-		Metadata *struct {
-			Labels map[string]any `json:"labels"`
-		} `json:"metadata"`
-	}
-	_ = json.Unmarshal(patched, &after)
+	// Whether metadata.labels is an object afterwards, keys matched
+	// exactly as the target matches them (encoding/json would take
+	// "Labels" for labels).
+	var after map[string]any
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(patched, &after)
+	afterMeta, _ := after["metadata"].(map[string]any)
+	_, hasLabels := afterMeta["labels"].(map[string]any)
 
-	out := make([]jsonPatchOperation, 0, len(ops)+len(o)+1)
+	out := make([]any, 0, len(ops)+len(o)+1)
 	if uid != "" {
 		out = append(out, jsonPatchOperation{"op": "test", "path": "/metadata/uid", "value": uid})
 	}
-	out = append(out, ops...)
-	if after.Metadata != nil && after.Metadata.Labels != nil {
+	for _, op := range ops {
+		out = append(out, op)
+	}
+	if hasLabels {
 		for _, k := range o.keys() {
 			out = append(out, jsonPatchOperation{"op": "add", "path": "/metadata/labels/" + escapeJSONPointer(k), "value": o[k]})
 		}
