@@ -364,7 +364,14 @@ func (t refTranslator) jsonPatchAsMergePatch(body, current []byte, stamp func(ma
 		meta = map[string]any{}
 		patch["metadata"] = meta
 	}
-	if rv, ok := afterMeta["resourceVersion"]; ok {
+	// The condition is the result's resourceVersion; a patch that removed
+	// it was applied to current all the same, and must not land on
+	// another version.
+	rv := afterMeta["resourceVersion"]
+	if rv == nil || rv == "" {
+		rv = beforeMeta["resourceVersion"]
+	}
+	if rv != nil {
 		meta["resourceVersion"] = rv
 	}
 	return json.Marshal(patch)
