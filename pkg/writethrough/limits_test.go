@@ -223,26 +223,34 @@ func TestNestingLimit(t *testing.T) {
 type fakeTarget struct {
 	object []byte
 	mu     sync.Mutex
-	writes []string
+	writes []targetRequest
 }
 
 func (f *fakeTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	w.Header().Set("Content-Type", "application/json")
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(f.object)
-		return
+	if r.Method != http.MethodGet {
+		f.mu.Lock()
+		f.writes = append(f.writes, targetRequest{method: r.Method, path: r.URL.Path, query: r.URL.Query(), contentType: r.Header.Get("Content-Type"), body: body})
+		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	f.writes = append(f.writes, fmt.Sprintf("%s %s %.200s", r.Method, r.URL.Path, body))
-	f.mu.Unlock()
 	_, _ = w.Write(f.object)
 }
 
-func (f *fakeTarget) written() []string {
+// received returns the writes received so far.
+func (f *fakeTarget) received() []targetRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.writes...)
+	return append([]targetRequest(nil), f.writes...)
+}
+
+// written describes the writes received so far.
+func (f *fakeTarget) written() []string {
+	var out []string
+	for _, r := range f.received() {
+		out = append(out, fmt.Sprintf("%s %s %s %.200s", r.method, r.path, r.contentType, r.body))
+	}
+	return out
 }
 
 // testResource is the namespaced example.com/v1 myresources of target (a
