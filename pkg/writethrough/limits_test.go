@@ -218,6 +218,25 @@ func TestNestingLimit(t *testing.T) {
 	wantStatus(t, err, 400, metav1.StatusReasonBadRequest, "error decoding patch: invalid character '[' exceeded max depth")
 }
 
+// TestYAMLAliasBomb: "billion laughs" in an apply configuration is refused
+// by the YAML decoder's alias limit, quickly.
+func TestYAMLAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]` + "\n")
+	for c := 'b'; c <= 'i'; c++ {
+		fmt.Fprintf(&b, "%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", c, c, c-1, c-1, c-1, c-1, c-1, c-1, c-1, c-1, c-1)
+	}
+	start := time.Now()
+	_, err := decodeDocument(context.Background(), []byte(b.String()), true, "")
+	wantStatus(t, err, 400, metav1.StatusReasonBadRequest, "error decoding YAML: ")
+	if !strings.Contains(err.Error(), "excessive aliasing") {
+		t.Fatalf("message %q, want the alias limit's", err)
+	}
+	if took := time.Since(start); took > quickly() {
+		t.Errorf("refusing the alias bomb took %v", took)
+	}
+}
+
 // fakeTarget is a target that serves one object and records every write
 // it receives.
 type fakeTarget struct {
