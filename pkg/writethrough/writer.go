@@ -1,6 +1,7 @@
 package writethrough
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -342,13 +343,6 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if apply {
-		// After the ownership check: an apply that is refused must not
-		// leave a namespace behind at the target.
-		if err := w.ensureTargetNamespace(ctx, req); err != nil {
-			return nil, err
-		}
-	}
 	uid := ""
 	if checked != nil {
 		uid = checked.UID
@@ -389,10 +383,41 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An apply that creates, in owned mode, must not land on an object
+	// another client created since the check: it is sent conditional on a
+	// resourceVersion no object has, which the target ignores when it
+	// creates and refuses (409) when the object exists.
+	createOnly := apply && checked == nil && req.Resource.Access == config.AccessOwned
+	if createOnly {
+		if body, err = withResourceVersion(body, createOnlyResourceVersion); err != nil {
+			return nil, err
+		}
+	}
+	if apply {
+		// Once every check has passed and the body is stamped: an apply
+		// that is refused must not leave a namespace behind.
+		if err := w.ensureTargetNamespace(ctx, req); err != nil {
+			return nil, err
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := w.send(ctx, req, http.MethodPatch, req.Query, contentType, body)
 		if err != nil {
 			return nil, err
+		}
+		if createOnly && resp.Code == http.StatusConflict {
+			// Created meanwhile: apply to it if it is this client's,
+			// else it is none of the caller's business.
+			createOnly = false
+			fresh, err := w.checkOwnership(ctx, req, false)
+			if err != nil {
+				return nil, err
+			}
+			checked, uid = fresh, fresh.UID
+			if body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
 			if fresh := w.refresh(ctx, req, checked); fresh != nil {
@@ -404,6 +429,27 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return w.maskLostPrecondition(ctx, req, checked, resp)
 	}
+}
+
+// createOnlyResourceVersion is a resourceVersion no object has: etcd's
+// first write is revision 2.
+const createOnlyResourceVersion = "1"
+
+// withResourceVersion sets metadata.resourceVersion in the JSON document
+// body.
+func withResourceVersion(body []byte, rv string) ([]byte, error) {
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers go on as they came, past 2^53 too
+	if err := dec.Decode(&doc); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	meta, err := metadataOf(doc)
+	if err != nil {
+		return nil, err
+	}
+	meta["resourceVersion"] = rv
+	return json.Marshal(doc)
 }
 
 // jsonPatchLocally carries a JSON patch that touches ownerReferences,
