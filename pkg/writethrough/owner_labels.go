@@ -11,7 +11,10 @@ import (
 	kjson "sigs.k8s.io/json"
 )
 
-// ownerLabels are the labels that mark an object as this client's.
+// ownerLabels are the owner labels a write must leave on an object: the
+// writer's on a create, the object's own on every other write (see
+// Writer.labelsFor). An empty value means the label must be absent: an
+// object created without owner labels keeps none.
 type ownerLabels map[string]string
 
 // owns reports whether labels carry exactly these owner labels.
@@ -52,7 +55,11 @@ func (o ownerLabels) setIn(meta map[string]any) error {
 		return err
 	}
 	for k, v := range o {
-		labels[k] = v
+		if v == "" {
+			delete(labels, k)
+		} else {
+			labels[k] = v
+		}
 	}
 	return nil
 }
@@ -90,7 +97,18 @@ func (o ownerLabels) stampMergePatch(patch map[string]any, current map[string]st
 		}
 		meta["labels"] = cleared
 	}
-	return o.setIn(meta)
+	labels, err := labelsOf(meta)
+	if err != nil {
+		return err
+	}
+	for k, v := range o {
+		if v == "" {
+			labels[k] = nil // a merge patch deletes with null
+		} else {
+			labels[k] = v
+		}
+	}
+	return nil
 }
 
 // jsonPatchOperation is one operation of an RFC 6902 JSON patch.
@@ -136,15 +154,25 @@ func (o ownerLabels) stampJSONPatch(gr schema.GroupResource, name string, body, 
 		out = append(out, op)
 	}
 	if hasLabels {
+		afterLabels, _ := afterMeta["labels"].(map[string]any)
 		for _, k := range o.keys() {
-			out = append(out, jsonPatchOperation{"op": "add", "path": "/metadata/labels/" + escapeJSONPointer(k), "value": o[k]})
+			path := "/metadata/labels/" + escapeJSONPointer(k)
+			if o[k] != "" {
+				out = append(out, jsonPatchOperation{"op": "add", "path": path, "value": o[k]})
+			} else if _, has := afterLabels[k]; has {
+				out = append(out, jsonPatchOperation{"op": "remove", "path": path})
+			}
 		}
 	} else {
 		labels := map[string]string{}
 		for k, v := range o {
-			labels[k] = v
+			if v != "" {
+				labels[k] = v
+			}
 		}
-		out = append(out, jsonPatchOperation{"op": "add", "path": "/metadata/labels", "value": labels})
+		if len(labels) > 0 {
+			out = append(out, jsonPatchOperation{"op": "add", "path": "/metadata/labels", "value": labels})
+		}
 	}
 	data, err := json.Marshal(out)
 	if err != nil {

@@ -8,6 +8,9 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/store"
 )
 
 var testOwner = ownerLabels{"vcluster.com/owner-vcluster": "client", "vcluster.com/owner-project": "default"}
@@ -131,4 +134,83 @@ func TestStampJSONPatch(t *testing.T) {
 	if _, err := testOwner.stampJSONPatch(testGR, "x", []byte(`[{"op":"test","path":"/spec/a","value":5}]`), object, ""); !apierrors.IsInvalid(err) {
 		t.Fatalf("a failing test operation: %v, want 422", err)
 	}
+}
+
+// The owner labels of an existing object are its own, whoever writes: an
+// all-mode client's update keeps another client's labels, and an object
+// created without owner labels gets none, through every write shape.
+func TestOwnerLabelsStayTheObjects(t *testing.T) {
+	w := New(Options{Client: config.Client{Name: "intruder"}})
+	theirs := mustObject(t, `{"metadata":{"name":"x","namespace":"ns","uid":"u","resourceVersion":"3","labels":{"vcluster.com/owner-vcluster":"team-a","vcluster.com/owner-project":"default","app":"a"}}}`)
+	unowned := mustObject(t, `{"metadata":{"name":"x","namespace":"ns","uid":"u","resourceVersion":"3","labels":{"app":"a"}}}`)
+	claim := map[string]any{"vcluster.com/owner-vcluster": "intruder", "vcluster.com/owner-project": "default"}
+
+	if got := w.labelsFor(nil); !reflect.DeepEqual(got, w.owner) {
+		t.Errorf("a create stamps %v, want the writer's %v", got, w.owner)
+	}
+	for _, c := range []struct {
+		what    string
+		current *store.Object
+		want    map[string]any // the owner labels after the write; nil: none
+	}{
+		{"another client's object", theirs, map[string]any{"vcluster.com/owner-vcluster": "team-a", "vcluster.com/owner-project": "default"}},
+		{"an object without owner labels", unowned, nil},
+	} {
+		stamp := w.labelsFor(c.current)
+		ownerOf := func(labels map[string]any) map[string]any {
+			out := map[string]any{}
+			for k := range w.owner {
+				if v, ok := labels[k]; ok && v != nil {
+					out[k] = v
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		}
+
+		obj := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "b", "vcluster.com/owner-vcluster": "intruder", "vcluster.com/owner-project": "default"}}}
+		if err := stamp.stampObject(obj); err != nil {
+			t.Fatal(err)
+		}
+		if got := ownerOf(obj["metadata"].(map[string]any)["labels"].(map[string]any)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s, update: owner labels %v, want %v", c.what, got, c.want)
+		}
+
+		patch := map[string]any{"metadata": map[string]any{"labels": claim}}
+		if err := stamp.stampMergePatch(patch, c.current.Labels); err != nil {
+			t.Fatal(err)
+		}
+		merged, _ := jsonpatch.MergePatch(c.current.JSON, mustJSON(patch))
+		if got := ownerOf(labelsAfter(t, merged)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s, merge patch: owner labels %v, want %v", c.what, got, c.want)
+		}
+
+		ops := `[{"op":"add","path":"/metadata/labels/vcluster.com~1owner-vcluster","value":"intruder"},{"op":"add","path":"/metadata/labels/vcluster.com~1owner-project","value":"default"}]`
+		body, err := stamp.stampJSONPatch(testGR, "x", []byte(ops), c.current.JSON, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := jsonpatch.DecodePatch(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patched, err := p.Apply(c.current.JSON)
+		if err != nil {
+			t.Fatalf("%s: the stamped JSON patch does not apply: %v\n%s", c.what, err, body)
+		}
+		if got := ownerOf(labelsAfter(t, patched)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s, JSON patch: owner labels %v, want %v", c.what, got, c.want)
+		}
+	}
+}
+
+func mustObject(t *testing.T, doc string) *store.Object {
+	t.Helper()
+	o, err := store.NewObject([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

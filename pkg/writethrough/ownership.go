@@ -76,6 +76,23 @@ func (w *Writer) checkOwnership(ctx context.Context, req *Request, mayCreate boo
 	return o, nil
 }
 
+// labelsFor is what the owner labels must be after a write of current
+// (nil: the write creates the object): the writer's labels on a create;
+// on every other write, the ones current has, whoever writes. So an
+// object's owner is the client that created it, and no other client's
+// update (in all mode) or edit of the labels moves it: the creator keeps
+// seeing it.
+func (w *Writer) labelsFor(current *store.Object) ownerLabels {
+	if current == nil {
+		return w.owner
+	}
+	kept := make(ownerLabels, len(w.owner))
+	for k := range w.owner {
+		kept[k] = current.Labels[k]
+	}
+	return kept
+}
+
 // maskLostPrecondition handles a conditional write that the target refused
 // (409 Conflict or 422 Invalid): when the object is now gone, another
 // object, or no longer this client's, the answer is 404 as for any object

@@ -261,7 +261,11 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.owner.stampObject(obj); err != nil {
+	current, err := w.current(ctx, req, checked)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.labelsFor(current).stampObject(obj); err != nil {
 		return nil, err
 	}
 	if checked != nil {
@@ -290,10 +294,6 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 		return w.maskLostPrecondition(ctx, req, checked, resp)
-	}
-	current, err := w.current(ctx, req, checked)
-	if err != nil {
-		return nil, err
 	}
 	meta, _ := metadataOf(obj)
 	// An update without a resourceVersion replaces whatever the target
@@ -365,11 +365,11 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 				return nil, apierrors.NewNotFound(gr, req.Name)
 			}
 		}
-		body, err = w.owner.stampJSONPatch(gr, req.Name, req.Body, current.JSON, uid)
+		body, err = w.labelsFor(current).stampJSONPatch(gr, req.Name, req.Body, current.JSON, uid)
 		if apierrors.IsInvalid(err) && checked != nil {
 			// The mirror may be behind the target: try its current state.
 			if fresh, lookupErr := w.lookup(ctx, req, true); lookupErr == nil && fresh != nil {
-				body, err = w.owner.stampJSONPatch(gr, req.Name, req.Body, fresh.JSON, uid)
+				body, err = w.labelsFor(fresh).stampJSONPatch(gr, req.Name, req.Body, fresh.JSON, uid)
 			}
 		}
 	default:
@@ -467,7 +467,7 @@ func (w *Writer) jsonPatchLocally(ctx context.Context, req *Request, checked *st
 		return nil, apierrors.NewNotFound(gr, req.Name)
 	}
 	stamp := func(obj map[string]any) error {
-		if err := w.owner.stampObject(obj); err != nil {
+		if err := w.labelsFor(current).stampObject(obj); err != nil {
 			return err
 		}
 		if uid != "" {
@@ -542,15 +542,18 @@ func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType
 		return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the patch is not a JSON object: %s", summarize(req.Body)))
 	}
 	if apply {
-		err = w.owner.stampObject(patch)
+		err = w.labelsFor(current).stampObject(patch)
 	} else {
+		if current == nil {
+			if o, _, ok := req.Resource.Cache.Get(req.Namespace, req.Name); ok {
+				current = o
+			}
+		}
 		labels := map[string]string(nil)
 		if current != nil {
 			labels = current.Labels
-		} else if o, _, ok := req.Resource.Cache.Get(req.Namespace, req.Name); ok {
-			labels = o.Labels
 		}
-		err = w.owner.stampMergePatch(patch, labels)
+		err = w.labelsFor(current).stampMergePatch(patch, labels)
 	}
 	if err != nil {
 		return nil, false, err

@@ -91,6 +91,28 @@ func TestWriteMultiClientIsolation(t *testing.T) {
 		if got := kubectl(t, ctx, all, "get", "myresource", "team-b-resource", "-o", "jsonpath={.spec.name}"); got != "Team B ML Resource" {
 			t.Fatalf("spec.name of team-b's object read in all mode = %q", got)
 		}
+
+		// Writing another's object in all mode does not make it the
+		// writer's: every write shape keeps team-b the owner, and team-b
+		// keeps seeing and writing its object.
+		for _, args := range [][]string{
+			{"annotate", "myresource", "team-b-resource", "touched=by-all"},
+			{"label", "myresource", "team-b-resource", "vcluster.com/owner-vcluster=client", "--overwrite"},
+			{"label", "myresource", "team-b-resource", "vcluster.com/owner-vcluster-"},
+			{"patch", "myresource", "team-b-resource", "--type=json", `-p=[{"op":"replace","path":"/metadata/labels","value":{"vcluster.com/owner-vcluster":"client"}}]`},
+			{"patch", "myresource", "team-b-resource", "--type=merge", `-p={"metadata":{"labels":null},"spec":{"priority":"low"}}`},
+		} {
+			kubectl(t, ctx, all, args...)
+			wantOwner(t, objectLabels(t, ctx, target, "default", "team-b-resource"), "team-b")
+		}
+		applied := kubectlStdin(t, ctx, all, "apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: team-b-resource\n  labels: {vcluster.com/owner-vcluster: client}\nspec:\n  name: applied by all\n",
+			"apply", "--server-side", "--force-conflicts", "--field-manager=all-client", "-f", "-")
+		if !strings.Contains(applied, "serverside-applied") {
+			t.Fatalf("server-side apply in all mode: %s", applied)
+		}
+		wantOwner(t, objectLabels(t, ctx, target, "default", "team-b-resource"), "team-b")
+		wantNames(t, names(t, ctx, teamB), "team-b-resource")
+		kubectl(t, ctx, teamB, "annotate", "myresource", "team-b-resource", "still=mine")
 	})
 
 	t.Run("deletecollection deletes only the caller's objects", func(t *testing.T) {
