@@ -61,6 +61,21 @@ vet:
 test: tools vet build
 	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory test-chart
+	$(MAKE) --no-print-directory fuzz
+
+## fuzz: each Go fuzz target of request parsing for FUZZTIME (their seeds also run in every go test); a crash fails and leaves its input in the package's testdata/fuzz
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	pkg/server:FuzzParseReadOptions pkg/server:FuzzDecodeContinue \
+	pkg/writethrough:FuzzStampJSONPatch pkg/writethrough:FuzzJSONPatchAsMergePatch \
+	pkg/writethrough:FuzzStampMergePatch pkg/writethrough:FuzzApplyConfiguration \
+	pkg/writethrough:FuzzDecodeObject pkg/writethrough:FuzzDeleteOptions \
+	pkg/writethrough:FuzzWritePatch pkg/store:FuzzNewObject
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) ./$$pkg; done
 
 ## test-chart: render the Helm chart (deploy/helm/crproxy) and apply it to a real apiserver; a module of its own, deploy/helm/test
 # No -race here: the test's own code is sequential, and instrumenting Helm
