@@ -227,16 +227,23 @@ func waitSynced(ctx context.Context, res *mirror.Resource) error {
 	if res.Cache.Synced() {
 		return nil
 	}
+	notYet := func() error {
+		err := apierrors.NewServiceUnavailable(fmt.Sprintf("%s has not been mirrored from target %s yet", res.GVR.GroupResource(), res.Target.ID))
+		err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
+		return err
+	}
 	wait, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !res.Cache.Synced() {
+		if _, down := res.Target.Connection.Down(); down {
+			// Nothing to wait for until the target is back.
+			return notYet()
+		}
 		select {
 		case <-wait.Done():
-			err := apierrors.NewServiceUnavailable(fmt.Sprintf("%s has not been mirrored from target %s yet", res.GVR.GroupResource(), res.Target.ID))
-			err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
-			return err
+			return notYet()
 		case <-tick.C:
 		}
 	}

@@ -208,10 +208,9 @@ func TestReadFeaturesExplainAndPrinterColumns(t *testing.T) {
 }
 
 // Besides the aggregator's front-proxy certificate, crproxy accepts a
-// bearer token that the client cluster's TokenReview accepts (called
-// directly, so the client cluster's authorization does not apply: crproxy
-// only authenticates), and answers 401 to any other token. Through the
-// client cluster, the same token is subject to the client's RBAC.
+// bearer token that the client cluster's TokenReview accepts, authorized
+// by the client cluster's RBAC as it would be through the aggregator
+// (security_test.go has the refusals), and answers 401 to any other token.
 func TestReadFeaturesBearerTokens(t *testing.T) {
 	ctx := testContext(t)
 	target := clustertest.SharedAPIServer(t, "target")
@@ -242,10 +241,15 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 		return a.code, a.body
 	}
 
-	t.Run("a client cluster's service account token lists", func(t *testing.T) {
+	t.Run("a client cluster's service account token without RBAC is forbidden", func(t *testing.T) {
+		if code, body := get(t, token); code != http.StatusForbidden {
+			t.Fatalf("with a service account token: %d %s; want 403", code, body)
+		}
+	})
+	listsStraight := func(t *testing.T) string {
 		code, body := get(t, token)
 		if code != http.StatusOK {
-			t.Fatalf("with a service account token: %d %s; want 200", code, body)
+			return fmt.Sprintf("with a service account token: %d %s; want 200", code, body)
 		}
 		var list struct {
 			Kind  string `json:"kind"`
@@ -256,7 +260,7 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 			} `json:"items"`
 		}
 		if err := json.Unmarshal(body, &list); err != nil {
-			t.Fatalf("%v: %s", err, body)
+			return fmt.Sprintf("%v: %s", err, body)
 		}
 		var got []string
 		for _, item := range list.Items {
@@ -264,9 +268,10 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 		}
 		sort.Strings(got)
 		if list.Kind != "MyResourceList" || strings.Join(got, ",") != "tok-1,tok-2" {
-			t.Fatalf("with a service account token: kind %q, items %q; want a MyResourceList of tok-1, tok-2", list.Kind, got)
+			return fmt.Sprintf("with a service account token: kind %q, items %q; want a MyResourceList of tok-1, tok-2", list.Kind, got)
 		}
-	})
+		return ""
+	}
 
 	for _, tc := range []struct{ name, token string }{
 		{"a garbage token is 401", "garbage"},
@@ -320,6 +325,12 @@ func TestReadFeaturesBearerTokens(t *testing.T) {
 		if strings.Join(got, ",") != "tok-1,tok-2" {
 			t.Fatalf("the service account lists %q through the client cluster, want tok-1, tok-2", got)
 		}
+	})
+
+	// Straight at crproxy, the same Role lets the token list (once the
+	// refusal cached above, 10 s at most, has expired).
+	t.Run("with the Role, the token lists straight at crproxy", func(t *testing.T) {
+		crproxytest.Eventually(t, ctx, 25*time.Second, func() string { return listsStraight(t) })
 	})
 }
 

@@ -311,11 +311,12 @@ func TestSecurityMirrorFollowsAccessMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Restart(t)
-	for range 10 {
-		if got := listed(); strings.Contains(got, "theirs") {
-			t.Fatalf("owned mode, target down, serves another tenant's object: %s", got)
+	// One request each (kubectl would retry the 503 for a minute).
+	for _, path := range []string{"/apis/example.com/v1/namespaces/modes/myresources", "/apis/example.com/v1/namespaces/modes/myresources/theirs", "/apis/example.com/v1/myresources?resourceVersion=0"} {
+		got := clientRequest(t, ctx, client, "GET", path, "", nil)
+		if got.code != http.StatusServiceUnavailable || strings.Contains(string(got.body), "team-b") {
+			t.Fatalf("owned mode, target down, nothing mirrored yet: GET %s: %d %s; want 503 and nothing of another tenant's", path, got.code, got.body)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	if err := target.Start(ctx); err != nil {
 		t.Fatal(err)
