@@ -115,3 +115,34 @@ func TestApplyThatCreatesDoesNotLandOnAnotherClientsObject(t *testing.T) {
 		})
 	}
 }
+
+// A status merge patch is conditional on the resourceVersion the ownership
+// check saw: the target resets a status write's metadata, so a UID there
+// would not stop it from landing on an object recreated meanwhile.
+func TestStatusPatchIsConditional(t *testing.T) {
+	w, res, fake := newFakeTargetWriter(t, fakeObject)
+	_, err := w.Write(context.Background(), &Request{
+		Resource: res, Verb: "patch", Namespace: "default", Name: "x", Subresource: "status",
+		Path: "/apis/example.com/v1/namespaces/default/myresources/x/status", Query: url.Values{},
+		ContentType: "application/merge-patch+json", Body: []byte(`{"status":{"phase":"Ready"}}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := fake.received()
+	if len(sent) != 1 {
+		t.Fatalf("the target received %q", fake.written())
+	}
+	var patch struct {
+		Metadata struct {
+			UID             string `json:"uid"`
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(sent[0].body, &patch); err != nil {
+		t.Fatal(err)
+	}
+	if patch.Metadata.ResourceVersion != "5" || patch.Metadata.UID != "u1" {
+		t.Errorf("the status patch carries resourceVersion %q and uid %q, want 5 and u1: %s", patch.Metadata.ResourceVersion, patch.Metadata.UID, sent[0].body)
+	}
+}

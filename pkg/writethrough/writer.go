@@ -566,6 +566,15 @@ func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType
 		meta["uid"] = uid
 	}
 	conditional := false
+	if _, has := meta["resourceVersion"]; req.Subresource != "" && uid != "" && current != nil && !has {
+		// A status write: the target resets its metadata, UID included,
+		// before a UID could act as a precondition, but compares the
+		// resourceVersion first. So the write is conditional on the
+		// version the ownership check saw, retried on a conflict while
+		// the object is still this client's.
+		meta["resourceVersion"] = fmt.Sprint(current.ResourceVersion)
+		conditional = true
+	}
 	if req.Subresource == "" {
 		currentDoc := decodeJSON(current)
 		if apply {
