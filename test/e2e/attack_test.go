@@ -193,8 +193,92 @@ func TestAttackTenantIsolation(t *testing.T) {
 		{name: "update of one's own object carrying team-a's UID", method: "PUT", path: "/myresources/b-own", contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"b-own","namespace":"arena","uid":"` + uidAt(t, ctx, a.target, "a-secret") + `"},"spec":{"name":"changed"}}`, code: 409, reason: metav1.StatusReasonConflict},
 		{name: "update whose body names team-a's object", method: "PUT", path: "/myresources/b-own", contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"a-secret","namespace":"arena"},"spec":{"name":"hijacked"}}`, code: 400, reason: metav1.StatusReasonBadRequest},
 	}
+	own := "/myresources/b-own"
+	deep := strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001)
+	copyBomb := `[{"op":"add","path":"/spec/c0","value":"` + strings.Repeat("x", 1000) + `"}`
+	for i := 1; i <= 30; i++ {
+		copyBomb += fmt.Sprintf(`,{"op":"copy","from":"/spec","path":"/spec/c%d"}`, i)
+	}
+	copyBomb += "]"
+	bodies := []vector{
+		{name: "a body over 3 MiB", method: "POST", path: collection, contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"big"},"spec":{"name":"` + strings.Repeat("x", 4<<20) + `"}}`, code: 413, reason: metav1.StatusReasonRequestEntityTooLarge},
+		{name: "a body nested 10,001 deep", method: "POST", path: collection, contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"deep"},"spec":` + deep + `}`, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "a merge patch nested 10,001 deep", method: "PATCH", path: own, contentType: "application/merge-patch+json", body: `{"spec":` + deep + `}`, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "malformed JSON", method: "POST", path: collection, contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":`, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "another kind", method: "POST", path: collection, contentType: "application/json", body: `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm"},"data":{"a":"b"}}`, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "another namespace in the body", method: "POST", path: collection, contentType: "application/json", body: `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"elsewhere","namespace":"default"},"spec":{"name":"x"}}`, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "a JSON patch of 10,001 operations", method: "PATCH", path: own, contentType: "application/json-patch+json", body: "[" + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/kind","value":"MyResource"},`, 10001), ",") + "]", code: 413, reason: metav1.StatusReasonRequestEntityTooLarge},
+		{name: "a JSON patch copy bomb of one's own object", method: "PATCH", path: own, contentType: "application/json-patch+json", body: copyBomb, code: 422, reason: metav1.StatusReasonInvalid},
+		{name: "a YAML alias bomb", method: "PATCH", path: own + "?fieldManager=x", contentType: "application/apply-patch+yaml", body: "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n", code: 400, reason: metav1.StatusReasonBadRequest},
+	}
+	memoryBefore := a.rssMiB(t)
 	a.run(t, ctx, reads)
 	a.run(t, ctx, writes)
+	a.run(t, ctx, bodies)
+	if grew := a.rssMiB(t) - memoryBefore; grew > 150 {
+		t.Errorf("crproxy's resident memory grew by %d MiB over the attacks", grew)
+	}
+
+	t.Run("owner labels in one's own writes cannot name another client", func(t *testing.T) {
+		before := a.targetState(t, ctx)
+		for _, c := range []struct{ contentType, body string }{
+			{"application/merge-patch+json", `{"metadata":{"labels":{"vcluster.com/owner-vcluster":"team-a"}}}`},
+			{"application/json-patch+json", `[{"op":"replace","path":"/metadata/labels/vcluster.com~1owner-vcluster","value":"team-a"}]`},
+			{"application/apply-patch+yaml", "apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: b-own\n  namespace: arena\n  labels: {vcluster.com/owner-vcluster: team-a}\n"},
+		} {
+			path := "/apis/example.com/v1/namespaces/arena" + own
+			if c.contentType == "application/apply-patch+yaml" {
+				path += "?fieldManager=attacker&force=true"
+			}
+			if got := a.send(t, ctx, false, "PATCH", path, c.contentType, []byte(c.body)); got.code != 200 {
+				t.Errorf("%s: %d %s", c.contentType, got.code, truncate(got.body))
+			}
+			wantOwner(t, objectLabels(t, ctx, a.target, "arena", "b-own"), "team-b")
+		}
+		got := a.send(t, ctx, false, "POST", "/apis/example.com/v1/namespaces/arena/myresources", "application/json",
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"generateName":"planted-","labels":{"vcluster.com/owner-vcluster":"team-a","vcluster.com/owner-project":"default"}},"spec":{"name":"x"}}`))
+		if got.code != 201 {
+			t.Fatalf("create with generateName: %d %s", got.code, truncate(got.body))
+		}
+		var created metav1.PartialObjectMetadata
+		_ = json.Unmarshal(got.body, &created)
+		wantOwner(t, objectLabels(t, ctx, a.target, "arena", created.Name), "team-b")
+		if n := names(t, ctx, a.teamA, "-n", "arena"); fmt.Sprint(n) != "[a-secret]" {
+			t.Errorf("team-a sees %v, want only its own object", n)
+		}
+		kubectl(t, ctx, a.teamB, "delete", "myresource", created.Name, "-n", "arena")
+		_ = before
+	})
+
+	t.Run("watchers that never read leave memory bounded", func(t *testing.T) {
+		before := a.rssMiB(t)
+		var stalled []*http.Response
+		for range 50 {
+			req, _ := http.NewRequestWithContext(ctx, "GET", a.directBase+"/apis/example.com/v1/namespaces/arena/myresources?watch=true", nil)
+			resp, err := a.direct.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stalled = append(stalled, resp) // never read
+		}
+		big := strings.Repeat("y", 200<<10)
+		for i := range 60 {
+			body := fmt.Sprintf(`{"spec":{"name":"%d-%s"}}`, i, big)
+			if got := a.send(t, ctx, false, "PATCH", "/apis/example.com/v1/namespaces/arena"+own, "application/merge-patch+json", []byte(body)); got.code != 200 {
+				t.Fatalf("update %d: %d %s", i, got.code, truncate(got.body))
+			}
+		}
+		if grew := a.rssMiB(t) - before; grew > 100 {
+			t.Errorf("crproxy's resident memory grew by %d MiB with 50 stalled watchers of 60 updates of 200 KiB", grew)
+		}
+		for _, resp := range stalled {
+			resp.Body.Close()
+		}
+		// Others are served meanwhile.
+		if got := a.send(t, ctx, true, "GET", "/apis/example.com/v1/namespaces/arena/myresources", "", nil); got.code != 200 {
+			t.Errorf("a list beside the stalled watchers: %d", got.code)
+		}
+	})
 
 	t.Run("unauthenticated requests with unique paths leave memory bounded", func(t *testing.T) {
 		before := a.rssMiB(t)
