@@ -44,9 +44,29 @@ type Options struct {
 	// Reconnect configures each target's connection tracking (backoff,
 	// probe period); its Probe and Logger are set by the mirror.
 	Reconnect reconnect.Options
+	// Gate, when set, decides whether each target may be mirrored now
+	// (the platform's permission, pkg/platform).
+	Gate Gate
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
 }
+
+// Gate decides whether the client may use a target now. The mirror asks
+// it before it mirrors a target and every gatePoll after: a target that
+// stops being allowed stops being mirrored, and its mirrored objects are
+// forgotten when the permission was revoked (not merely unknown).
+type Gate interface {
+	// Mirrors reports whether target may be mirrored now.
+	Mirrors(targetID string) bool
+	// Revoked reports whether the permission to use target was denied.
+	Revoked(targetID string) bool
+	// Recheck asks for a fresh decision (the target refused the
+	// identity); it must not block.
+	Recheck(targetID string)
+}
+
+// gatePoll is how often the mirror asks its Gate again.
+const gatePoll = 500 * time.Millisecond
 
 // Mirror runs the reflectors of every proxied resource.
 type Mirror struct {
@@ -147,10 +167,79 @@ func (m *Mirror) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gv.run(ctx)
+			if m.opts.Gate == nil {
+				gv.run(ctx)
+				return
+			}
+			gv.runGated(ctx, m.opts.Gate)
 		}()
 	}
 	wg.Wait()
+}
+
+// runGated mirrors gv while gate allows its target: it waits until the
+// target is allowed, mirrors it until it no longer is, and then, when the
+// permission was revoked, forgets what it mirrored. A target that refuses
+// the identity has the gate check again.
+func (gv *GroupVersion) runGated(ctx context.Context, gate Gate) {
+	id := gv.Target.ID
+	tick := time.NewTicker(gatePoll)
+	defer tick.Stop()
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+			if gv.Target.Connection.Status().State == reconnect.Forbidden {
+				gate.Recheck(id)
+			}
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		if !gate.Mirrors(id) {
+			if gate.Revoked(id) {
+				gv.forget()
+			}
+			if !wait() {
+				return
+			}
+			continue
+		}
+		running, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			gv.run(running)
+		}()
+		for gate.Mirrors(id) && wait() {
+		}
+		stop()
+		<-done
+		gv.stopped()
+		gv.mirror.log.Info("the platform's permission to use the target ended; not mirroring it", zap.String("target", id), zap.String("groupVersion", gv.Proxy.GroupVersion.String()))
+	}
+}
+
+// stopped notes that gv's reflectors have ended, so the next run starts
+// them again.
+func (gv *GroupVersion) stopped() {
+	gv.mu.Lock()
+	gv.running = nil
+	gv.mu.Unlock()
+}
+
+// forget empties gv's caches (the permission to read them was revoked):
+// watchers end with 410, reads answer from nothing, and the file forgets
+// them at its next flush.
+func (gv *GroupVersion) forget() {
+	for _, r := range gv.Resources() {
+		if r.Cache.Synced() || r.Cache.ResourceVersion() != 0 {
+			if err := r.Cache.Reset(""); err != nil {
+				gv.mirror.log.Warn("could not forget a mirrored resource", zap.String("resource", r.GVR.String()), zap.Error(err))
+			}
+		}
+	}
 }
 
 // GroupVersion is one proxied group/version: one target, one access mode,

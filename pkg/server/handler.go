@@ -10,15 +10,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/warning"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/writethrough"
 )
 
 // apiHandler routes the Kubernetes API paths of the proxied group/versions.
 type apiHandler struct {
-	mirror  *mirror.Mirror
-	writer  *writethrough.Writer
+	mirror   *mirror.Mirror
+	platform *platform.Checker
+	writer   *writethrough.Writer
 	log     *zap.Logger
 	tables  tableConvertors
 	openapi openAPICache
@@ -58,6 +61,18 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, notFoundPath(r))
 		return
+	}
+	// The platform's permission to use the target (allowed without a
+	// platform section): 403 without it, 503 while it cannot be asked,
+	// except reads the last answer allowed, which are warned.
+	d := h.platform.Decision(res.Target.ID)
+	write := info.Verb != "get" && info.Verb != "list" && info.Verb != "watch"
+	if err := platform.Admit(groupResource(res), d, write); err != nil {
+		writeError(w, err)
+		return
+	}
+	if warn := platform.Warning(d); warn != "" {
+		warning.AddWarning(r.Context(), "crproxy", warn)
 	}
 	switch info.Verb {
 	case "get":

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
@@ -28,6 +29,9 @@ func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 	if report.ClientCAsPending {
 		ready = false
 		lines = append(lines, "[-]client-ca: the client cluster's CA bundles are not loaded yet")
+	}
+	for _, d := range report.Platform {
+		lines = append(lines, platformCheck(d))
 	}
 	for _, t := range report.Targets {
 		lines = append(lines, targetCheck(t.Status))
@@ -57,6 +61,18 @@ func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 		return
 	}
 	_, _ = fmt.Fprintf(w, "%s\nreadyz check passed\n", strings.Join(lines, "\n"))
+}
+
+// platformCheck is the line of the platform's permission to use a target.
+// It never fails the check: a refusal is answered by crproxy itself (403,
+// naming the permission), which an unready crproxy could not do. Like a
+// target's line, it leaves out the last error, which may name the
+// management cluster's address.
+func platformCheck(d platform.Decision) string {
+	if d.State == platform.Allowed {
+		return fmt.Sprintf("[+]platform use of target %s ok", d.Target)
+	}
+	return fmt.Sprintf("[-]platform use of target %s: %s since %s (check: %s)", d.Target, d.State, d.Since.UTC().Format(time.RFC3339), platform.CheckCommand(d))
 }
 
 // targetCheck is a target's line. The last error is left out: /readyz is

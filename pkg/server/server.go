@@ -20,6 +20,7 @@ import (
 	genericroutes "k8s.io/apiserver/pkg/server/routes"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/writethrough"
 )
 
@@ -37,6 +38,9 @@ type Options struct {
 	// RemoteKubeConfigFile (or the in-cluster config), whether a caller
 	// that did not come through the aggregator may make its request.
 	Authorization *options.DelegatingAuthorizationOptions
+	// Platform, when set, holds the platform's permission to use each
+	// target: requests of a target without it are refused.
+	Platform *platform.Checker
 	// Writer writes mutations through to the targets; without one,
 	// writes answer 405 (a read-only mirror).
 	Writer *writethrough.Writer
@@ -96,13 +100,14 @@ func New(opts Options) (*Server, error) {
 		requestHeader: authnInfo.RequestHeaderConfig,
 	}
 	requests := newRequestMetrics(mirrorServes(opts.Mirror))
-	var api http.Handler = &apiHandler{mirror: opts.Mirror, writer: opts.Writer, log: opts.Logger}
+	var api http.Handler = &apiHandler{mirror: opts.Mirror, platform: opts.Platform, writer: opts.Writer, log: opts.Logger}
 	api = g.wrap(api)
 	api = genericapifilters.WithWarningRecorder(api)
 	api = withRequestTimeout(api, opts.RequestTimeout)
 	api = requests.instrument(api)
 	report := func() StatusReport {
 		r := buildStatus(opts.Mirror)
+		r.Platform = opts.Platform.Decisions()
 		r.ClientCAsPending = s.clientCAsPending()
 		return r
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
@@ -18,6 +19,9 @@ type StatusReport struct {
 	// ClientCAsPending is true until the client cluster's CA bundles are
 	// loaded: certificates are not authenticated yet.
 	ClientCAsPending bool `json:"clientCAsPending,omitempty"`
+	// Platform is the platform's permission to use each target, when the
+	// configuration has a platform section.
+	Platform []platform.Decision `json:"platform,omitempty"`
 }
 
 // TargetStatus is one target's connection and the resources mirrored from

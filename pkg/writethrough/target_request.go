@@ -104,6 +104,9 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		return nil, err
 	}
 	observe(nil)
+	if resp.StatusCode == http.StatusForbidden && w.onForbidden != nil {
+		w.onForbidden(t.ID)
+	}
 	if warnings, _ := utilnet.ParseWarningHeaders(resp.Header.Values("Warning")); len(warnings) > 0 {
 		for _, wh := range warnings {
 			warning.AddWarning(ctx, wh.Agent, wh.Text)

@@ -47,6 +47,9 @@ type Options struct {
 	// TargetTimeout bounds one request to a target (DefaultTargetTimeout
 	// when 0).
 	TargetTimeout time.Duration
+	// OnForbidden, when set, is told of every 403 a target answers (the
+	// platform's permission may have been revoked); it must not block.
+	OnForbidden func(targetID string)
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
 }
@@ -57,6 +60,7 @@ type Writer struct {
 	namespaces            *Namespaces
 	readYourWritesTimeout time.Duration
 	targetTimeout         time.Duration
+	onForbidden           func(targetID string)
 	log                   *zap.Logger
 	// refusals are the targets that refused deletecollection lately.
 	refusals refusals
@@ -69,6 +73,7 @@ func New(o Options) *Writer {
 		namespaces:            o.Namespaces,
 		readYourWritesTimeout: o.ReadYourWritesTimeout,
 		targetTimeout:         o.TargetTimeout,
+		onForbidden:           o.OnForbidden,
 		log:                   o.Logger,
 	}
 	if w.readYourWritesTimeout == 0 {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/server"
 	"github.com/crproxy/crproxy/pkg/store"
 	"github.com/crproxy/crproxy/pkg/writethrough"
@@ -71,6 +72,10 @@ type Options struct {
 	// Ready, when set, is called once the server listens.
 	Ready func(address string)
 }
+
+// platformFirstCheck bounds the wait at start for the management cluster's
+// first answers; the mirror waits for them per target anyway.
+const platformFirstCheck = 10 * time.Second
 
 // NewOptions returns the defaults of `crproxy serve`.
 func NewOptions() *Options {
@@ -159,7 +164,17 @@ func Run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("opening the mirror's store: %w", err)
 	}
 	defer st.Close()
-	m, err := mirror.New(mirror.Options{Config: cfg, Store: st, DataDir: o.DataDir, Logger: log})
+	// The platform's permission to use each target, asked before
+	// anything is mirrored (nil without a platform section).
+	checker, err := platform.NewForConfig(cfg, nil, platform.Options{Logger: log.Named("platform")})
+	if err != nil {
+		return err
+	}
+	mirrorOpts := mirror.Options{Config: cfg, Store: st, DataDir: o.DataDir, Logger: log}
+	if checker != nil {
+		mirrorOpts.Gate = checker
+	}
+	m, err := mirror.New(mirrorOpts)
 	if err != nil {
 		return err
 	}
@@ -185,8 +200,8 @@ func Run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("client cluster: %w", err)
 	}
 	namespaces := writethrough.NewNamespaces(clientKube)
-	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, Logger: log})
-	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Authorization: authz, Logger: log, Profiling: o.Profiling,
+	writer := writethrough.New(writethrough.Options{Client: cfg.Client, Namespaces: namespaces, OnForbidden: checker.Recheck, Logger: log})
+	srv, err := server.New(server.Options{Mirror: m, Writer: writer, Serving: &serving, Authentication: authn, Authorization: authz, Platform: checker, Logger: log, Profiling: o.Profiling,
 		RequestTimeout: o.RequestTimeout, MaxRequestsInFlight: o.MaxRequestsInFlight, MaxMutatingRequestsInFlight: o.MaxMutatingRequestsInFlight})
 	if err != nil {
 		return err
@@ -195,6 +210,14 @@ func Run(ctx context.Context, o *Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	namespaces.Start(ctx)
+	go checker.Run(ctx)
+	if checker != nil {
+		first, cancelFirst := context.WithTimeout(ctx, platformFirstCheck)
+		if err := checker.WaitFirst(first); err != nil {
+			log.Warn("the platform's management cluster did not answer at start; its targets are not served until it does", zap.Error(err))
+		}
+		cancelFirst()
+	}
 	go m.Run(ctx)
 	served := make(chan error, 1)
 	go func() { served <- srv.Run(ctx) }()

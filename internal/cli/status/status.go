@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/server"
 )
 
@@ -176,6 +177,17 @@ func printTables(out io.Writer, report server.StatusReport, now time.Time) error
 		}
 		for _, gv := range t.Undiscovered {
 			fmt.Fprintf(tw, "%s (not discovered yet)\t%s\t-\t-\tfalse\t-\n", gv, t.Target)
+		}
+	}
+	if len(report.Platform) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "PLATFORM USE OF TARGET\tSTATE\tSINCE\tCHECKED\tREASON\tCHECK WITH")
+		for _, d := range report.Platform {
+			reason := d.Reason
+			if d.LastError != "" {
+				reason += " (" + d.LastError + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Target, d.State, age(d.Since), age(d.Checked), reason, platform.CheckCommand(d))
 		}
 	}
 	return tw.Flush()
