@@ -22,9 +22,9 @@ type apiHandler struct {
 	mirror   *mirror.Mirror
 	platform *platform.Checker
 	writer   *writethrough.Writer
-	log     *zap.Logger
-	tables  tableConvertors
-	openapi openAPICache
+	log      *zap.Logger
+	tables   tableConvertors
+	openapi  openAPICache
 }
 
 func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
