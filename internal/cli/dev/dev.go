@@ -1,9 +1,12 @@
 // Package dev is the `crproxy dev` verb: a local demo environment of the
 // Resource Proxy documentation's multi-client walkthrough. It starts an
-// etcd, a target kube-apiserver and two client kube-apiservers (team-a and
-// team-b), installs the documentation's CRD and target RBAC in the target,
-// runs one crproxy per client (owned mode), and prints the kubeconfigs and
-// the walkthrough's commands, ready to paste. Ctrl-C stops everything and
+// etcd, a target kube-apiserver, two client kube-apiservers (team-a and
+// team-b) and the platform's management cluster, installs the
+// documentation's CRD and target RBAC in the target and its multi-client
+// platform RBAC in the management cluster, runs one crproxy per client
+// (owned mode, checking the platform's permission), and prints the
+// kubeconfigs and the walkthrough's commands, ready to paste, starting with
+// the documentation's `kubectl auth can-i` check. Ctrl-C stops everything and
 // removes the state folder unless --keep is given.
 //
 // `make demo` builds the binaries it needs (bin/etcd, bin/kube-apiserver,
@@ -130,11 +133,11 @@ func Run(ctx context.Context, o *Options) (err error) {
 		env.Stop()
 	}()
 
-	step(2, "starting kube-apiservers target, %s (about 10 s)", strings.Join(clients, ", "))
+	step(2, "starting kube-apiservers target, %s and platform (about 10 s)", strings.Join(clients, ", "))
 	servers := map[string]*localcluster.APIServer{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	for _, name := range append([]string{"target"}, clients...) {
+	for _, name := range append([]string{"target", "platform"}, clients...) {
 		g.Go(func() error {
 			s, err := env.StartAPIServer(gctx, name, localcluster.APIServerOptions{})
 			if err != nil {
@@ -151,17 +154,27 @@ func Run(ctx context.Context, o *Options) (err error) {
 	}
 	target := servers["target"]
 
-	step(3, "installing the MyResource CRD and the documentation's target RBAC in the target")
+	mgmt := servers["platform"]
+	step(3, "installing the MyResource CRD and the documentation's target RBAC in the target, its platform RBAC in the management cluster")
 	if err := crproxytest.InstallCRD(ctx, target, "myresource-crd.yaml"); err != nil {
 		return err
 	}
 	if err := crproxytest.Apply(ctx, target, "multi-client-target-rbac.yaml"); err != nil {
 		return err
 	}
+	if err := crproxytest.InstallCRD(ctx, mgmt, "virtualclusterinstance-crd.yaml"); err != nil {
+		return err
+	}
+	if out, err := mgmt.Kubectl(ctx, "create", "namespace", "p-default"); err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	if err := crproxytest.Apply(ctx, mgmt, "multi-client-platform-rbac.yaml"); err != nil {
+		return err
+	}
 
 	step(4, "starting crproxy for %s (owned mode)", strings.Join(clients, " and "))
 	for _, name := range clients {
-		p, err := startProxy(ctx, dir, name, servers[name], target)
+		p, err := startProxy(ctx, dir, name, servers[name], target, mgmt)
 		if err != nil {
 			return err
 		}
@@ -174,7 +187,7 @@ func Run(ctx context.Context, o *Options) (err error) {
 	step(5, "the client clusters serve example.com/v1")
 
 	kubectl := filepath.Join(binDir, "kubectl")
-	script := walkthrough(kubectl, servers["team-a"].KubeconfigPath, servers["team-b"].KubeconfigPath, target.KubeconfigPath)
+	script := walkthrough(kubectl, servers["team-a"].KubeconfigPath, servers["team-b"].KubeconfigPath, target.KubeconfigPath, mgmt.KubeconfigPath)
 	fmt.Fprintf(o.Out, "\nReady in %s. Logs and state: %s\n\n", time.Since(start).Round(100*time.Millisecond), dir)
 	fmt.Fprintf(o.Out, "Paste these in another terminal (the documentation's multi-client walkthrough):\n\n%s\nCtrl-C stops everything.\n", script)
 	if o.Ready != nil {
@@ -189,13 +202,14 @@ func Run(ctx context.Context, o *Options) (err error) {
 // documentation's multi-client configuration (the target is named
 // orchestrator), its own data folder, log, port and Service name, and waits
 // until the client serves example.com/v1.
-func startProxy(ctx context.Context, dir, name string, client, target *localcluster.APIServer) (*crproxytest.Proxy, error) {
+func startProxy(ctx context.Context, dir, name string, client, target, mgmt *localcluster.APIServer) (*crproxytest.Proxy, error) {
 	home := filepath.Join(dir, "crproxy-"+name)
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
 	cfg := crproxytest.Config(name, client, target)
 	cfg.Targets[0].Name = "orchestrator"
+	cfg.Platform = &config.Platform{Kubeconfig: mgmt.KubeconfigPath}
 	cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = config.CustomResourceProxy{
 		Enabled:              true,
 		TargetVirtualCluster: config.VirtualClusterRef{Name: "orchestrator"},
@@ -214,11 +228,16 @@ func startProxy(ctx context.Context, dir, name string, client, target *localclus
 
 // walkthrough is the documentation's multi-client walkthrough with this
 // environment's paths, one command per paragraph.
-func walkthrough(kubectl, teamA, teamB, target string) string {
+func walkthrough(kubectl, teamA, teamB, target, platform string) string {
 	return fmt.Sprintf(`export KUBECTL=%s
 export TEAM_A=%s
 export TEAM_B=%s
 export TARGET=%s
+export PLATFORM=%s
+
+# The platform lets team-a and team-b use the orchestrator (the documentation's check)
+$KUBECTL --kubeconfig $PLATFORM auth can-i use virtualclusterinstances/orchestrator --as=loft:vcluster:p-default:team-a -n p-default
+$KUBECTL --kubeconfig $PLATFORM auth can-i use virtualclusterinstances/orchestrator --as=loft:vcluster:p-default:team-b -n p-default
 
 # Team A creates a resource
 $KUBECTL --kubeconfig $TEAM_A apply -f - <<EOF
@@ -248,5 +267,5 @@ $KUBECTL --kubeconfig $TEAM_B get myresources
 
 # The target (orchestrator) sees both
 $KUBECTL --kubeconfig $TARGET get myresources
-`, kubectl, teamA, teamB, target)
+`, kubectl, teamA, teamB, target, platform)
 }

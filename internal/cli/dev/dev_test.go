@@ -61,9 +61,13 @@ func TestDevRunsTheWalkthroughAsPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the walkthrough failed: %v\n%s", err, transcript)
 	}
-	// The three get commands print their tables in order: team-a's,
-	// team-b's, the target's.
+	// The platform's check answers yes for both teams; then the three get
+	// commands print their tables in order: team-a's, team-b's, the
+	// target's.
 	text := string(transcript)
+	if !strings.HasPrefix(text, "yes\nyes\n") {
+		t.Errorf("the platform's check does not answer yes twice:\n%s", text)
+	}
 	tables := strings.Split(text, "NAME")
 	if len(tables) != 4 {
 		t.Fatalf("want three tables in the transcript:\n%s", text)
