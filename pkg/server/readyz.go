@@ -30,11 +30,18 @@ func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 		ready = false
 		lines = append(lines, "[-]client-ca: the client cluster's CA bundles are not loaded yet")
 	}
+	refused := map[string]bool{}
 	for _, d := range report.Platform {
 		lines = append(lines, platformCheck(d))
+		refused[d.Target] = d.State == platform.Denied
 	}
 	for _, t := range report.Targets {
 		lines = append(lines, targetCheck(t.Status))
+		if refused[t.Target] {
+			// crproxy answers this target's requests itself (403), with
+			// nothing mirrored: not a reason to be taken out of service.
+			continue
+		}
 		for _, gv := range t.Undiscovered {
 			ready = false
 			lines = append(lines, fmt.Sprintf("[-]%s: no resources discovered at target %s yet", gv, t.Target))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crproxy/crproxy/pkg/platform"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
@@ -119,5 +120,27 @@ func TestReadyzWaitsForClientCAs(t *testing.T) {
 	code, body := getReadyz(t, "", report)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]client-ca: the client cluster's CA bundles are not loaded yet") {
 		t.Fatalf("readyz with the CAs pending: %d\n%s", code, body)
+	}
+}
+
+// A target the platform refuses is listed with the check to run, and its
+// unmirrored resources do not make crproxy unready: crproxy answers their
+// requests itself, with 403. An allowed target's are still checked.
+func TestReadyzPlatformRefusal(t *testing.T) {
+	report := statusTestReport()
+	report.Targets[0].Resources[0].Synced = false
+	report.Platform = []platform.Decision{
+		{Target: "default/down", Name: "down", Project: "default", Identity: "loft:vcluster:p-default:c", State: platform.Denied, Since: statusTestSince, LastError: "https://10.9.9.9"},
+		{Target: "default/up", Name: "up", Project: "default", State: platform.Allowed},
+	}
+	code, body := getReadyz(t, "?verbose", report)
+	if code != http.StatusOK || !strings.Contains(body, "[-]platform use of target default/down: Denied since 2026-05-04T10:00:00Z (check: kubectl auth can-i use virtualclusterinstances/down --as=loft:vcluster:p-default:c -n p-default)") ||
+		!strings.Contains(body, "[+]platform use of target default/up ok") || strings.Contains(body, "10.9.9.9") {
+		t.Fatalf("readyz?verbose: %d\n%s", code, body)
+	}
+	report.Platform[1].State = platform.Allowed
+	report.Targets[1].Resources[0].Synced = false
+	if code, _ := getReadyz(t, "", report); code != http.StatusServiceUnavailable {
+		t.Errorf("an allowed target's unmirrored resource: %d, want 503", code)
 	}
 }

@@ -69,7 +69,7 @@ func TestPlatformUsePermission(t *testing.T) {
 		})
 		got := clientRequest(t, ctx, client, "POST", "/apis/example.com/v1/namespaces/plat/myresources", "application/json",
 			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"refused"},"spec":{"name":"x"}}`))
-		if got.code != 403 || !strings.Contains(string(got.body), message) {
+		if got.code != 403 || !strings.Contains(got.status(t).Message, message) {
 			t.Errorf("a create without the permission: %d %s", got.code, got.body)
 		}
 		wantNames(t, names(t, ctx, target, "-n", "plat"), "granted")
