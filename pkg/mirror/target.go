@@ -79,6 +79,10 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		cfg.Dial = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	}
 	cfg.Wrap(failFast)
+	target := &Target{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return recordFailures(rt, func() *reconnect.Tracker { return target.Connection })
+	})
 	// One HTTP client, so one connection pool and one set of TLS
 	// sessions, for everything crproxy asks of the target: the mirror,
 	// writes, namespaces, printer columns, OpenAPI and probes.
@@ -98,7 +102,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 	if err != nil {
 		return nil, err
 	}
-	target := &Target{
+	*target = Target{
 		HTTP:      httpClient,
 		Host:      host,
 		ID:        TargetID(t),

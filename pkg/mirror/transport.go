@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // failFast wraps a target's transport so that a broken connection is not
@@ -22,6 +24,25 @@ func failFast(rt http.RoundTripper) http.RoundTripper {
 		if err != nil {
 			if how := brokenConnection(err); how != "" {
 				return nil, &connectionBrokeError{how: how}
+			}
+		}
+		return resp, err
+	})
+}
+
+// recordFailures wraps a target's transport so that every request that
+// gets no answer, whoever sent it (the mirror, a write, a namespace check,
+// printer columns, OpenAPI, a probe), marks the target unreachable on its
+// tracker. A request whose context had ended is not counted: a caller that
+// gave up says nothing about the target. Answers, whatever their code, are
+// left to the callers that understand them (a 403 of a CRD read is not the
+// identity being refused).
+func recordFailures(rt http.RoundTripper, tracker func() *reconnect.Tracker) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err != nil && req.Context().Err() == nil {
+			if t := tracker(); t != nil {
+				t.Observe(err)
 			}
 		}
 		return resp, err

@@ -53,3 +53,32 @@ func TestBrokenConnectionFailsFast(t *testing.T) {
 		})
 	}
 }
+
+// Any request of a target's client that gets no answer marks the target
+// unreachable, whoever sent it; a request its caller canceled does not,
+// and neither does an answer of any code.
+func TestTargetClientRecordsFailures(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens: every dial is refused
+	target, err := NewTarget(config.Target{Name: "t", Project: "p"}, "loft:vcluster:p-p:c", &rest.Config{Host: "http://" + addr}, reconnect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Connection.Synced()
+
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _ = target.Kube.CoreV1().Namespaces().Get(canceled, "x", metav1.GetOptions{})
+	if st := target.Connection.Status().State; st != reconnect.Connected {
+		t.Fatalf("after a canceled request the target is %s, want Connected", st)
+	}
+	// A namespace check, as the write path makes it.
+	_, _ = target.Kube.CoreV1().Namespaces().Get(context.Background(), "x", metav1.GetOptions{})
+	if st := target.Connection.Status().State; st != reconnect.Unreachable {
+		t.Fatalf("after a refused connection the target is %s, want Unreachable", st)
+	}
+}
