@@ -147,3 +147,34 @@ func TestPlatformMultiClientRBAC(t *testing.T) {
 		}
 	}
 }
+
+// A target of another project is checked in that project's namespace:
+// the documentation's platform RBAC moved to p-other-project lets the
+// client use it, and taking it away there refuses it.
+func TestPlatformCrossProjectTarget(t *testing.T) {
+	ctx := testContext(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareWriteTarget(t, ctx, target)
+	mgmt := newManagementCluster(t, ctx, "default", "other-project")
+	// The documentation's manifest in the namespace of the target's project.
+	kubectlApply(t, ctx, mgmt, strings.ReplaceAll(crproxytest.Manifest("platform-rbac.yaml"), "namespace: p-default", "namespace: p-other-project"))
+	cfg := crproxytest.Config("client", client, target)
+	cfg.Targets[0].Project = "other-project"
+	cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = config.CustomResourceProxy{
+		Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: "target", Project: "other-project"},
+	}
+	startProxy(t, client, withPlatform(cfg, mgmt))
+	kubectlApplyOut(t, ctx, client, teamResource("cross", "across projects"))
+	wantNames(t, names(t, ctx, target), "cross-resource")
+
+	kubectl(t, ctx, mgmt, "delete", "rolebinding", "client-vcluster-proxy-access", "-n", "p-other-project")
+	want := `crproxy's client "loft:vcluster:p-default:client" may not use target "other-project/target"`
+	crproxytest.Eventually(t, ctx, 20*time.Second, func() string {
+		out, err := client.Kubectl(ctx, "get", "myresources")
+		if err == nil || !strings.Contains(out, want) || !strings.Contains(out, "-n p-other-project") {
+			return fmt.Sprintf("get after the revocation in p-other-project: %v %s", err, out)
+		}
+		return ""
+	})
+}
