@@ -25,6 +25,7 @@ var (
 	flagOutages      = flag.Int("bench.outages", 5, "B6: outages measured")
 	flagKeepLog      = flag.String("bench.keep-log", "", "copy crproxy's log to this file at the end")
 	flagOutageLength = flag.Duration("bench.outage-length", 5*time.Second, "B6: how long each outage lasts")
+	flagChurn        = flag.Float64("bench.churn", 50, "B1, B2, B4: writes per second to an unrelated ConfigMap at the target while the busy runs measure (0: quiet runs only)")
 )
 
 // TestBench runs the benchmarks (B1–B6 of docs/benchmarks.md) on one set

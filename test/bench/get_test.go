@@ -16,9 +16,20 @@ import (
 // benchGet (B2) gets loaded objects by name from 1, 16 and 64 concurrent
 // clients on each path, for bench.get-window per path split in two halves
 // (paths in order, then in reverse, so drift cancels), and records the
-// throughput and the p99 latency. Bar: crproxy straight at 64 clients ≥ 3x
-// the target's throughput.
+// throughput and the p99 latency, with the target quiet and then
+// (bench.churn) busy. Bar: crproxy straight at 64 clients ≥ 3x the
+// target's throughput.
 func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
+	e.inConditions(t, ctx, r, "B2", func(c condition) { getIn(t, ctx, e, r, c) })
+	for _, rv := range []string{"0", ""} {
+		profileCPU(t, ctx, e, fmt.Sprintf("B2-get-rv%q", rv), func(ctx context.Context) {
+			_, _, _ = getLoad(ctx, e.paths[pathCrproxy].cfg, "?resourceVersion="+rv, 64, e.loaded, *flagProfileTime+time.Minute, ctx.Done())
+		})
+	}
+}
+
+// getIn measures B2 in one condition of the target.
+func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, c condition) {
 	clientCounts := []int{1, 16, 64}
 	// resourceVersion "" (kubectl's consistent read) and "0" (any state;
 	// what a cache may always answer at once).
@@ -47,7 +58,7 @@ func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 				p99[i] = ms(percentile(lat[i], 99))
 				perSec[i] = append(perSec[i], throughput[i])
 			}
-			name := fmt.Sprintf("GET rv=%q, %d clients", rv, clients)
+			name := fmt.Sprintf("GET rv=%q, %d clients%s", rv, clients, c.suffix)
 			rw := row{ID: "B2", Case: name, Metric: "throughput", Unit: "/s"}
 			if clients == 64 {
 				rw = barAtLeast(rw, 3, throughput)
@@ -60,11 +71,8 @@ func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 			for j, c := range clientCounts {
 				x[j] = float64(c)
 			}
-			r.addSeries(series{Group: fmt.Sprintf("B2 GET rv=%q throughput", rv), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
+			r.addSeries(series{Group: fmt.Sprintf("B2 GET rv=%q throughput%s", rv, c.suffix), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
 		}
-		profileCPU(t, ctx, e, fmt.Sprintf("B2-get-rv%q", rv), func(ctx context.Context) {
-			_, _, _ = getLoad(ctx, e.paths[pathCrproxy].cfg, "?resourceVersion="+rv, 64, e.loaded, *flagProfileTime+time.Minute, ctx.Done())
-		})
 	}
 }
 

@@ -14,14 +14,28 @@ import (
 
 // benchList (B1) lists all loaded objects on the three paths in turn,
 // bench.list-rounds times per resourceVersion ("" and "0"), and records
-// p50 and p99. Bar: crproxy straight ≤ 0.1x the target's median, through
-// the client kube-apiserver ≤ 0.5x.
+// p50 and p99, with the target quiet and then (bench.churn) busy. Bar:
+// crproxy straight ≤ 0.1x the target's median, through the client
+// kube-apiserver ≤ 0.5x.
 func benchList(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	n := e.loaded + e.extra(t, ctx, e.loaded)
 	clients := make([]*http.Client, len(e.paths))
 	for i, p := range e.paths {
 		clients[i], _ = rest.HTTPClientFor(p.cfg)
 	}
+	e.inConditions(t, ctx, r, "B1", func(c condition) { listIn(t, ctx, e, r, clients, n, c) })
+	profileCPU(t, ctx, e, "B1-list", func(ctx context.Context) {
+		for ctx.Err() == nil {
+			if _, err := listOnce(ctx, clients[pathCrproxy], e.paths[pathCrproxy], "0", -1); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// listIn measures B1 in one condition of the target.
+func listIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients []*http.Client, n int, c condition) {
 	for _, rv := range []string{"", "0"} {
 		times := make([][]time.Duration, len(e.paths))
 		for round := range *flagListRounds + 1 {
@@ -35,7 +49,7 @@ func benchList(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 				}
 			}
 		}
-		name := fmt.Sprintf("LIST %d objects rv=%q", n, rv)
+		name := fmt.Sprintf("LIST %d objects rv=%q%s", n, rv, c.suffix)
 		for _, q := range []float64{50, 99} {
 			var f figures
 			for i := range e.paths {
@@ -50,14 +64,6 @@ func benchList(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 			r.add(rw, f)
 		}
 	}
-	profileCPU(t, ctx, e, "B1-list", func(ctx context.Context) {
-		for ctx.Err() == nil {
-			if _, err := listOnce(ctx, clients[pathCrproxy], e.paths[pathCrproxy], "0", -1); err != nil && ctx.Err() == nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
 }
 
 // listOnce lists the objects as raw bytes (the figure is the server's, not

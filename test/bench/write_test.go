@@ -19,9 +19,10 @@ var writeVerbs = []string{"create", "update", "patch", "delete"}
 
 // benchWrite (B4) runs create, update, merge patch and delete of one object
 // one at a time, on each path in turn, bench.write-rounds times, and
-// records p50 and p99 per verb. Through crproxy a write returns only once
-// the mirror holds it (read-your-writes), which the figures include. Bar:
-// every verb's median through crproxy within 1.2x of the target's.
+// records p50 and p99 per verb, with the target quiet and then
+// (bench.churn) busy. Through crproxy a write returns only once the mirror
+// holds it (read-your-writes), which the figures include. Bar: every
+// verb's median through crproxy within 1.2x of the target's.
 func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	clients := make([]dynamic.ResourceInterface, len(e.paths))
 	for i, p := range e.paths {
@@ -31,13 +32,30 @@ func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		}
 		clients[i] = dc.Resource(crproxytest.MyResources).Namespace("default")
 	}
+	e.inConditions(t, ctx, r, "B4", func(c condition) { writeIn(t, ctx, e, r, clients, c) })
+	profileCPU(t, ctx, e, "B4-write", func(ctx context.Context) {
+		for n := 0; ctx.Err() == nil; n++ {
+			if _, err := writeRound(ctx, clients[pathCrproxy], fmt.Sprintf("w-profile-%d", n)); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// writeIn measures B4 in one condition of the target.
+func writeIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients []dynamic.ResourceInterface, c condition) {
+	prefix := "w"
+	if c.busy {
+		prefix = "wb"
+	}
 	times := map[string][][]time.Duration{}
 	for _, v := range writeVerbs {
 		times[v] = make([][]time.Duration, len(e.paths))
 	}
 	for round := range *flagWriteRounds + 1 {
 		for i, rc := range clients {
-			d, err := writeRound(ctx, rc, fmt.Sprintf("w-%d-%d", i, round))
+			d, err := writeRound(ctx, rc, fmt.Sprintf("%s-%d-%d", prefix, i, round))
 			if err != nil {
 				t.Fatalf("%s: %v", e.paths[i].name, err)
 			}
@@ -49,7 +67,7 @@ func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		}
 	}
 	for _, v := range writeVerbs {
-		name := fmt.Sprintf("%s, %d sequential", v, *flagWriteRounds)
+		name := fmt.Sprintf("%s, %d sequential%s", v, *flagWriteRounds, c.suffix)
 		for _, q := range []float64{50, 99} {
 			var f figures
 			for i := range e.paths {
@@ -63,14 +81,6 @@ func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 			r.add(rw, f)
 		}
 	}
-	profileCPU(t, ctx, e, "B4-write", func(ctx context.Context) {
-		for n := 0; ctx.Err() == nil; n++ {
-			if _, err := writeRound(ctx, clients[pathCrproxy], fmt.Sprintf("w-profile-%d", n)); err != nil && ctx.Err() == nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
 }
 
 // writeRound creates, updates, patches and deletes the object name and
