@@ -25,7 +25,7 @@ func TestDescribeFailureNamesNoAddress(t *testing.T) {
 		err  error
 		want string
 	}{
-		{wrapped, "the connection was refused"},
+		{wrapped, "the connection to the target was refused"},
 		{&url.Error{Op: "Get", URL: "https://" + addr, Err: context.DeadlineExceeded}, "the target did not answer in time"},
 		{&url.Error{Op: "Get", URL: "https://" + addr, Err: &net.DNSError{Name: "target.internal", Err: "no such host"}}, "the target's name did not resolve"},
 		{&url.Error{Op: "Get", URL: "https://" + addr, Err: x509.UnknownAuthorityError{}}, "the TLS handshake with the target failed"},

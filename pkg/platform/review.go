@@ -1,18 +1,14 @@
 package platform
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"syscall"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authentication/user"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // What the Resource Proxy documentation's platform RBAC grants, and so what
@@ -69,35 +65,14 @@ func verdict(s authorizationv1.SubjectAccessReviewStatus) (allowed bool, reason 
 // lives is not theirs to learn. The full error goes to the status and log.
 func describe(err error) string {
 	var status apierrors.APIStatus
-	var dns *net.DNSError
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verify *tls.CertificateVerificationError
-	var record tls.RecordHeaderError
-	var timeout interface{ Timeout() bool }
-	switch {
-	case errors.As(err, &status) && status.Status().Code != 0:
-		s := status.Status()
-		switch s.Code {
+	if errors.As(err, &status) {
+		switch status.Status().Code {
 		case http.StatusForbidden:
 			return "the platform's management cluster refused crproxy's SubjectAccessReview (403 Forbidden): " +
 				"the identity of crproxy's platform kubeconfig needs create on subjectaccessreviews.authorization.k8s.io"
 		case http.StatusUnauthorized:
 			return "the platform's management cluster did not accept the credentials of crproxy's platform kubeconfig (401 Unauthorized)"
 		}
-		return fmt.Sprintf("the platform's management cluster answered %d %s", s.Code, s.Reason)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
-		return "the platform's management cluster did not answer in time"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "the connection to the platform's management cluster was refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "the connection to the platform's management cluster was reset"
-	case errors.As(err, &dns):
-		return "the platform's management cluster's name did not resolve"
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify), errors.As(err, &record):
-		return "the TLS handshake with the platform's management cluster failed"
-	default:
-		return "the connection to the platform's management cluster failed"
 	}
+	return reconnect.Describe(err, "the platform's management cluster")
 }
