@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -17,10 +18,17 @@ import (
 // clients on each path, for bench.get-window per path split in two halves
 // (paths in order, then in reverse, so drift cancels), and records the
 // throughput and the p99 latency, with the target quiet and then
-// (bench.churn) busy. Bar: crproxy straight at 64 clients ≥ 3x the
-// target's throughput.
+// (bench.churn) busy. For consistent reads (rv "") through crproxy it also
+// records what they cost the target: the requests it served per 100 reads,
+// from its apiserver_request_total. Bar: crproxy straight at 64 clients ≥
+// 3x the target's throughput.
 func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
-	e.inConditions(t, ctx, r, "B2", func(c condition) { getIn(t, ctx, e, r, c) })
+	metrics, err := rest.HTTPClientFor(e.target.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer metrics.CloseIdleConnections()
+	e.inConditions(t, ctx, r, "B2", func(c condition) { getIn(t, ctx, e, r, metrics, c) })
 	for _, rv := range []string{"0", ""} {
 		profileCPU(t, ctx, e, fmt.Sprintf("B2-get-rv%q", rv), func(ctx context.Context) {
 			_, _, _ = getLoad(ctx, e.paths[pathCrproxy].cfg, "?resourceVersion="+rv, 64, e.loaded, *flagProfileTime+time.Minute, ctx.Done())
@@ -28,9 +36,14 @@ func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	}
 }
 
-// getIn measures B2 in one condition of the target.
-func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, c condition) {
+// getIn measures B2 in one condition of the target; metrics reads the
+// target's /metrics.
+func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, metrics *http.Client, c condition) {
 	clientCounts := []int{1, 16, 64}
+	// What the consistent reads through crproxy straight cost the target,
+	// over every client count, for the note; costOK is false once /metrics
+	// could not be read.
+	costAll, readsAll, costOK := requestCounts{}, int64(0), true
 	// resourceVersion "" (kubectl's consistent read) and "0" (any state;
 	// what a cache may always answer at once).
 	for _, rv := range []string{"0", ""} {
@@ -38,10 +51,30 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, c conditio
 		for _, clients := range clientCounts {
 			var requests [3]int64
 			var lat [3][]time.Duration
+			var cost [3]requestCounts
 			order := []int{pathTarget, pathCrproxy, pathViaClient}
 			for half := range 2 {
 				for _, i := range order {
-					n, l, err := getLoad(ctx, e.paths[i].cfg, "?resourceVersion="+rv, clients, e.loaded, *flagGetWindow/2, nil)
+					load := func() (int64, []time.Duration, error) {
+						return getLoad(ctx, e.paths[i].cfg, "?resourceVersion="+rv, clients, e.loaded, *flagGetWindow/2, nil)
+					}
+					var n int64
+					var l []time.Duration
+					var err error
+					if rv == "" && i != pathTarget && costOK {
+						var served requestCounts
+						served, err = e.servedDuring(ctx, metrics, func() { n, l, err = load() })
+						if err != nil {
+							r.note("B2: the target's /metrics could not be read, so there is no cost figure: %v", err)
+							costOK = false
+						} else if cost[i] == nil {
+							cost[i] = served
+						} else {
+							cost[i].add(served)
+						}
+					} else {
+						n, l, err = load()
+					}
 					if err != nil {
 						t.Fatalf("%s: %v", e.paths[i].name, err)
 					}
@@ -65,6 +98,17 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, c conditio
 			}
 			r.add(rw, throughput)
 			r.add(row{ID: "B2", Case: name, Metric: "p99", Unit: "ms"}, p99)
+			if rv == "" && costOK {
+				per100 := figures{math.NaN(), math.NaN(), math.NaN()}
+				for _, i := range []int{pathCrproxy, pathViaClient} {
+					if requests[i] > 0 {
+						per100[i] = 100 * cost[i].total() / float64(requests[i])
+					}
+				}
+				r.add(row{ID: "B2", Case: name, Metric: "target requests per 100 reads", Unit: "req"}, per100)
+				costAll.add(cost[pathCrproxy])
+				readsAll += requests[pathCrproxy]
+			}
 		}
 		for i, p := range e.paths {
 			x := make([]float64, len(clientCounts))
@@ -74,6 +118,32 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, c conditio
 			r.addSeries(series{Group: fmt.Sprintf("B2 GET rv=%q throughput%s", rv, c.suffix), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
 		}
 	}
+	if costOK {
+		state := "quiet"
+		if c.busy {
+			state = "busy"
+		}
+		r.note("B2 cost, %s: %s consistent GETs through crproxy straight (1, 16 and 64 clients) made the target serve %s requests besides configmaps: %s.",
+			state, thousands(float64(readsAll)), thousands(costAll.total()), costAll)
+	}
+}
+
+// servedDuring runs load and returns the requests the target served
+// meanwhile, by its apiserver_request_total (without configmaps, the
+// churner's).
+func (e *benchEnv) servedDuring(ctx context.Context, metrics *http.Client, load func()) (requestCounts, error) {
+	cfg := e.target.RESTConfig()
+	before, err := targetRequests(ctx, metrics, cfg)
+	if err != nil {
+		load()
+		return nil, err
+	}
+	load()
+	after, err := targetRequests(ctx, metrics, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return after.since(before), nil
 }
 
 // barAtLeast sets a ratio bar where higher is better.
