@@ -345,17 +345,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // newBackoff is one target's retry schedule while the management cluster
-// fails: exponential with jitter and a cap, never giving up, as in package
-// reconnect.
+// fails: the same as for a target (reconnect.Backoff).
 func (c *Checker) newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = c.opts.InitialBackoff
-	b.MaxInterval = c.opts.MaxBackoff
-	b.Multiplier = 2
-	b.RandomizationFactor = 0.5
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
+	return reconnect.Backoff(c.opts.InitialBackoff, c.opts.MaxBackoff)
 }
 
 // backChannel is closed when the management cluster next answers a check

@@ -73,12 +73,19 @@ func NewTracker(target string, opts Options) *Tracker {
 	}
 }
 
-// newBackoff is one retry loop's schedule: exponential with jitter, capped,
-// never giving up (the caller's context ends it).
+// newBackoff is one retry loop's schedule (Backoff of the tracker's
+// intervals).
 func (t *Tracker) newBackoff() *backoff.ExponentialBackOff {
+	return Backoff(t.opts.InitialInterval, t.opts.MaxInterval)
+}
+
+// Backoff is crproxy's retry schedule for a peer that fails: exponential
+// from initial, doubling with ±50% jitter, capped at max, never giving up
+// (the caller's context ends it).
+func Backoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = t.opts.InitialInterval
-	b.MaxInterval = t.opts.MaxInterval
+	b.InitialInterval = initial
+	b.MaxInterval = max
 	b.Multiplier = 2
 	b.RandomizationFactor = 0.5
 	b.MaxElapsedTime = 0
