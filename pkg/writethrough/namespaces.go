@@ -76,9 +76,11 @@ func (n *Namespaces) checkClient(ctx context.Context, gr schema.GroupResource, n
 	return nil
 }
 
-// ensureTarget creates namespace at t unless it is known to exist there.
-// A namespace created by someone else in between is not an error.
-func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespace string) error {
+// ensureTarget makes sure namespace exists at t unless it is known to:
+// it creates it when create is set (a namespace created by someone else in
+// between is not an error), and otherwise, for a dry run that must not
+// create it, refuses clearly when it is missing.
+func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespace string, create bool) error {
 	key := t.ID + "/" + namespace
 	n.mu.Lock()
 	known := n.atTarget[key]
@@ -88,37 +90,13 @@ func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespa
 	}
 	namespaces := t.Kube.CoreV1().Namespaces()
 	_, err := namespaces.Get(ctx, namespace, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err) && create:
 		_, err = namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = nil
 		}
-	}
-	if err != nil {
-		if _, ok := err.(apierrors.APIStatus); ok {
-			return err
-		}
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: ensuring namespace %s: %s", t.ID, namespace, mirror.DescribeFailure(err)))
-		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
-		return e
-	}
-	n.mu.Lock()
-	n.atTarget[key] = true
-	n.mu.Unlock()
-	return nil
-}
-
-// requireTarget answers whether namespace exists at t, for a dry run,
-// which must not create it: a clear refusal when it does not.
-func (n *Namespaces) requireTarget(ctx context.Context, t *mirror.Target, namespace string) error {
-	n.mu.Lock()
-	known := n.atTarget[t.ID+"/"+namespace]
-	n.mu.Unlock()
-	if known {
-		return nil
-	}
-	_, err := t.Kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	case apierrors.IsNotFound(err):
 		e := apierrors.NewNotFound(corev1.Resource("namespaces"), namespace)
 		e.ErrStatus.Message = fmt.Sprintf("namespace %s does not exist at the target yet: a dry run does not create it (the same write without dry run would)", namespace)
 		return e
@@ -127,10 +105,17 @@ func (n *Namespaces) requireTarget(ctx context.Context, t *mirror.Target, namesp
 		if _, ok := err.(apierrors.APIStatus); ok {
 			return err
 		}
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: checking namespace %s: %s", t.ID, namespace, mirror.DescribeFailure(err)))
+		doing := "checking"
+		if create {
+			doing = "ensuring"
+		}
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s is unreachable, nothing was written: %s namespace %s: %s", t.ID, doing, namespace, mirror.DescribeFailure(err)))
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return e
 	}
+	n.mu.Lock()
+	n.atTarget[key] = true
+	n.mu.Unlock()
 	return nil
 }
 

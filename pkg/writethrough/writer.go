@@ -1,7 +1,6 @@
 package writethrough
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,10 +171,7 @@ func (w *Writer) ensureTargetNamespace(ctx context.Context, req *Request) error 
 	if !req.Resource.API.Namespaced || req.Namespace == "" || w.namespaces == nil {
 		return nil
 	}
-	if isDryRun(req) {
-		return w.namespaces.requireTarget(ctx, req.Resource.Target, req.Namespace)
-	}
-	return w.namespaces.ensureTarget(ctx, req.Resource.Target, req.Namespace)
+	return w.namespaces.ensureTarget(ctx, req.Resource.Target, req.Namespace, !isDryRun(req))
 }
 
 // isDryRun reports whether req asks for a dry run (?dryRun=All).
@@ -266,9 +262,14 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	current, err := w.current(ctx, req, checked)
-	if err != nil {
-		return nil, err
+	// The object replaced, for its owner labels and target-only
+	// ownerReferences; a status write's metadata is ignored by the
+	// target, so it needs no lookup.
+	current := checked
+	if req.Subresource == "" {
+		if current, err = w.current(ctx, req, checked); err != nil {
+			return nil, err
+		}
 	}
 	if err := w.labelsFor(current).stampObject(obj); err != nil {
 		return nil, err
@@ -352,6 +353,11 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 	if checked != nil {
 		uid = checked.UID
 	}
+	// An apply that creates, in owned mode, must not land on an object
+	// another client created since the check: it is sent conditional on a
+	// resourceVersion no object has, which the target ignores when it
+	// creates and refuses (409) when the object exists.
+	createOnly := apply && checked == nil && req.Resource.Access == config.AccessOwned
 	gr := req.Resource.GVR.GroupResource()
 	if patchType == types.JSONPatchType && req.Subresource == "" && jsonPatchTouchesOwnership(req.Body) {
 		return w.jsonPatchLocally(ctx, req, checked, uid)
@@ -383,20 +389,10 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 				return nil, err
 			}
 		}
-		body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, current, uid)
+		body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, current, uid, createOnly)
 	}
 	if err != nil {
 		return nil, err
-	}
-	// An apply that creates, in owned mode, must not land on an object
-	// another client created since the check: it is sent conditional on a
-	// resourceVersion no object has, which the target ignores when it
-	// creates and refuses (409) when the object exists.
-	createOnly := apply && checked == nil && req.Resource.Access == config.AccessOwned
-	if createOnly {
-		if body, err = withResourceVersion(body, createOnlyResourceVersion); err != nil {
-			return nil, err
-		}
 	}
 	if apply {
 		// Once every check has passed and the body is stamped: an apply
@@ -419,14 +415,14 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 				return nil, err
 			}
 			checked, uid = fresh, fresh.UID
-			if body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid); err != nil {
+			if body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
 			if fresh := w.refresh(ctx, req, checked); fresh != nil {
-				if body, _, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid); err != nil {
+				if body, _, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
 					return nil, err
 				}
 				continue
@@ -439,23 +435,6 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 // createOnlyResourceVersion is a resourceVersion no object has: etcd's
 // first write is revision 2.
 const createOnlyResourceVersion = "1"
-
-// withResourceVersion sets metadata.resourceVersion in the JSON document
-// body.
-func withResourceVersion(body []byte, rv string) ([]byte, error) {
-	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // numbers go on as they came, past 2^53 too
-	if err := dec.Decode(&doc); err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	meta, err := metadataOf(doc)
-	if err != nil {
-		return nil, err
-	}
-	meta["resourceVersion"] = rv
-	return json.Marshal(doc)
-}
 
 // jsonPatchLocally carries a JSON patch that touches ownerReferences,
 // finalizers or annotations: it is applied to the view here and sent as
@@ -535,8 +514,10 @@ func isUnprocessable(err error) bool {
 // finalizers and crproxy annotations into the target form (current is the
 // object as last seen, nil for a status write or a new object). It
 // reports whether the patch was made conditional on current's
-// resourceVersion (a merge patch that sets ownerReferences).
-func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType types.PatchType, current *store.Object, uid string) ([]byte, bool, error) {
+// resourceVersion (a merge patch that sets ownerReferences, a status
+// patch). createOnly makes an apply conditional on the object not
+// existing (createOnlyResourceVersion).
+func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType types.PatchType, current *store.Object, uid string, createOnly bool) ([]byte, bool, error) {
 	apply := patchType == types.ApplyYAMLPatchType
 	doc, err := decodeDocument(ctx, req.Body, apply, req.Query.Get("fieldValidation"))
 	if err != nil {
@@ -595,6 +576,9 @@ func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType
 		if err != nil {
 			return nil, false, err
 		}
+	}
+	if createOnly {
+		meta["resourceVersion"] = createOnlyResourceVersion
 	}
 	body, err := json.Marshal(patch)
 	return body, conditional, err
