@@ -98,19 +98,14 @@ func (a *arena) targetState(t *testing.T, ctx context.Context) string {
 // send does one request through the client apiserver or straight.
 func (a *arena) send(t *testing.T, ctx context.Context, straight bool, method, path, contentType string, body []byte) answer {
 	t.Helper()
-	hc, base := a.viaClient, strings.TrimSuffix(a.teamB.URL, "/")
+	who := attacker{hc: a.viaClient, base: strings.TrimSuffix(a.teamB.URL, "/")}
 	if straight {
-		hc, base = a.direct, a.directBase
+		who = attacker{hc: a.direct, base: a.directBase}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	if contentType == "" {
+		return who.do(t, ctx, method, path, body)
 	}
-	req.Header.Set("Accept", "application/json")
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	return send(t, hc, req)
+	return who.do(t, ctx, method, path, body, "Content-Type", contentType)
 }
 
 // run sends each vector through the client apiserver and straight at
