@@ -99,7 +99,7 @@ func New(opts Options) (*Mirror, error) {
 		if gvp.Access == config.AccessOwned {
 			selector = labels.SelectorFromSet(client.OwnerLabels())
 		}
-		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, selection: selection(t, selector), mirror: m, resources: map[string]*Resource{}}
+		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, ownerLabels: client.OwnerLabels(), selection: selection(t, selector), mirror: m, resources: map[string]*Resource{}}
 		if err := gv.loadDiscovery(); err != nil {
 			m.log.Warn("ignoring unreadable persisted discovery", zap.String("groupVersion", gvp.GroupVersion.String()), zap.Error(err))
 		}
@@ -251,6 +251,8 @@ type GroupVersion struct {
 	Target *Target
 
 	selector labels.Selector
+	// ownerLabels are the client's owner labels (barrier objects carry them).
+	ownerLabels map[string]string
 	// selection is the Selection of its caches' keys.
 	selection string
 	mirror    *Mirror
@@ -361,7 +363,7 @@ func (gv *GroupVersion) apply(list *metav1.APIResourceList, persist bool) error 
 			Resource:  api.Name,
 			Selection: gv.selection,
 		})
-		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, c)
+		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, gv.ownerLabels, c)
 		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: api.Kind})
 	}
 	gv.mu.Unlock()

@@ -29,6 +29,9 @@ var (
 )
 
 func (s reflectorStore) Add(obj interface{}) error {
+	if rv, ok := barrierEvent(obj); ok {
+		return s.Bookmark(rv)
+	}
 	o, err := s.encode(obj)
 	if err != nil {
 		return err
@@ -37,6 +40,9 @@ func (s reflectorStore) Add(obj interface{}) error {
 }
 
 func (s reflectorStore) Update(obj interface{}) error {
+	if rv, ok := barrierEvent(obj); ok {
+		return s.Bookmark(rv)
+	}
 	o, err := s.encode(obj)
 	if err != nil {
 		return err
@@ -47,6 +53,9 @@ func (s reflectorStore) Update(obj interface{}) error {
 func (s reflectorStore) Delete(obj interface{}) error {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
+	}
+	if rv, ok := barrierEvent(obj); ok {
+		return s.Bookmark(rv)
 	}
 	o, err := s.encode(obj)
 	if err != nil {
@@ -62,6 +71,9 @@ func (s reflectorStore) Replace(list []interface{}, resourceVersion string) erro
 	}
 	objs := make([]*store.Object, 0, len(list))
 	for _, item := range list {
+		if _, ok := barrierEvent(item); ok {
+			continue
+		}
 		o, err := s.encode(item)
 		if err != nil {
 			return err
@@ -75,6 +87,17 @@ func (s reflectorStore) Replace(list []interface{}, resourceVersion string) erro
 		s.onReplace()
 	}
 	return nil
+}
+
+// barrierEvent tells a barrier object (barrier.go), of any client, from
+// the objects the mirror holds: its event only moves the cache's
+// resourceVersion on (as a bookmark), so no read ever sees it.
+func barrierEvent(obj interface{}) (resourceVersion string, ok bool) {
+	u, isU := obj.(*unstructured.Unstructured)
+	if !isU || !IsBarrier(u.GetLabels()) {
+		return "", false
+	}
+	return u.GetResourceVersion(), true
 }
 
 // Resync has no meaning for a store that keeps no queue.

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
-	"time"
+	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,15 +18,6 @@ import (
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/store"
-)
-
-const (
-	// probeTimeout bounds one consistent-read probe of a target.
-	probeTimeout = 10 * time.Second
-	// settleWindow is how long a consistent read waits for events the
-	// target had already committed when it answered the probe; see
-	// docs/design/read-path.md.
-	settleWindow = 20 * time.Millisecond
 )
 
 // Resource is one proxied resource of one target: its discovery entry, the
@@ -49,38 +39,16 @@ type Resource struct {
 	// Target is where the resource is stored.
 	Target *Target
 
-	probe   coalescedProbe
-	settled settledResourceVersion
+	ownerLabels map[string]string
+
+	barrier  barrier
+	barriers coalescedProbe // barrier writes shared by concurrent reads
+	probe    coalescedProbe // the settle heuristic's probes (consistency.go)
+	settled  settledResourceVersion
+	inflight atomic.Int32 // consistent reads under way
 }
 
-// settledResourceVersion is the highest target resourceVersion a
-// consistent read has waited the settle window for: every event of the
-// selection up to it had arrived, though the mirror's own resourceVersion
-// may be lower. It holds only while the mirror has not gone back in time
-// (a resync from a rebuilt target restarts the resourceVersions).
-type settledResourceVersion struct {
-	mu       sync.Mutex
-	rv       uint64
-	mirrorRV uint64 // the mirror's resourceVersion when rv settled
-}
-
-// covers reports whether rv is settled, the mirror being at mirrorRV.
-func (s *settledResourceVersion) covers(rv, mirrorRV uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return rv <= s.rv && mirrorRV >= s.mirrorRV
-}
-
-// settle records that rv settled with the mirror at mirrorRV.
-func (s *settledResourceVersion) settle(rv, mirrorRV uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rv > s.rv || mirrorRV < s.mirrorRV {
-		s.rv, s.mirrorRV = rv, mirrorRV
-	}
-}
-
-func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, c *store.Cache) *Resource {
+func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, ownerLabels map[string]string, c *store.Cache) *Resource {
 	r := &Resource{
 		GVR:      gvp.GroupVersion.WithResource(api.Name),
 		API:      api,
@@ -89,67 +57,17 @@ func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource
 		Selector: selector,
 		Cache:    c,
 		Target:   t,
+
+		ownerLabels: ownerLabels,
 	}
 	r.probe.probe = r.currentResourceVersion
+	r.barriers.probe = r.writeBarrier
 	return r
 }
 
 // client is the dynamic client of the resource across all namespaces.
 func (r *Resource) client() dynamic.NamespaceableResourceInterface {
 	return r.Target.Dynamic.Resource(r.GVR)
-}
-
-// probeNamespace is where the consistency probe of a namespaced resource
-// lists: a namespace that holds nothing (it need not exist). A consistent
-// list's resourceVersion is the target's current one wherever it lists,
-// but its cost is not: across namespaces it grows with the resource's
-// objects at the target (6.5 ms at 50,000 objects against 1.1 ms for an
-// empty namespace, flat), and every consistent read waits for a probe.
-const probeNamespace = "crproxy-consistency-probe"
-
-// currentResourceVersion asks the target for its current resourceVersion:
-// a consistent list of at most one object of the mirrored selection, in
-// probeNamespace for a namespaced resource.
-func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
-	var lister dynamic.ResourceInterface = r.client()
-	if r.API.Namespaced {
-		lister = r.client().Namespace(probeNamespace)
-	}
-	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
-	r.Target.Connection.Observe(err)
-	if err != nil {
-		return 0, err
-	}
-	return parseResourceVersion(list.GetResourceVersion())
-}
-
-// WaitConsistent makes a read consistent: it learns the target's current
-// resourceVersion (one probe shared by concurrent callers) and waits until
-// the mirror holds it. The mirror's resourceVersion only moves with this
-// selection's events and bookmarks, while the probe returns the target's
-// global one, so when the mirror has no event at or past it, WaitConsistent
-// waits a short settle window for events the target had already committed
-// and returns (reads then serve at the mirror's own, truthful,
-// resourceVersion). Once a read has waited the window for a resourceVersion,
-// later reads that probe no newer one skip it: nothing was written anywhere
-// at the target since, which on a quiet target saves every read the
-// window. It returns the probe's error when the target cannot be asked; the
-// caller decides whether to serve stale data.
-func (r *Resource) WaitConsistent(ctx context.Context) error {
-	rv, err := r.probe.Do(ctx)
-	if err != nil {
-		return err
-	}
-	mirrorRV := r.Cache.ResourceVersion()
-	if mirrorRV >= rv || r.settled.covers(rv, mirrorRV) {
-		return nil
-	}
-	settle, cancel := context.WithTimeout(ctx, settleWindow)
-	defer cancel()
-	if r.Cache.WaitForResourceVersion(settle, rv) != nil && ctx.Err() == nil {
-		r.settled.settle(rv, r.Cache.ResourceVersion())
-	}
-	return ctx.Err()
 }
 
 // emptyWatchType is the type of client-go's empty watch.

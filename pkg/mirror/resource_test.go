@@ -18,11 +18,11 @@ import (
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
-// TestWaitConsistentSettles: a consistent read waits the settle window
+// TestSettleHeuristic: the fallback read waits the settle window
 // when the target is ahead of the mirror with no event of the selection to
 // come; a later read that probes no newer resourceVersion does not wait
 // again, one that probes a newer one does.
-func TestWaitConsistentSettles(t *testing.T) {
+func TestSettleHeuristic(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func TestWaitConsistentSettles(t *testing.T) {
 	r.probe.probe = func(context.Context) (uint64, error) { return targetRV, nil }
 	read := func() time.Duration {
 		start := time.Now()
-		if err := r.WaitConsistent(context.Background()); err != nil {
+		if err := r.settle(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		return time.Since(start)

@@ -53,11 +53,11 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 	withState := sendInitial || (opts.SendInitialEvents == nil && opts.rv == 0)
 	fromNow := !withState && opts.rv == 0
 	if withState || fromNow {
-		if err := h.freshEnough(ctx, res, opts); err != nil {
+		if err := res.WaitFresh(ctx, freshness(opts)); err != nil {
 			writeError(w, err)
 			return
 		}
-	} else if err := waitSynced(ctx, res); err != nil {
+	} else if err := res.WaitSynced(ctx); err != nil {
 		writeError(w, err)
 		return
 	}

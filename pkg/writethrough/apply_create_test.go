@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -90,7 +89,7 @@ func TestApplyThatCreatesDoesNotLandOnAnotherClientsObject(t *testing.T) {
 			if err := res.Cache.Replace(nil, 5); err != nil {
 				t.Fatal(err)
 			}
-			w := New(Options{Client: config.Client{Name: "client"}, ReadYourWritesTimeout: 10 * time.Millisecond})
+			w := New(Options{Client: config.Client{Name: "client"}})
 			resp, err := w.Write(context.Background(), &Request{
 				Resource: res, Verb: "patch", Namespace: "default", Name: "y",
 				Path: "/apis/example.com/v1/namespaces/default/myresources/y", Query: url.Values{"fieldManager": {"kubectl"}},

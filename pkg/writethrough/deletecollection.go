@@ -201,7 +201,7 @@ func (w *Writer) deleteEach(ctx context.Context, req *Request, query url.Values,
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	return &Response{Code: http.StatusOK, ContentType: "application/json", Body: body, viewed: true, waitResourceVersion: newest}, nil
+	return &Response{Code: http.StatusOK, ContentType: "application/json", Body: body, viewed: true}, nil
 }
 
 // deleteListed deletes one listed object (view form) of a fallback
@@ -212,7 +212,7 @@ func (w *Writer) deleteListed(ctx context.Context, req *Request, o *store.Object
 	item.Verb = "delete"
 	item.Name = o.Name
 	item.Namespace = o.Namespace
-	item.Path = objectPath(req.Resource, o.Namespace, o.Name)
+	item.Path = mirror.ObjectPath(req.Resource, o.Namespace, o.Name)
 	item.Query = url.Values{}
 	item.Body = nil
 	item.ContentType = ""

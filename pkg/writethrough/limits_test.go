@@ -306,7 +306,7 @@ func newFakeTargetWriter(t testing.TB, object string) (*Writer, *mirror.Resource
 	if err := res.Cache.Replace([]*store.Object{o}, o.ResourceVersion); err != nil {
 		t.Fatal(err)
 	}
-	w := New(Options{Client: config.Client{Name: "client"}, ReadYourWritesTimeout: 10 * time.Millisecond})
+	w := New(Options{Client: config.Client{Name: "client"}})
 	return w, res, fake
 }
 

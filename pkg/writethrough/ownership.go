@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"path"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -13,31 +12,27 @@ import (
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
-// objectPath is the API path of the object namespace/name of res.
-func objectPath(res *mirror.Resource, namespace, name string) string {
-	p := "/apis/" + res.GVR.Group + "/" + res.GVR.Version
-	if res.GVR.Group == "" {
-		p = "/api/" + res.GVR.Version
-	}
-	if namespace != "" {
-		p = path.Join(p, "namespaces", namespace)
-	}
-	return path.Join(p, res.GVR.Resource, name)
-}
-
 // lookup returns the object a named write addresses: from the mirror, or
 // from the target when the mirror does not hold it (or fresh is set). It
 // returns nil when the object does not exist or the identity may not read
 // it (a 403 is as good as a 404 here: the caller learns nothing about
 // objects it cannot see).
-func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.Object, error) {
+func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (obj *store.Object, err error) {
 	res := req.Resource
 	if !fresh {
 		if o, _, ok := res.Cache.Get(req.Namespace, req.Name); ok {
 			return o, nil
 		}
 	}
-	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: objectPath(res, req.Namespace, req.Name), query: url.Values{}})
+	if req.Namespace == mirror.BarrierNamespace || !res.API.Namespaced {
+		defer func() {
+			// A consistency barrier is crproxy's, not the caller's.
+			if obj != nil && mirror.IsBarrier(obj.Labels) {
+				obj = nil
+			}
+		}()
+	}
+	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}})
 	if err != nil {
 		return nil, err
 	}

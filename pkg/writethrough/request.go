@@ -54,9 +54,6 @@ type Response struct {
 	// viewed says Body is in the client's view already (an answer crproxy
 	// composed); otherwise Write turns a 2xx answer into the view.
 	viewed bool
-	// waitResourceVersion, when set, is the resourceVersion the mirror
-	// must hold before the answer is returned (read-your-writes).
-	waitResourceVersion uint64
 }
 
 // ReadBody reads a request body up to MaxBodyBytes; a larger body answers

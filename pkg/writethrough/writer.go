@@ -24,8 +24,7 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultReadYourWritesTimeout = 5 * time.Second
-	DefaultTargetTimeout         = 30 * time.Second
+	DefaultTargetTimeout = 30 * time.Second
 )
 
 // patchMediaTypes are the patch types a custom resource accepts, in the
@@ -40,9 +39,6 @@ type Options struct {
 	// Namespaces checks the client cluster's namespaces and creates
 	// missing ones at targets.
 	Namespaces *Namespaces
-	// ReadYourWritesTimeout bounds the wait for the mirror to hold a
-	// write (DefaultReadYourWritesTimeout when 0).
-	ReadYourWritesTimeout time.Duration
 	// TargetTimeout bounds one request to a target (DefaultTargetTimeout
 	// when 0).
 	TargetTimeout time.Duration
@@ -55,12 +51,11 @@ type Options struct {
 
 // Writer writes mutations through to the targets.
 type Writer struct {
-	owner                 ownerLabels
-	namespaces            *Namespaces
-	readYourWritesTimeout time.Duration
-	targetTimeout         time.Duration
-	onForbidden           func(targetID string)
-	log                   *zap.Logger
+	owner         ownerLabels
+	namespaces    *Namespaces
+	targetTimeout time.Duration
+	onForbidden   func(targetID string)
+	log           *zap.Logger
 	// refusals are the targets that refused deletecollection lately.
 	refusals refusals
 }
@@ -68,15 +63,11 @@ type Writer struct {
 // New returns a Writer.
 func New(o Options) *Writer {
 	w := &Writer{
-		owner:                 o.Client.OwnerLabels(),
-		namespaces:            o.Namespaces,
-		readYourWritesTimeout: o.ReadYourWritesTimeout,
-		targetTimeout:         o.TargetTimeout,
-		onForbidden:           o.OnForbidden,
-		log:                   o.Logger,
-	}
-	if w.readYourWritesTimeout == 0 {
-		w.readYourWritesTimeout = DefaultReadYourWritesTimeout
+		owner:         o.Client.OwnerLabels(),
+		namespaces:    o.Namespaces,
+		targetTimeout: o.TargetTimeout,
+		onForbidden:   o.OnForbidden,
+		log:           o.Logger,
 	}
 	if w.targetTimeout == 0 {
 		w.targetTimeout = DefaultTargetTimeout
@@ -121,7 +112,6 @@ func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 	if !resp.viewed && resp.Code >= 200 && resp.Code <= 299 {
 		resp.Body = mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough)
 	}
-	w.waitForMirror(ctx, req, resp)
 	return resp, nil
 }
 
@@ -750,58 +740,5 @@ func (w *Writer) removeFinalizer(ctx context.Context, req *Request, o *store.Obj
 	if err != nil || resp.Code != http.StatusOK {
 		w.log.Warn("could not take back the GC finalizer of a failed delete", zap.String("target", req.Resource.Target.ID),
 			zap.String("namespace", req.Namespace), zap.String("name", req.Name), zap.String("finalizer", f))
-	}
-}
-
-// waitForMirror makes a successful write readable: it waits, bounded, until
-// the mirror holds the resourceVersion the target answered (for a
-// deletecollection, the newest of the deleted objects'). A wait that times
-// out is logged, and the write still succeeds: it did happen.
-func (w *Writer) waitForMirror(ctx context.Context, req *Request, resp *Response) {
-	if resp.Code < 200 || resp.Code > 299 || len(req.Query["dryRun"]) > 0 {
-		return
-	}
-	var answer struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			ResourceVersion string `json:"resourceVersion"`
-		} `json:"metadata"`
-		Items []struct {
-			Metadata struct {
-				ResourceVersion string `json:"resourceVersion"`
-			} `json:"metadata"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal(resp.Body, &answer); err != nil || answer.Kind == "Status" {
-		return
-	}
-	rv := resp.waitResourceVersion
-	parse := func(s string) {
-		var v uint64
-		if _, err := fmt.Sscan(s, &v); err == nil && v > rv {
-			rv = v
-		}
-	}
-	switch {
-	case resp.waitResourceVersion != 0:
-		// crproxy carried it out itself and knows the newest write's.
-	case req.Verb == "deletecollection":
-		for _, item := range answer.Items {
-			parse(item.Metadata.ResourceVersion)
-		}
-	default:
-		parse(answer.Metadata.ResourceVersion)
-	}
-	if rv == 0 {
-		return
-	}
-	wait, cancel := context.WithTimeout(ctx, w.readYourWritesTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := req.Resource.Cache.WaitForResourceVersion(wait, rv); err != nil {
-		w.log.Warn("the mirror did not catch up with a write in time; answering anyway",
-			zap.String("target", req.Resource.Target.ID), zap.Stringer("resource", req.Resource.GVR),
-			zap.String("namespace", req.Namespace), zap.String("name", req.Name),
-			zap.Uint64("resourceVersion", rv), zap.Duration("waited", time.Since(start)), zap.Error(err))
 	}
 }

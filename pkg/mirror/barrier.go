@@ -1,0 +1,146 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+)
+
+const (
+	// BarrierLabel marks a consistency barrier object at a target; its
+	// value is a hash of the client identity whose barrier it is. The
+	// mirror never stores such an object (of any client): its events only
+	// move the cache's resourceVersion on.
+	BarrierLabel = "crproxy.dev/consistency-barrier"
+	// barrierAnnotation is what each barrier write changes: a new value,
+	// so that every write is a real change with its own event.
+	barrierAnnotation = "crproxy.dev/barrier"
+	// BarrierNamespace holds the barrier objects of namespaced resources;
+	// crproxy creates it at the target when it is missing.
+	BarrierNamespace = "crproxy-consistency"
+	// barrierRetry is how long a target's refusal of the barrier object
+	// (schema, admission, RBAC) stands before crproxy tries again.
+	barrierRetry = time.Minute
+)
+
+// errBarrierRefused wraps a target's refusal of the barrier object: the
+// resource's consistent reads cannot be exact (see WaitConsistent).
+type errBarrierRefused struct{ err error }
+
+func (e errBarrierRefused) Error() string {
+	return "the target refuses crproxy's consistency barrier object: " + e.err.Error()
+}
+
+func (e errBarrierRefused) Unwrap() error { return e.err }
+
+// barrier is the per-resource state of the write barrier (see
+// docs/design/read-path.md, "Consistent reads").
+type barrier struct {
+	seq       atomic.Uint64
+	refusedAt atomic.Int64 // unix nanos of the last refusal; 0: none
+	refusal   atomic.Pointer[error]
+}
+
+// IsBarrier reports whether an object carries BarrierLabel.
+func IsBarrier(objLabels map[string]string) bool {
+	_, ok := objLabels[BarrierLabel]
+	return ok
+}
+
+// barrierName is the name of this client identity's barrier object: a
+// hash, since an identity ("loft:vcluster:p-<project>:<name>") is not a
+// valid object name.
+func (r *Resource) barrierName() string {
+	sum := sha256.Sum256([]byte(r.Target.Identity))
+	return "crproxy-barrier-" + hex.EncodeToString(sum[:8])
+}
+
+func (r *Resource) barrierClient() dynamic.ResourceInterface {
+	if r.API.Namespaced {
+		return r.client().Namespace(BarrierNamespace)
+	}
+	return r.client()
+}
+
+// writeBarrier writes this identity's barrier object at the target and
+// returns the write's resourceVersion W. The object is in the mirrored
+// selection, so its event reaches the mirror's watch, and a watch delivers
+// a resource's events in resourceVersion order: once the mirror holds W it
+// holds every event of its selection that the target committed before the
+// write. The first write creates the object (and its namespace).
+func (r *Resource) writeBarrier(ctx context.Context) (uint64, error) {
+	if at := r.barrier.refusedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < barrierRetry {
+		return 0, *r.barrier.refusal.Load()
+	}
+	n := r.barrier.seq.Add(1)
+	value := strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.FormatUint(n, 10)
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, barrierAnnotation, value)
+	u, err := r.barrierClient().Patch(ctx, r.barrierName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "crproxy"})
+	if apierrors.IsNotFound(err) {
+		u, err = r.createBarrier(ctx, value)
+	}
+	r.Target.Connection.Observe(err)
+	if err != nil {
+		if refused(err) {
+			err = errBarrierRefused{err}
+			r.barrier.refusal.Store(&err)
+			r.barrier.refusedAt.Store(time.Now().UnixNano())
+		}
+		return 0, err
+	}
+	r.barrier.refusedAt.Store(0)
+	return parseResourceVersion(u.GetResourceVersion())
+}
+
+// refused tells a target's answer that retrying at once will not change
+// (the object is invalid for the resource's schema, admission or RBAC
+// denies it) from a failure to reach the target.
+func refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
+		apierrors.IsMethodNotSupported(err) || apierrors.IsUnsupportedMediaType(err)
+}
+
+func (r *Resource) createBarrier(ctx context.Context, value string) (*unstructured.Unstructured, error) {
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion(r.GVR.GroupVersion().String())
+	obj.SetKind(r.API.Kind)
+	obj.SetName(r.barrierName())
+	if r.API.Namespaced {
+		obj.SetNamespace(BarrierNamespace)
+	}
+	sum := sha256.Sum256([]byte(r.Target.Identity))
+	objLabels := map[string]string{BarrierLabel: hex.EncodeToString(sum[:8])}
+	for k, v := range r.ownerLabels {
+		objLabels[k] = v
+	}
+	obj.SetLabels(objLabels)
+	obj.SetAnnotations(map[string]string{barrierAnnotation: value})
+	create := func() (*unstructured.Unstructured, error) {
+		return r.barrierClient().Create(ctx, obj, metav1.CreateOptions{FieldManager: "crproxy"})
+	}
+	u, err := create()
+	if apierrors.IsNotFound(err) && r.API.Namespaced {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: BarrierNamespace}}
+		if _, nsErr := r.Target.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); nsErr != nil && !apierrors.IsAlreadyExists(nsErr) {
+			return nil, nsErr
+		}
+		u, err = create()
+	}
+	if apierrors.IsAlreadyExists(err) {
+		// Another replica created it meanwhile: write it.
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, barrierAnnotation, value+"-again")
+		return r.barrierClient().Patch(ctx, r.barrierName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "crproxy"})
+	}
+	return u, err
+}

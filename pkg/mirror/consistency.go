@@ -1,0 +1,363 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/warning"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// Read consistency, in one place. Which read waits for what
+// (docs/design/read-path.md, "Consistent reads"):
+//
+//   - resourceVersion "" (consistent): the answer reflects every write the
+//     target acknowledged before the read began, by any writer. A GET by
+//     name asks the target for the object (GetConsistent); a LIST, a WATCH
+//     and a GET among many concurrent reads wait for a barrier write
+//     (WaitConsistent).
+//   - resourceVersion "0": the mirror's state, at once.
+//   - resourceVersion N (NotOlderThan): the mirror once it holds N; 504
+//     "Too large resource version" after notOlderThanTimeout.
+//
+// Every read first waits, bounded, for a resource never mirrored yet
+// (WaitSynced). When the target is unreachable or refuses the identity,
+// consistent reads are answered from the mirror at once with a Warning
+// naming the target (WarnIfStale); when a barrier or a GET at the target
+// fails, likewise.
+const (
+	// syncTimeout is how long a read waits for a resource that was never
+	// mirrored (first start, target not answered yet) before 503.
+	syncTimeout = 10 * time.Second
+	// notOlderThanTimeout is how long a read for a resourceVersion the
+	// mirror does not hold yet waits, as the kube-apiserver's cache does.
+	notOlderThanTimeout = 3 * time.Second
+	// barrierWaitTimeout bounds the wait for a barrier's event: the
+	// target committed it, so only a broken or lagging watch delays it.
+	barrierWaitTimeout = 10 * time.Second
+	// probeTimeout bounds one probe or barrier write at the target.
+	probeTimeout = 10 * time.Second
+	// settleWindow is how long the settle heuristic waits for events the
+	// target had committed when it answered the probe. It is used only for
+	// a resource whose target refuses the barrier object.
+	settleWindow = 20 * time.Millisecond
+	// getAtTargetMaxReads is how many consistent reads of a resource may be
+	// under way for a GET by name to ask the target itself; past it, GETs
+	// share barriers, which cost the target less than one GET each. A cost
+	// policy only: both ways are exact.
+	getAtTargetMaxReads = 2
+)
+
+// Freshness is what a read asks of the mirror's state: its resourceVersion
+// parameter.
+type Freshness struct {
+	// Consistent is resourceVersion "".
+	Consistent bool
+	// NotOlderThan is N of resourceVersion N; 0 with Consistent unset is
+	// resourceVersion "0", any state.
+	NotOlderThan uint64
+}
+
+// WaitFresh waits until the mirror may answer a read of the given
+// freshness; see the rules above.
+func (r *Resource) WaitFresh(ctx context.Context, f Freshness) error {
+	if err := r.WaitSynced(ctx); err != nil {
+		return err
+	}
+	switch {
+	case f.Consistent:
+		if _, down := r.Target.Connection.Down(); down {
+			return nil // answered from the mirror, warned (WarnIfStale)
+		}
+		r.inflight.Add(1)
+		defer r.inflight.Add(-1)
+		return r.degrade(ctx, r.WaitConsistent(ctx))
+	case f.NotOlderThan == 0:
+		return nil
+	default:
+		return r.WaitNotOlderThan(ctx, f.NotOlderThan)
+	}
+}
+
+// degrade turns the failure of a consistent read's wait into its answer:
+// a timeout when the caller gave up, else the mirror's state with a
+// Warning saying the target could not be asked.
+func (r *Resource) degrade(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return apierrors.NewTimeoutError("request ended before the mirror caught up", 1)
+	}
+	if !r.WarnIfStale(ctx) {
+		warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s did not answer a consistent read (%s); serving cached data at resourceVersion %d", r.Target.ID, DescribeFailure(err), r.Cache.ResourceVersion()))
+	}
+	return nil
+}
+
+// WaitConsistent returns once the mirror holds every event of its
+// selection that the target committed before the call: it writes the
+// barrier object (one write shared by the callers that arrive while
+// another runs) and waits for the mirror to hold the write's
+// resourceVersion. When the target refuses the barrier object, it falls
+// back to the settle heuristic and says so in a Warning. It returns an
+// error when the target cannot be asked or the event does not arrive.
+func (r *Resource) WaitConsistent(ctx context.Context) error {
+	rv, err := r.barriers.Do(ctx)
+	var refusal errBarrierRefused
+	if errors.As(err, &refusal) {
+		warning.AddWarning(ctx, "crproxy", fmt.Sprintf("consistent reads of %s from target %s are not exact: %v", r.GVR.GroupResource(), r.Target.ID, refusal.err))
+		return r.settle(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	wait, cancel := context.WithTimeout(ctx, barrierWaitTimeout)
+	defer cancel()
+	if err := r.Cache.WaitForResourceVersion(wait, rv); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("the mirror did not receive the barrier write at resourceVersion %d within %s", rv, barrierWaitTimeout)
+	}
+	return nil
+}
+
+// GetConsistent answers a consistent GET by name: the object as the target
+// holds it now, or a 404 NotFound. With few consistent reads under way it
+// asks the target for the object (a consistent GET there reads etcd) and
+// answers from the mirror when that holds the same version; otherwise it
+// waits for a barrier and reads the mirror.
+func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*store.Object, error) {
+	if err := r.WaitSynced(ctx); err != nil {
+		return nil, err
+	}
+	n := r.inflight.Add(1)
+	defer r.inflight.Add(-1)
+	if _, down := r.Target.Connection.Down(); !down {
+		if n > getAtTargetMaxReads {
+			if err := r.degrade(ctx, r.WaitConsistent(ctx)); err != nil {
+				return nil, err
+			}
+		} else {
+			o, found, err := r.getAtTarget(ctx, namespace, name)
+			switch {
+			case err != nil:
+				if err := r.degrade(ctx, err); err != nil {
+					return nil, err
+				}
+			case !found:
+				return nil, apierrors.NewNotFound(r.GVR.GroupResource(), name)
+			default:
+				if m, _, ok := r.Cache.Get(namespace, name); ok && m.UID == o.UID && m.ResourceVersion >= o.ResourceVersion {
+					return m, nil
+				}
+				return o, nil
+			}
+		}
+	}
+	o, _, ok := r.Cache.Get(namespace, name)
+	if !ok {
+		return nil, apierrors.NewNotFound(r.GVR.GroupResource(), name)
+	}
+	return o, nil
+}
+
+// getAtTarget GETs the object at the target (resourceVersion unset: from
+// etcd) as the client identity. found is false when the target has none,
+// the identity may not read it, or it is outside the mirrored selection.
+func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	u := *r.Target.Host
+	u.Path = strings.TrimSuffix(u.Path, "/") + ObjectPath(r, namespace, name)
+	u.RawPath = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.Target.HTTP.Do(req)
+	if err != nil {
+		r.Target.Connection.Observe(err)
+		return nil, false, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.Target.Connection.Observe(err)
+		return nil, false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound, http.StatusForbidden:
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("the target answered a GET with %s", resp.Status)
+	}
+	o, err = store.NewObject(ViewJSON(body, r.Target.Passthrough))
+	if err != nil {
+		return nil, false, err
+	}
+	if IsBarrier(o.Labels) || !r.Selector.Matches(labels.Set(o.Labels)) {
+		return nil, false, nil
+	}
+	return o, true, nil
+}
+
+// ObjectPath is the API path of the object namespace/name of res.
+func ObjectPath(res *Resource, namespace, name string) string {
+	p := "/apis/" + res.GVR.Group + "/" + res.GVR.Version
+	if res.GVR.Group == "" {
+		p = "/api/" + res.GVR.Version
+	}
+	if namespace != "" {
+		p = path.Join(p, "namespaces", namespace)
+	}
+	return path.Join(p, res.GVR.Resource, name)
+}
+
+// WaitNotOlderThan waits, bounded as the kube-apiserver's cache does, until
+// the mirror holds rv; then it answers the apiserver's "too large resource
+// version" (504 with Retry-After).
+func (r *Resource) WaitNotOlderThan(ctx context.Context, rv uint64) error {
+	wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
+	defer cancel()
+	if err := r.Cache.WaitForResourceVersion(wait, rv); err != nil {
+		return storage.NewTooLargeResourceVersionError(rv, r.Cache.ResourceVersion(), 1)
+	}
+	return nil
+}
+
+// WaitSynced waits, bounded, for a resource that has never been mirrored;
+// then it answers 503 with Retry-After.
+func (r *Resource) WaitSynced(ctx context.Context) error {
+	if r.Cache.Synced() {
+		return nil
+	}
+	notYet := func() error {
+		err := apierrors.NewServiceUnavailable(fmt.Sprintf("%s has not been mirrored from target %s yet", r.GVR.GroupResource(), r.Target.ID))
+		err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
+		return err
+	}
+	wait, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !r.Cache.Synced() {
+		if _, down := r.Target.Connection.Down(); down {
+			// Nothing to wait for until the target is back.
+			return notYet()
+		}
+		select {
+		case <-wait.Done():
+			return notYet()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// WarnIfStale adds the Warning of a read served while the target is
+// unreachable or refuses the identity, and reports whether it did.
+func (r *Resource) WarnIfStale(ctx context.Context) bool {
+	st := r.Target.Connection.Status()
+	var what string
+	switch st.State {
+	case reconnect.Unreachable:
+		what = "unreachable"
+	case reconnect.Forbidden:
+		what = "refusing this client's identity"
+	default:
+		return false
+	}
+	warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s %s since %s; serving cached data at resourceVersion %d",
+		r.Target.ID, what, st.Since.UTC().Format(time.RFC3339), r.Cache.ResourceVersion()))
+	return true
+}
+
+// The settle heuristic, for a resource whose target refuses the barrier
+// object: not exact, and said so in a Warning.
+//
+// A probe (a consistent list of at most one object, in probeNamespace for
+// a namespaced resource) learns the target's current resourceVersion R; if
+// the mirror holds R the read answers, else it waits up to settleWindow for
+// events in flight. Once a read has waited the window for R, R is settled
+// and later reads whose probe returns no newer R skip the wait.
+func (r *Resource) settle(ctx context.Context) error {
+	rv, err := r.probe.Do(ctx)
+	if err != nil {
+		return err
+	}
+	mirrorRV := r.Cache.ResourceVersion()
+	if mirrorRV >= rv || r.settled.covers(rv, mirrorRV) {
+		return nil
+	}
+	settle, cancel := context.WithTimeout(ctx, settleWindow)
+	defer cancel()
+	if r.Cache.WaitForResourceVersion(settle, rv) != nil && ctx.Err() == nil {
+		r.settled.settle(rv, r.Cache.ResourceVersion())
+	}
+	return ctx.Err()
+}
+
+// settledResourceVersion is the highest target resourceVersion a read has
+// waited the settle window for. It holds only while the mirror has not gone
+// back in time (a resync from a rebuilt target restarts the
+// resourceVersions).
+type settledResourceVersion struct {
+	mu       sync.Mutex
+	rv       uint64
+	mirrorRV uint64 // the mirror's resourceVersion when rv settled
+}
+
+// covers reports whether rv is settled, the mirror being at mirrorRV.
+func (s *settledResourceVersion) covers(rv, mirrorRV uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rv <= s.rv && mirrorRV >= s.mirrorRV
+}
+
+// settle records that rv settled with the mirror at mirrorRV.
+func (s *settledResourceVersion) settle(rv, mirrorRV uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rv > s.rv || mirrorRV < s.mirrorRV {
+		s.rv, s.mirrorRV = rv, mirrorRV
+	}
+}
+
+// probeNamespace is where the settle heuristic's probe of a namespaced
+// resource lists: a namespace that holds nothing (it need not exist), as a
+// list's cost at the target grows with the objects it walks.
+const probeNamespace = "crproxy-consistency-probe"
+
+// currentResourceVersion asks the target for its current resourceVersion:
+// a consistent list of at most one object of the mirrored selection, in
+// probeNamespace for a namespaced resource.
+func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
+	var lister dynamic.ResourceInterface = r.client()
+	if r.API.Namespaced {
+		lister = r.client().Namespace(probeNamespace)
+	}
+	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
+	r.Target.Connection.Observe(err)
+	if err != nil {
+		return 0, err
+	}
+	return parseResourceVersion(list.GetResourceVersion())
+}
