@@ -40,6 +40,20 @@ type condition struct {
 	suffix string
 }
 
+// row is a row of this condition: its case is name and the condition's
+// suffix.
+func (c condition) row(id, name, metric, unit string) row {
+	return row{ID: id, Case: name + c.suffix, Metric: metric, Unit: unit, Condition: c.name(), base: name}
+}
+
+// name is "quiet" or "busy".
+func (c condition) name() string {
+	if c.busy {
+		return "busy"
+	}
+	return "quiet"
+}
+
 // conditions are the conditions B1, B2 and B4 measure in: quiet, and with
 // bench.churn > 0 busy.
 func conditions() []condition {

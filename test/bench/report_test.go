@@ -55,6 +55,12 @@ type row struct {
 	BarRatio       *float64 `json:"barRatio,omitempty"`
 	Bar            string   `json:"bar,omitempty"`
 	Met            *bool    `json:"met,omitempty"`
+	// Condition is "quiet" or "busy" for a benchmark measured in both
+	// (condition.row), "" for the others.
+	Condition string `json:"condition,omitempty"`
+	// base is Case without the condition's suffix: a quiet row and its
+	// busy twin share it.
+	base string
 }
 
 // series is one line of a plot: a figure against a parameter.
@@ -141,17 +147,74 @@ func (r *report) printMarkdown(w io.Writer) {
 	rows := append([]row(nil), r.Rows...)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	for _, rw := range rows {
-		met := ""
-		if rw.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*rw.Met]
-		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.ID, rw.Case, rw.Metric,
-			value(rw.Target, rw.Unit), value(rw.Crproxy, rw.Unit), ratio(rw.Ratio), value(rw.ViaClient, rw.Unit), ratio(rw.ViaClientRatio), rw.Bar, met)
+			value(rw.Target, rw.Unit), value(rw.Crproxy, rw.Unit), ratio(rw.Ratio), value(rw.ViaClient, rw.Unit), ratio(rw.ViaClientRatio), rw.Bar, met(rw.Met))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "\n- %s", n)
 	}
 	fmt.Fprintln(w)
+	printConditions(w, rows)
+	printBars(w, rows)
+}
+
+// printConditions writes the rows measured quiet and busy once more, side
+// by side: crproxy straight against the target in each condition, with
+// each condition's bar.
+func printConditions(w io.Writer, rows []row) {
+	type key struct{ id, base, metric string }
+	busy := map[key]row{}
+	for _, rw := range rows {
+		if rw.Condition == "busy" {
+			busy[key{rw.ID, rw.base, rw.Metric}] = rw
+		}
+	}
+	if len(busy) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nQuiet and busy target, crproxy straight:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| | case | figure | target, quiet | crproxy, quiet | ratio | bar | met | target, busy | crproxy, busy | ratio | bar | met |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | --- |")
+	for _, q := range rows {
+		b, ok := busy[key{q.ID, q.base, q.Metric}]
+		if q.Condition != "quiet" || !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", q.ID, q.base, q.Metric,
+			value(q.Target, q.Unit), value(q.Crproxy, q.Unit), ratio(q.Ratio), q.Bar, met(q.Met),
+			value(b.Target, b.Unit), value(b.Crproxy, b.Unit), ratio(b.Ratio), b.Bar, met(b.Met))
+	}
+}
+
+// printBars writes how many bars the run met, and the ones it missed.
+func printBars(w io.Writer, rows []row) {
+	var n, missed int
+	var b strings.Builder
+	for _, rw := range rows {
+		if rw.Met == nil {
+			continue
+		}
+		n++
+		if !*rw.Met {
+			missed++
+			fmt.Fprintf(&b, "\n- %s %s, %s: %s", rw.ID, rw.Case, rw.Metric, rw.Bar)
+			if rw.Ratio != nil {
+				fmt.Fprintf(&b, " (%.2fx)", *rw.Ratio)
+			}
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "\nBars: %d of %d met.%s\n", n-missed, n, b.String())
+	}
+}
+
+// met is a row's verdict as the tables print it.
+func met(m *bool) string {
+	if m == nil {
+		return ""
+	}
+	return map[bool]string{true: "yes", false: "**no**"}[*m]
 }
 
 func value(v *float64, unit string) string {
