@@ -3,7 +3,8 @@ package bench
 import "testing"
 
 // TestParseRequestCounts checks the reading of apiserver_request_total
-// that the cost of consistent reads (B2) rests on; it starts no cluster.
+// that the cost of consistent reads (B1, B2) rests on; it starts no
+// cluster.
 func TestParseRequestCounts(t *testing.T) {
 	metrics := `# HELP apiserver_request_total [STABLE] Counter of apiserver requests.
 # TYPE apiserver_request_total counter
@@ -12,13 +13,17 @@ apiserver_request_total{code="429",component="apiserver",dry_run="",group="examp
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="configmaps",scope="resource",subresource="",verb="PATCH",version="v1"} 500
 apiserver_request_total{code="200",component="",dry_run="",group="",resource="",scope="",subresource="/readyz",verb="GET",version=""} 3
 apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 1.5e+01
+apiserver_request_total{code="200",component="",dry_run="",group="",resource="",scope="",subresource="/metrics",verb="GET",version=""} 40
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="example.com",resource="myresources",scope="namespace",subresource="",verb="PATCH",version="v1"} 4
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="example.com",resource="myresources",scope="namespace",subresource="",verb="POST",version="v1"} 1
 apiserver_request_duration_seconds_count{verb="LIST"} 99
 `
 	got, err := parseRequestCounts([]byte(metrics))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := requestCounts{"LIST example.com/myresources": 9, "GET /readyz": 3, "PUT coordination.k8s.io/leases": 15}
+	want := requestCounts{"LIST example.com/myresources": 9, "GET /readyz": 3, "PUT coordination.k8s.io/leases": 15,
+		"PATCH example.com/myresources": 4, "POST example.com/myresources": 1}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -27,7 +32,10 @@ apiserver_request_duration_seconds_count{verb="LIST"} 99
 			t.Errorf("%s: got %v, want %v", k, got[k], v)
 		}
 	}
-	before := requestCounts{"LIST example.com/myresources": 4, "GET /readyz": 3}
+	if w, r := got.writes(proxiedResource), got.reads(proxiedResource); w != 5 || r != 9 {
+		t.Errorf("writes %v, reads %v of %s; want 5 and 9", w, r, proxiedResource)
+	}
+	before := requestCounts{"LIST example.com/myresources": 4, "GET /readyz": 3, "PATCH example.com/myresources": 4, "POST example.com/myresources": 1}
 	if d := got.since(before); d.total() != 20 || d.String() != "PUT coordination.k8s.io/leases 15, LIST example.com/myresources 5" {
 		t.Errorf("since: %v (total %v)", d, d.total())
 	}

@@ -6,20 +6,136 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 
 	"k8s.io/client-go/rest"
 )
 
-// requestCounts is the target's apiserver_request_total summed by verb and
-// resource ("LIST example.com/myresources", "GET /readyz" for a path
-// without a resource), without the churner's ConfigMap requests.
+// requestCounts is a kube-apiserver's apiserver_request_total summed by
+// verb and resource ("LIST example.com/myresources", "GET /readyz" for a
+// path without a resource), without the churner's ConfigMap requests and
+// the benchmark's own scrapes of /metrics.
 type requestCounts map[string]float64
 
-// targetRequests reads the target's apiserver_request_total from its
+// proxiedResource is the key part of the proxied resource in requestCounts.
+const proxiedResource = "example.com/myresources"
+
+// mutatingVerbs are apiserver_request_total's verbs that change state.
+var mutatingVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
+
+// subjectAccessReviews is the key of the SubjectAccessReviews that crproxy
+// makes in the client cluster to authorize a caller of its own port.
+const subjectAccessReviews = "POST authorization.k8s.io/subjectaccessreviews"
+
+// meter measures what reads through crproxy cost: the requests the target
+// served meanwhile (its apiserver_request_total), and the
+// SubjectAccessReviews the client cluster served (crproxy authorizes the
+// straight path's user with one per distinct request attributes, cached
+// 10 s).
+type meter struct {
+	target, client       *http.Client
+	targetCfg, clientCfg *rest.Config
+	// failed, once a /metrics could not be read, ends the cost figures.
+	failed error
+}
+
+// newMeter reads both clusters' /metrics as their admin.
+func newMeter(t *testing.T, e *benchEnv) *meter {
+	m := &meter{targetCfg: e.target.RESTConfig(), clientCfg: e.client.RESTConfig()}
+	var err error
+	if m.target, err = rest.HTTPClientFor(m.targetCfg); err != nil {
+		t.Fatal(err)
+	}
+	if m.client, err = rest.HTTPClientFor(m.clientCfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.target.CloseIdleConnections)
+	t.Cleanup(m.client.CloseIdleConnections)
+	return m
+}
+
+// during runs load and returns what the target and the client cluster
+// served meanwhile; ok is false (and the load ran all the same) once a
+// /metrics could not be read, which the report's notes say once.
+func (m *meter) during(ctx context.Context, r *report, id string, load func()) (target, client requestCounts, ok bool) {
+	if m.failed != nil {
+		load()
+		return nil, nil, false
+	}
+	read := func() (requestCounts, requestCounts, error) {
+		t, err := targetRequests(ctx, m.target, m.targetCfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("target: %w", err)
+		}
+		c, err := targetRequests(ctx, m.client, m.clientCfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client cluster: %w", err)
+		}
+		return t, c, nil
+	}
+	t0, c0, err := read()
+	if err == nil {
+		load()
+		var t1, c1 requestCounts
+		if t1, c1, err = read(); err == nil {
+			return t1.since(t0), c1.since(c0), true
+		}
+	} else {
+		load()
+	}
+	m.failed = err
+	r.note("%s: /metrics could not be read, so the cost figures stop here: %v", id, err)
+	return nil, nil, false
+}
+
+// readCost is what one path's reads cost, summed over its loads.
+type readCost struct {
+	reads          int64
+	target, client requestCounts
+}
+
+// add adds one load's reads and what they cost.
+func (c *readCost) add(reads int64, target, client requestCounts) {
+	if c.target == nil {
+		c.target, c.client = requestCounts{}, requestCounts{}
+	}
+	c.reads += reads
+	c.target.add(target)
+	c.client.add(client)
+}
+
+// addCostRows records per 100 reads on each crproxy path (the target's
+// column stays empty): the target's requests (every request but the
+// churner's), of which reads and writes of the proxied resource (a
+// consistency mechanism's probes and barriers), and the client cluster's
+// SubjectAccessReviews.
+func addCostRows(r *report, base row, costs [3]readCost) {
+	per100 := func(f func(readCost) float64) figures {
+		out := figures{math.NaN(), math.NaN(), math.NaN()}
+		for _, i := range []int{pathCrproxy, pathViaClient} {
+			if costs[i].reads > 0 && costs[i].target != nil {
+				out[i] = 100 * f(costs[i]) / float64(costs[i].reads)
+			}
+		}
+		return out
+	}
+	add := func(metric, unit string, f func(readCost) float64) {
+		rw := base
+		rw.Metric, rw.Unit = metric, unit
+		r.add(rw, per100(f))
+	}
+	add("target requests per 100 reads", "req", func(c readCost) float64 { return c.target.total() })
+	add("target reads of myresources per 100 reads", "req", func(c readCost) float64 { return c.target.reads(proxiedResource) })
+	add("target writes to myresources per 100 reads", "req", func(c readCost) float64 { return c.target.writes(proxiedResource) })
+	add("client-cluster SubjectAccessReviews per 100 reads", "req", func(c readCost) float64 { return c.client[subjectAccessReviews] })
+}
+
+// targetRequests reads a kube-apiserver's apiserver_request_total from its
 // /metrics (as its admin).
 func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (requestCounts, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
@@ -33,14 +149,15 @@ func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (req
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("target /metrics: %d %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, body)
 	}
 	return parseRequestCounts(body)
 }
 
 // parseRequestCounts sums the apiserver_request_total samples of a
 // Prometheus text exposition by verb and resource, leaving out configmaps
-// (the churner's writes).
+// (the churner's writes) and GET /metrics (the benchmark's readings: each
+// reading counts the one before).
 func parseRequestCounts(body []byte) (requestCounts, error) {
 	const name = "apiserver_request_total{"
 	counts := requestCounts{}
@@ -69,7 +186,11 @@ func parseRequestCounts(body []byte) (requestCounts, error) {
 		if sub := labels["subresource"]; sub != "" {
 			what = strings.TrimPrefix(what+"/"+sub, "/")
 		}
-		counts[labels["verb"]+" "+what] += v
+		key := labels["verb"] + " " + what
+		if key == "GET /metrics" {
+			continue
+		}
+		counts[key] += v
 	}
 	return counts, sc.Err()
 }
@@ -130,6 +251,28 @@ func (c requestCounts) total() float64 {
 		n += v
 	}
 	return n
+}
+
+// of sums the counts of resource (proxiedResource, say) whose verb passes
+// verb.
+func (c requestCounts) of(resource string, verb func(string) bool) float64 {
+	var n float64
+	for k, v := range c {
+		if vb, what, _ := strings.Cut(k, " "); what == resource && verb(vb) {
+			n += v
+		}
+	}
+	return n
+}
+
+// writes is the count of requests that changed resource.
+func (c requestCounts) writes(resource string) float64 {
+	return c.of(resource, func(v string) bool { return mutatingVerbs[v] })
+}
+
+// reads is the count of requests that read resource (GET, LIST, WATCH).
+func (c requestCounts) reads(resource string) float64 {
+	return c.of(resource, func(v string) bool { return !mutatingVerbs[v] })
 }
 
 // String lists the counts, most first.

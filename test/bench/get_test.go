@@ -2,9 +2,9 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -18,17 +18,17 @@ import (
 // clients on each path, for bench.get-window per path split in two halves
 // (paths in order, then in reverse, so drift cancels), and records the
 // throughput and the p99 latency, with the target quiet and then
-// (bench.churn) busy. For consistent reads (rv "") through crproxy it also
-// records what they cost the target: the requests it served per 100 reads,
-// from its apiserver_request_total. Bar: crproxy straight at 64 clients ≥
-// 3x the target's throughput.
+// (bench.churn) busy. It reads with resourceVersion "" (consistent), "0"
+// (any state) and N (not older than N, a resourceVersion that path served
+// just before). For consistent reads through crproxy it also records what
+// they cost: the target's requests per 100 reads (and of those its reads
+// and writes of the proxied resource), from its apiserver_request_total,
+// and the client cluster's SubjectAccessReviews. Bars: crproxy straight at
+// 64 clients ≥ 3x the target's throughput; consistent reads at 1 and 16
+// clients ≥ 0.8x.
 func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
-	metrics, err := rest.HTTPClientFor(e.target.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer metrics.CloseIdleConnections()
-	e.inConditions(t, ctx, r, "B2", func(c condition) { getIn(t, ctx, e, r, metrics, c) })
+	m := newMeter(t, e)
+	e.inConditions(t, ctx, r, "B2", func(c condition) { getIn(t, ctx, e, r, m, c) })
 	for _, rv := range []string{"0", ""} {
 		profileCPU(t, ctx, e, fmt.Sprintf("B2-get-rv%q", rv), func(ctx context.Context) {
 			_, _, _ = getLoad(ctx, e.paths[pathCrproxy].cfg, "?resourceVersion="+rv, 64, e.loaded, *flagProfileTime+time.Minute, ctx.Done())
@@ -36,49 +36,103 @@ func benchGet(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	}
 }
 
-// getIn measures B2 in one condition of the target; metrics reads the
-// target's /metrics.
-func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, metrics *http.Client, c condition) {
+// readVersion is the resourceVersion a benchmark's reads ask for.
+type readVersion struct {
+	// name is in the rows' case: rv="", rv="0", rv=N (not older than).
+	name string
+	// query is the read's query on path i: notOlderThan holds each path's
+	// N.
+	query func(i int, notOlderThan []string) string
+	// notOlderThan: the reads need each path's N first.
+	notOlderThan bool
+}
+
+// readVersions are the reads of B1 and B2: consistent (kubectl's), any
+// state (what a cache may always answer at once), and not older than a
+// resourceVersion the reader has seen (an informer's relist). match adds
+// resourceVersionMatch=NotOlderThan (lists only; a GET has no match).
+func readVersions(match bool) []readVersion {
+	return []readVersion{
+		{name: `rv=""`, query: func(int, []string) string { return "resourceVersion=" }},
+		{name: `rv="0"`, query: func(int, []string) string { return "resourceVersion=0" }},
+		{name: "rv=N (not older than)", notOlderThan: true, query: func(i int, n []string) string {
+			if match {
+				return "resourceVersion=" + n[i] + "&resourceVersionMatch=NotOlderThan"
+			}
+			return "resourceVersion=" + n[i]
+		}},
+	}
+}
+
+// currentVersions returns each path's current resourceVersion of the
+// proxied resource, from a consistent list of at most one object on that
+// path: the N of a NotOlderThan read, as a client that has just read there
+// would hold it.
+func (e *benchEnv) currentVersions(t *testing.T, ctx context.Context) []string {
+	out := make([]string, len(e.paths))
+	for i, p := range e.paths {
+		hc, err := rest.HTTPClientFor(p.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.Host+"/apis/example.com/v1/myresources?limit=1", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		var list struct {
+			Metadata struct {
+				ResourceVersion string `json:"resourceVersion"`
+			} `json:"metadata"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		hc.CloseIdleConnections()
+		if err != nil || resp.StatusCode != http.StatusOK || list.Metadata.ResourceVersion == "" {
+			t.Fatalf("%s: the resourceVersion of a list: status %d, %v", p.name, resp.StatusCode, err)
+		}
+		out[i] = list.Metadata.ResourceVersion
+	}
+	return out
+}
+
+// getIn measures B2 in one condition of the target.
+func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, m *meter, c condition) {
 	clientCounts := []int{1, 16, 64}
-	// What the consistent reads through crproxy straight cost the target,
-	// over every client count, for the note; costOK is false once /metrics
-	// could not be read.
-	costAll, readsAll, costOK := requestCounts{}, int64(0), true
-	// resourceVersion "" (kubectl's consistent read) and "0" (any state;
-	// what a cache may always answer at once).
-	for _, rv := range []string{"0", ""} {
+	// What the consistent reads through crproxy straight cost, over every
+	// client count, for the note.
+	var all readCost
+	for _, rv := range readVersions(false) {
+		var n []string
+		if rv.notOlderThan {
+			n = e.currentVersions(t, ctx)
+		}
+		consistent := rv.name == `rv=""`
 		perSec := make([][]float64, len(e.paths))
 		for _, clients := range clientCounts {
 			var requests [3]int64
 			var lat [3][]time.Duration
-			var cost [3]requestCounts
+			var cost [3]readCost
 			order := []int{pathTarget, pathCrproxy, pathViaClient}
 			for half := range 2 {
 				for _, i := range order {
-					load := func() (int64, []time.Duration, error) {
-						return getLoad(ctx, e.paths[i].cfg, "?resourceVersion="+rv, clients, e.loaded, *flagGetWindow/2, nil)
-					}
-					var n int64
+					var got int64
 					var l []time.Duration
 					var err error
-					if rv == "" && i != pathTarget && costOK {
-						var served requestCounts
-						served, err = e.servedDuring(ctx, metrics, func() { n, l, err = load() })
-						if err != nil {
-							r.note("B2: the target's /metrics could not be read, so there is no cost figure: %v", err)
-							costOK = false
-						} else if cost[i] == nil {
-							cost[i] = served
-						} else {
-							cost[i].add(served)
+					load := func() {
+						got, l, err = getLoad(ctx, e.paths[i].cfg, "?"+rv.query(i, n), clients, e.loaded, *flagGetWindow/2, nil)
+					}
+					if consistent && i != pathTarget {
+						if target, client, ok := m.during(ctx, r, "B2", load); ok {
+							cost[i].add(got, target, client)
 						}
 					} else {
-						n, l, err = load()
+						load()
 					}
 					if err != nil {
 						t.Fatalf("%s: %v", e.paths[i].name, err)
 					}
-					requests[i] += n
+					requests[i] += got
 					lat[i] = append(lat[i], l...)
 				}
 				if half == 0 {
@@ -91,23 +145,19 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, metrics *h
 				p99[i] = ms(percentile(lat[i], 99))
 				perSec[i] = append(perSec[i], throughput[i])
 			}
-			name := fmt.Sprintf("GET rv=%q, %d clients%s", rv, clients, c.suffix)
-			rw := row{ID: "B2", Case: name, Metric: "throughput", Unit: "/s"}
-			if clients == 64 {
+			name := fmt.Sprintf("GET %s, %d clients", rv.name, clients)
+			rw := c.row("B2", name, "throughput", "/s")
+			switch {
+			case clients == 64:
 				rw = barAtLeast(rw, 3, throughput)
+			case consistent:
+				rw = barAtLeast(rw, 0.8, throughput)
 			}
 			r.add(rw, throughput)
-			r.add(row{ID: "B2", Case: name, Metric: "p99", Unit: "ms"}, p99)
-			if rv == "" && costOK {
-				per100 := figures{math.NaN(), math.NaN(), math.NaN()}
-				for _, i := range []int{pathCrproxy, pathViaClient} {
-					if requests[i] > 0 {
-						per100[i] = 100 * cost[i].total() / float64(requests[i])
-					}
-				}
-				r.add(row{ID: "B2", Case: name, Metric: "target requests per 100 reads", Unit: "req"}, per100)
-				costAll.add(cost[pathCrproxy])
-				readsAll += requests[pathCrproxy]
+			r.add(c.row("B2", name, "p99", "ms"), p99)
+			if consistent && cost[pathCrproxy].target != nil {
+				addCostRows(r, c.row("B2", name, "", ""), cost)
+				all.add(cost[pathCrproxy].reads, cost[pathCrproxy].target, cost[pathCrproxy].client)
 			}
 		}
 		for i, p := range e.paths {
@@ -115,41 +165,21 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, metrics *h
 			for j, c := range clientCounts {
 				x[j] = float64(c)
 			}
-			r.addSeries(series{Group: fmt.Sprintf("B2 GET rv=%q throughput%s", rv, c.suffix), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
+			r.addSeries(series{Group: fmt.Sprintf("B2 GET %s throughput%s", rv.name, c.suffix), Path: p.name, XLabel: "concurrent clients", YLabel: "requests/s", LogX: true, X: x, Y: perSec[i]})
 		}
 	}
-	if costOK {
-		state := "quiet"
-		if c.busy {
-			state = "busy"
-		}
-		r.note("B2 cost, %s: %s consistent GETs through crproxy straight (1, 16 and 64 clients) made the target serve %s requests besides configmaps: %s.",
-			state, thousands(float64(readsAll)), thousands(costAll.total()), costAll)
+	if all.target != nil {
+		r.note("B2 cost, %s: %s consistent GETs through crproxy straight (1, 16 and 64 clients) made the target serve %s requests besides configmaps (%s), and the client cluster %s SubjectAccessReviews.",
+			c.name(), thousands(float64(all.reads)), thousands(all.target.total()), all.target, thousands(all.client[subjectAccessReviews]))
 	}
-}
-
-// servedDuring runs load and returns the requests the target served
-// meanwhile, by its apiserver_request_total (without configmaps, the
-// churner's).
-func (e *benchEnv) servedDuring(ctx context.Context, metrics *http.Client, load func()) (requestCounts, error) {
-	cfg := e.target.RESTConfig()
-	before, err := targetRequests(ctx, metrics, cfg)
-	if err != nil {
-		load()
-		return nil, err
-	}
-	load()
-	after, err := targetRequests(ctx, metrics, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return after.since(before), nil
 }
 
 // barAtLeast sets a ratio bar where higher is better.
 func barAtLeast(rw row, limit float64, f figures) row {
 	rw.BarRatio = ptr(limit)
-	rw.Bar = fmt.Sprintf("straight ≥ %gx target", limit)
+	if rw.Bar == "" {
+		rw.Bar = fmt.Sprintf("straight ≥ %gx target", limit)
+	}
 	if f[pathTarget] > 0 {
 		rw.Met = ptr(f[pathCrproxy]/f[pathTarget] >= limit)
 	}
