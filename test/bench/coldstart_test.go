@@ -31,7 +31,7 @@ func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	n := e.loaded + e.extra(t, ctx, e.loaded)
 	// For scale: the same consistent list from the target, while it is up.
 	targetHC, _ := rest.HTTPClientFor(e.paths[pathTarget].cfg)
-	targetList, err := listOnce(ctx, targetHC, e.paths[pathTarget], "", n)
+	targetList, err := listOnce(ctx, targetHC, e.paths[pathTarget], "resourceVersion=", n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 	_, _ = body.ReadFrom(resp.Body)
 	resp.Body.Close()
 	c.firstList, c.listBytes = time.Since(started), body.Len()
-	if got := bytes.Count(body.Bytes(), []byte(`"kind":"MyResource"`)); got != n {
+	if got := countObjects(body.Bytes()); got != n {
 		t.Fatalf("the first list after the restart has %d of %d objects", got, n)
 	}
 	if !strings.Contains(resp.Header.Get("Warning"), "unreachable") {

@@ -43,3 +43,14 @@ apiserver_request_duration_seconds_count{verb="LIST"} 99
 		t.Error("a cut-off sample parsed")
 	}
 }
+
+// TestCountObjects checks that a list's object count leaves out crproxy's
+// barrier objects, which the target serves and crproxy does not.
+func TestCountObjects(t *testing.T) {
+	list := `{"kind":"MyResourceList","items":[{"kind":"MyResource","metadata":{"name":"a","labels":{"x":"y"}}},` +
+		`{"kind":"MyResource","metadata":{"name":"crproxy-barrier-1","labels":{"crproxy.dev/consistency-barrier":"abc"},` +
+		`"managedFields":[{"fieldsV1":{"f:metadata":{"f:labels":{"f:crproxy.dev/consistency-barrier":{}}}}}]}}]}`
+	if n := countObjects([]byte(list)); n != 1 {
+		t.Errorf("countObjects: %d, want 1", n)
+	}
+}
