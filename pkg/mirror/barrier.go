@@ -47,9 +47,14 @@ func (e errBarrierRefused) Unwrap() error { return e.err }
 // barrier is the per-resource state of the write barrier (see
 // docs/design/read-path.md, "Consistent reads").
 type barrier struct {
-	seq       atomic.Uint64
-	refusedAt atomic.Int64 // unix nanos of the last refusal; 0: none
-	refusal   atomic.Pointer[error]
+	seq     atomic.Uint64
+	refusal atomic.Pointer[barrierRefusal] // nil: not refused
+}
+
+// barrierRefusal is the target's last refusal of the barrier object.
+type barrierRefusal struct {
+	at  time.Time
+	err error
 }
 
 // IsBarrier reports whether an object carries BarrierLabel.
@@ -58,13 +63,16 @@ func IsBarrier(objLabels map[string]string) bool {
 	return ok
 }
 
-// barrierName is the name of this client identity's barrier object: a
-// hash, since an identity ("loft:vcluster:p-<project>:<name>") is not a
-// valid object name.
-func (r *Resource) barrierName() string {
+// barrierID is a hash of the client identity: the value of BarrierLabel
+// and the end of the barrier object's name, since an identity
+// ("loft:vcluster:p-<project>:<name>") is not a valid name.
+func (r *Resource) barrierID() string {
 	sum := sha256.Sum256([]byte(r.Target.Identity))
-	return "crproxy-barrier-" + hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:8])
 }
+
+// barrierName is the name of this client identity's barrier object.
+func (r *Resource) barrierName() string { return "crproxy-barrier-" + r.barrierID() }
 
 func (r *Resource) barrierClient() dynamic.ResourceInterface {
 	if r.API.Namespaced {
@@ -80,27 +88,36 @@ func (r *Resource) barrierClient() dynamic.ResourceInterface {
 // holds every event of its selection that the target committed before the
 // write. The first write creates the object (and its namespace).
 func (r *Resource) writeBarrier(ctx context.Context) (uint64, error) {
-	if at := r.barrier.refusedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < barrierRetry {
-		return 0, *r.barrier.refusal.Load()
+	if last := r.barrier.refusal.Load(); last != nil && time.Since(last.at) < barrierRetry {
+		return 0, last.err
 	}
-	n := r.barrier.seq.Add(1)
-	value := strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.FormatUint(n, 10)
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, barrierAnnotation, value)
-	u, err := r.barrierClient().Patch(ctx, r.barrierName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "crproxy"})
+	u, err := r.patchBarrier(ctx)
 	if apierrors.IsNotFound(err) {
-		u, err = r.createBarrier(ctx, value)
+		u, err = r.createBarrier(ctx)
 	}
 	r.Target.Connection.Observe(err)
 	if err != nil {
 		if refused(err) {
 			err = errBarrierRefused{err}
-			r.barrier.refusal.Store(&err)
-			r.barrier.refusedAt.Store(time.Now().UnixNano())
+			r.barrier.refusal.Store(&barrierRefusal{at: time.Now(), err: err})
 		}
 		return 0, err
 	}
-	r.barrier.refusedAt.Store(0)
+	r.barrier.refusal.Store(nil)
 	return parseResourceVersion(u.GetResourceVersion())
+}
+
+// nextBarrierValue is a value of barrierAnnotation no write used before.
+func (r *Resource) nextBarrierValue() string {
+	n := r.barrier.seq.Add(1)
+	return strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + strconv.FormatUint(n, 10)
+}
+
+// patchBarrier writes the barrier object: a merge patch of its annotation
+// to a new value.
+func (r *Resource) patchBarrier(ctx context.Context) (*unstructured.Unstructured, error) {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, barrierAnnotation, r.nextBarrierValue())
+	return r.barrierClient().Patch(ctx, r.barrierName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "crproxy"})
 }
 
 // refused tells a target's answer that retrying at once will not change
@@ -111,7 +128,8 @@ func refused(err error) bool {
 		apierrors.IsMethodNotSupported(err) || apierrors.IsUnsupportedMediaType(err)
 }
 
-func (r *Resource) createBarrier(ctx context.Context, value string) (*unstructured.Unstructured, error) {
+// createBarrier creates the barrier object (and its namespace).
+func (r *Resource) createBarrier(ctx context.Context) (*unstructured.Unstructured, error) {
 	obj := &unstructured.Unstructured{}
 	obj.SetAPIVersion(r.GVR.GroupVersion().String())
 	obj.SetKind(r.API.Kind)
@@ -119,13 +137,12 @@ func (r *Resource) createBarrier(ctx context.Context, value string) (*unstructur
 	if r.API.Namespaced {
 		obj.SetNamespace(BarrierNamespace)
 	}
-	sum := sha256.Sum256([]byte(r.Target.Identity))
-	objLabels := map[string]string{BarrierLabel: hex.EncodeToString(sum[:8])}
+	objLabels := map[string]string{BarrierLabel: r.barrierID()}
 	for k, v := range r.ownerLabels {
 		objLabels[k] = v
 	}
 	obj.SetLabels(objLabels)
-	obj.SetAnnotations(map[string]string{barrierAnnotation: value})
+	obj.SetAnnotations(map[string]string{barrierAnnotation: r.nextBarrierValue()})
 	create := func() (*unstructured.Unstructured, error) {
 		return r.barrierClient().Create(ctx, obj, metav1.CreateOptions{FieldManager: "crproxy"})
 	}
@@ -139,8 +156,7 @@ func (r *Resource) createBarrier(ctx context.Context, value string) (*unstructur
 	}
 	if apierrors.IsAlreadyExists(err) {
 		// Another replica created it meanwhile: write it.
-		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, barrierAnnotation, value+"-again")
-		return r.barrierClient().Patch(ctx, r.barrierName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "crproxy"})
+		return r.patchBarrier(ctx)
 	}
 	return u, err
 }
