@@ -178,8 +178,9 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 }
 
 // getAtTarget GETs the object at the target (resourceVersion unset: from
-// etcd) as the client identity. found is false when the target has none,
-// the identity may not read it, or it is outside the mirrored selection.
+// etcd) as the client identity. found is false when the target has none
+// or it is outside the mirrored selection; an answer that does not tell
+// (TargetObject) is an error.
 func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -202,18 +203,11 @@ func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *
 		r.Target.Connection.Observe(err)
 		return nil, false, err
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound, http.StatusForbidden:
-		return nil, false, nil
-	default:
-		return nil, false, fmt.Errorf("the target answered a GET with %s", resp.Status)
-	}
-	o, err = store.NewObject(ViewJSON(body, r.Target.Passthrough))
-	if err != nil {
+	o, err = r.TargetObject(resp.StatusCode, body, name)
+	if err != nil || o == nil {
 		return nil, false, err
 	}
-	if IsBarrier(o.Labels) || !r.Selector.Matches(labels.Set(o.Labels)) {
+	if !r.Selector.Matches(labels.Set(o.Labels)) {
 		return nil, false, nil
 	}
 	return o, true, nil

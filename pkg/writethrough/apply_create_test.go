@@ -41,7 +41,7 @@ func (f *racingTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !f.created {
 			f.created = true // the other client creates it right after this answer
 			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","details":{"name":"y","group":"example.com","kind":"myresources"},"code":404}`))
 			return
 		}
 		_, _ = w.Write(f.object())

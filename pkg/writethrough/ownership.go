@@ -14,37 +14,22 @@ import (
 
 // lookup returns the object a named write addresses: from the mirror, or
 // from the target when the mirror does not hold it (or fresh is set). It
-// returns nil when the object does not exist or the identity may not read
-// it (a 403 is as good as a 404 here: the caller learns nothing about
-// objects it cannot see).
-func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (obj *store.Object, err error) {
+// returns nil when the object does not exist, and the target's error when
+// its answer does not tell (mirror.TargetObject: a 403 is such an answer).
+func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.Object, error) {
 	res := req.Resource
 	if !fresh {
 		if o, _, ok := res.Cache.Get(req.Namespace, req.Name); ok {
 			return o, nil
 		}
 	}
-	if req.Namespace == mirror.BarrierNamespace || !res.API.Namespaced {
-		defer func() {
-			// A consistency barrier is crproxy's, not the caller's.
-			if obj != nil && mirror.IsBarrier(obj.Labels) {
-				obj = nil
-			}
-		}()
-	}
 	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}})
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case resp.Code == http.StatusNotFound || resp.Code == http.StatusForbidden:
-		return nil, nil
-	case resp.Code != http.StatusOK:
-		return nil, statusError(resp)
-	}
-	o, err := store.NewObject(mirror.ViewJSON(resp.Body, res.Target.Passthrough))
+	o, err := res.TargetObject(resp.Code, resp.Body, req.Name)
 	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+		return nil, err
 	}
 	return o, nil
 }

@@ -3,7 +3,6 @@ package writethrough
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apiserver/pkg/warning"
 
@@ -137,9 +135,5 @@ func transportError(t *mirror.Target, err error, written bool) error {
 // statusError turns a target's non-2xx answer into an error carrying its
 // Status (for answers crproxy inspects rather than passes on).
 func statusError(resp *Response) error {
-	var status metav1.Status
-	if err := json.Unmarshal(resp.Body, &status); err != nil || status.Kind != "Status" {
-		return apierrors.NewGenericServerResponse(resp.Code, "", schema.GroupResource{}, "", string(resp.Body), 0, false)
-	}
-	return &apierrors.StatusError{ErrStatus: status}
+	return mirror.TargetStatusError(resp.Code, resp.Body)
 }
