@@ -3,6 +3,7 @@ module github.com/crproxy/crproxy
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/go-logr/zapr v1.3.0
 	github.com/google/btree v1.1.3
