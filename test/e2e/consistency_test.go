@@ -1,0 +1,380 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crproxy/crproxy/internal/crproxytest"
+	"github.com/crproxy/crproxy/internal/crproxytest/linearize"
+	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+)
+
+var (
+	consistencyReadRV = flag.String("consistency.read-resource-version", "",
+		`resourceVersion of the reads of TestConsistencyStaleReads and TestLinearizability: "" (a consistent read, the contract under test) `+
+			`or "0" (whatever the mirror holds: a negative control, which should make both tests fail)`)
+	consistencyRounds = flag.Int("consistency.rounds", 1000, "rounds of TestConsistencyStaleReads")
+	consistencyChurn  = flag.Float64("consistency.churn", 50, "writes per second to an unrelated ConfigMap at the target during the consistency tests")
+)
+
+// consistencySetup starts a target and a client cluster of the test's
+// own (the test keeps the target busy, or restarts it), the
+// documentation's CRD and RBAC, and crproxy, and returns the three ways to
+// the objects (see linearize.Endpoints).
+func consistencySetup(t *testing.T, ctx context.Context) (target *localcluster.APIServer, atTarget, straight, viaClient *linearize.Endpoint) {
+	t.Helper()
+	target = clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareTarget(t, ctx, target)
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
+	atTarget, straight, viaClient, err := linearize.Endpoints(target, client, p, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target, atTarget, straight, viaClient
+}
+
+// staleTally counts the rounds of TestConsistencyStaleReads by the read's
+// kind and way.
+type staleTally struct {
+	rounds, stale, warned, failed map[string]int
+	examples                      []string
+	latencies                     []time.Duration
+}
+
+func (s *staleTally) note(what string, bad map[string]int, example string) {
+	bad[what]++
+	if len(s.examples) < 10 {
+		s.examples = append(s.examples, example)
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func describeCounts(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func rvNumber(rv string) uint64 {
+	n, _ := strconv.ParseUint(rv, 10, 64)
+	return n
+}
+
+// A consistent read through crproxy (resourceVersion unset) reflects every
+// write the target acknowledged before the read began, on a busy target:
+// round after round, one write straight at the target as its admin (a
+// spec or label change, a create or a delete of one of this client's
+// objects), then at once one read through crproxy, alternating GET by name
+// and LIST (all, by label selector, paged with limit and continue),
+// straight and (one round in five) through the client cluster. The test
+// is the only writer of these objects, so it knows the exact state each
+// read must answer: every object at the resourceVersion of its last write.
+// A read that answers anything else is stale; there must be none, and no
+// read may carry a crproxy Warning (the target is up all along).
+func TestConsistencyStaleReads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	target, atTarget, straight, viaClient := consistencySetup(t, ctx)
+
+	const namespace, pool = "default", 6
+	name := func(i int) string { return "stale-" + strconv.Itoa(i) }
+	colors := []string{"red", "blue"}
+	// want is the state every read must answer: name -> object.
+	want := map[string]linearize.Object{}
+	object := func(name, value, color string) map[string]any {
+		labels := map[string]any{"color": color}
+		for k, v := range atTarget.CreateLabels {
+			labels[k] = v
+		}
+		return map[string]any{
+			"apiVersion": "example.com/v1", "kind": "MyResource",
+			"metadata": map[string]any{"name": name, "namespace": namespace, "labels": labels},
+			"spec":     map[string]any{"name": value},
+		}
+	}
+	write := func(round int) (string, string) {
+		n := name(rand.IntN(pool))
+		current, exists := want[n]
+		var (
+			obj  *linearize.Object
+			a    linearize.Answer
+			what string
+		)
+		value := fmt.Sprintf("round-%d", round)
+		switch r := rand.IntN(10); {
+		case !exists:
+			what = "create"
+			obj, a = atTarget.Create(ctx, namespace, object(n, value, colors[rand.IntN(2)]))
+		case r < 5:
+			what = "spec"
+			obj, a = atTarget.MergePatch(ctx, namespace, n, fmt.Appendf(nil, `{"spec":{"name":%q}}`, value))
+		case r < 8:
+			what = "label"
+			flip := map[string]string{"red": "blue", "blue": "red"}[current.Labels["color"]]
+			obj, a = atTarget.MergePatch(ctx, namespace, n, fmt.Appendf(nil, `{"metadata":{"labels":{"color":%q}}}`, flip))
+		default:
+			what = "delete"
+			a = atTarget.Delete(ctx, namespace, n)
+		}
+		if !a.OK() {
+			t.Fatalf("round %d: %s of %s at the target: %s", round, what, n, a.Describe())
+		}
+		if obj == nil {
+			delete(want, n)
+			return n, what
+		}
+		want[n] = *obj
+		return n, what
+	}
+	for i := range pool {
+		write(-i - 1)
+	}
+
+	churn := crproxytest.ChurnFor(t, ctx, target, *consistencyChurn)
+	// The target is busy before the first round.
+	crproxytest.Eventually(t, ctx, 10*time.Second, func() string {
+		if *consistencyChurn > 0 && churn.Writes() < 10 {
+			return "the churner has not written yet"
+		}
+		return ""
+	})
+
+	tally := &staleTally{rounds: map[string]int{}, stale: map[string]int{}, warned: map[string]int{}, failed: map[string]int{}}
+	start := time.Now()
+	for round := 0; round < *consistencyRounds; round++ {
+		if ctx.Err() != nil {
+			t.Fatalf("out of time after %d rounds", round)
+		}
+		written, how := write(round)
+		ep := straight
+		if round%5 == 4 {
+			ep = viaClient
+		}
+		readStart := time.Now()
+		var (
+			kind, problem string
+			answer        linearize.Answer
+		)
+		if round%2 == 0 {
+			kind = "get"
+			got, a := ep.Get(ctx, namespace, written, *consistencyReadRV)
+			answer = a
+			w, exists := want[written]
+			switch {
+			case a.OK() && !exists:
+				problem = fmt.Sprintf("GET %s answered it at resourceVersion %s after its delete", written, got.ResourceVersion)
+			case a.OK() && got.ResourceVersion != w.ResourceVersion:
+				problem = fmt.Sprintf("GET %s answered resourceVersion %s, the write before it was %s", written, got.ResourceVersion, w.ResourceVersion)
+			case !a.OK() && a.Err == nil && a.Code == 404 && a.Reason == "NotFound" && exists:
+				problem = fmt.Sprintf("GET %s answered 404 after its %s at resourceVersion %s", written, how, w.ResourceVersion)
+			case !a.OK() && !(a.Err == nil && a.Code == 404 && a.Reason == "NotFound" && !exists):
+				tally.note(kind+" via "+ep.Name, tally.failed, fmt.Sprintf("round %d: GET %s via %s failed: %s", round, written, ep.Name, a.Describe()))
+				continue
+			}
+		} else {
+			var o linearize.ListOptions
+			o.ResourceVersion = *consistencyReadRV
+			selector := ""
+			switch (round / 2) % 4 {
+			case 0:
+				kind = "list"
+			case 1:
+				kind, selector = "list by label", colors[rand.IntN(2)]
+			case 2:
+				kind, o.Limit = "list paged", 2
+			case 3:
+				kind, selector, o.Limit = "list by label paged", colors[rand.IntN(2)], 1
+			}
+			if selector != "" {
+				o.LabelSelector = "color=" + selector
+			}
+			res, a := ep.List(ctx, namespace, o, nil)
+			answer = a
+			if res == nil {
+				if w := a.CrproxyWarning(); w != "" {
+					tally.note(kind+" via "+ep.Name, tally.warned, fmt.Sprintf("round %d: %s via %s: Warning %s", round, kind, ep.Name, w))
+				} else {
+					tally.note(kind+" via "+ep.Name, tally.failed, fmt.Sprintf("round %d: %s via %s failed: %s", round, kind, ep.Name, a.Describe()))
+				}
+				continue
+			}
+			if len(res.Warnings) > 0 {
+				answer.Warnings = res.Warnings
+			}
+			got := map[string]string{}
+			for _, item := range res.Items {
+				if strings.HasPrefix(item.Name, "stale-") {
+					got[item.Name] = item.ResourceVersion
+				}
+			}
+			expect := map[string]string{}
+			for n, w := range want {
+				if selector == "" || w.Labels["color"] == selector {
+					expect[n] = w.ResourceVersion
+				}
+			}
+			if diff := diffRVs(expect, got); diff != "" {
+				after := fmt.Sprintf("the %s of %s", how, written)
+				if w, ok := want[written]; ok {
+					after += " at resourceVersion " + w.ResourceVersion
+				}
+				problem = fmt.Sprintf("%s (%d pages, list resourceVersion %s) after %s: %s", kind, res.Pages, res.ResourceVersion, after, diff)
+			}
+		}
+		tally.latencies = append(tally.latencies, time.Since(readStart))
+		key := kind + " via " + ep.Name
+		tally.rounds[key]++
+		if w := answer.CrproxyWarning(); w != "" {
+			tally.note(key, tally.warned, fmt.Sprintf("round %d: %s via %s: Warning %s", round, kind, ep.Name, w))
+		}
+		if problem != "" {
+			tally.note(key, tally.stale, fmt.Sprintf("round %d (%s via %s): %s", round, kind, ep.Name, problem))
+		}
+		if sum(tally.failed) > 20 {
+			break
+		}
+	}
+	took := time.Since(start)
+	sort.Slice(tally.latencies, func(i, j int) bool { return tally.latencies[i] < tally.latencies[j] })
+	pct := func(p float64) time.Duration {
+		if len(tally.latencies) == 0 {
+			return 0
+		}
+		return tally.latencies[int(float64(len(tally.latencies)-1)*p)].Round(10 * time.Microsecond)
+	}
+	t.Logf("%d rounds in %s (read p50 %s, p99 %s, max %s); reads: %s", sum(tally.rounds), took.Round(time.Millisecond),
+		pct(0.5), pct(0.99), pct(1), describeCounts(tally.rounds))
+	t.Logf("%s", churn.Stop())
+	if len(tally.examples) > 0 {
+		t.Logf("first problems:\n  %s", strings.Join(tally.examples, "\n  "))
+	}
+	if n := sum(tally.stale); n > 0 {
+		t.Errorf("%d stale answers of %d reads: %s", n, sum(tally.rounds), describeCounts(tally.stale))
+	}
+	if n := sum(tally.warned); n > 0 {
+		t.Errorf("%d answers carried a crproxy Warning with the target up: %s", n, describeCounts(tally.warned))
+	}
+	if n := sum(tally.failed); n > 0 {
+		t.Errorf("%d reads failed: %s", n, describeCounts(tally.failed))
+	}
+}
+
+// diffRVs describes how got (name -> resourceVersion) differs from want.
+func diffRVs(want, got map[string]string) string {
+	var diffs []string
+	for n, rv := range want {
+		switch g, ok := got[n]; {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s missing (want resourceVersion %s)", n, rv))
+		case g != rv:
+			older := "older"
+			if rvNumber(g) > rvNumber(rv) {
+				older = "newer"
+			}
+			diffs = append(diffs, fmt.Sprintf("%s at resourceVersion %s, want %s (%s)", n, g, rv, older))
+		}
+	}
+	for n, rv := range got {
+		if _, ok := want[n]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s at resourceVersion %s, want absent", n, rv))
+		}
+	}
+	sort.Strings(diffs)
+	return strings.Join(diffs, "; ")
+}
+
+// artifactsDir is a new folder where a failing test leaves what explains
+// it: beside the clusters' logs, in the environment's folder, which is
+// kept when a test fails (a t.TempDir is removed even then), and one per
+// run, so -count=N keeps each failure's.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	base := filepath.Join(clustertest.Environment(t).Dir, "artifacts")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(base, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A concurrent history of writes (straight at the target and through
+// crproxy, straight and through the client cluster) and consistent reads
+// (GET and LIST, with selectors and pages, through crproxy) is
+// linearizable, checked with porcupine, on a busy target that is killed
+// and started again in the middle. Reads answered with crproxy's Warning
+// while the target is down are stale by contract: they are left out and
+// counted.
+func TestLinearizability(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	target, atTarget, straight, viaClient := consistencySetup(t, ctx)
+	churn := crproxytest.ChurnFor(t, ctx, target, *consistencyChurn)
+
+	rec := linearize.NewRecorder(linearize.Group{Namespace: "default", Prefix: "lin-", Keys: 3})
+	rec.ReadResourceVersion = *consistencyReadRV
+	wl := &linearize.Workload{
+		Recorder: rec,
+		Writers:  []*linearize.Endpoint{atTarget, atTarget, straight, viaClient},
+		Readers:  []*linearize.Endpoint{straight, straight, viaClient},
+		Pause:    40 * time.Millisecond,
+	}
+	wl.Start(ctx)
+	t.Logf("history time 0 is %s", rec.Began().Format("15:04:05.000000"))
+	stopped := false
+	defer func() {
+		if !stopped {
+			wl.Stop()
+		}
+	}()
+
+	time.Sleep(4 * time.Second)
+	before := rec.Stats()
+	restart := time.Now()
+	// Killed, as a crash would (a graceful stop takes 15 s here, for the
+	// same lesson): writes in flight get an unknown outcome.
+	target.Kill()
+	time.Sleep(2 * time.Second)
+	if err := target.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Since(restart)
+	back := rec.Stats()
+	time.Sleep(5 * time.Second)
+	wl.Stop()
+	stopped = true
+	after := rec.Stats()
+	t.Logf("%s", churn.Stop())
+	t.Logf("history of %d operations; the target was down %s, from %d reads on; %s", rec.Len(), down.Round(time.Millisecond), before.Reads, after)
+	if after.Reads-back.Reads < 20 {
+		t.Errorf("only %d reads checked after the target was back", after.Reads-back.Reads)
+	}
+	if after.WritesOK-back.WritesOK < 20 {
+		t.Errorf("only %d writes acknowledged after the target was back", after.WritesOK-back.WritesOK)
+	}
+
+	linearize.RequireLinearizable(t, rec, 2*time.Minute, artifactsDir(t))
+}
