@@ -15,6 +15,9 @@ TEST_FLAGS ?=
 
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
 SOAK_FLAGS ?= -soak.target-restarts=20 -soak.restart-interval=15s
+# make soak, then: the linearizability check (porcupine) of consistent reads
+# for this long, the target restarted every soak.restart-interval.
+LINEARIZABILITY_SOAK_FLAGS ?= -soak.linearizability=5m -soak.restart-interval=15s
 
 # make image: the image's name; empty: the Helm chart's default image, its
 # values' image.repository and its appVersion. GOARCH=arm64 builds for arm64.
@@ -95,9 +98,10 @@ test-unit:
 test-e2e: tools
 	$(GO) test $(RACE) -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/e2e/...
 
-## soak: the reconnection soak test with 20 target restarts (about 15 minutes); prints a summary
+## soak: the reconnection soak test with 20 target restarts (about 15 minutes; prints a summary), then 5 minutes of linearizability check
 soak: tools build
-	$(GO) test -count=1 -timeout 90m -v ./test/soak -run TestSoak $(SOAK_FLAGS)
+	$(GO) test -count=1 -timeout 90m -v ./test/soak -run 'TestSoak$$' $(SOAK_FLAGS)
+	$(GO) test -count=1 -timeout 60m -v ./test/soak -run 'TestLinearizabilitySoak$$' $(LINEARIZABILITY_SOAK_FLAGS)
 
 ## bench: B1-B6 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 10 minutes)
 BENCH_FLAGS ?= -bench.objects=10000
