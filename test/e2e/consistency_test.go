@@ -357,7 +357,9 @@ func TestLinearizability(t *testing.T) {
 	// Killed, as a crash would (a graceful stop takes 15 s here, for the
 	// same lesson): writes in flight get an unknown outcome.
 	target.Kill()
+	rec.TargetGone()
 	time.Sleep(2 * time.Second)
+	rec.TargetStarting()
 	if err := target.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

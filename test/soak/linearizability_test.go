@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ var (
 		"run TestLinearizabilitySoak for this long (0: skip it; `make soak` runs it, `make test` runs test/e2e's short TestLinearizability instead)")
 	linearizabilityGroups = flag.Int("soak.linearizability-groups", 3, "independent sets of objects (one namespace each) of TestLinearizabilitySoak; porcupine checks each apart")
 	linearizabilityChurn  = flag.Float64("soak.linearizability-churn", 50, "writes per second to an unrelated ConfigMap at the target during TestLinearizabilitySoak")
-	linearizabilityCheck  = flag.Duration("soak.linearizability-check-timeout", 10*time.Minute, "how long porcupine may take to check the history")
+	linearizabilityCheck  = flag.Duration("soak.linearizability-check-timeout", 5*time.Minute, "how long porcupine may take to check the history")
 	linearizabilityRV     = flag.String("soak.linearizability-read-resource-version", "", `resourceVersion of the reads: "" (consistent) or "0" (a negative control, which should fail)`)
 )
 
@@ -86,7 +87,9 @@ func TestLinearizabilitySoak(t *testing.T) {
 		} else {
 			target.Kill()
 		}
+		rec.TargetGone()
 		time.Sleep(downtime)
+		rec.TargetStarting()
 		if err := target.Start(ctx); err != nil {
 			wl.Stop()
 			t.Fatal(err)
@@ -104,6 +107,14 @@ func TestLinearizabilitySoak(t *testing.T) {
 	dir := filepath.Join(clustertest.Environment(t).Dir, "artifacts", t.Name())
 	if stats.Reads == 0 || stats.WritesOK == 0 {
 		t.Fatalf("nothing to check: %s", stats)
+	}
+	// Written before the check, so a check that runs out of time or memory
+	// leaves it to study.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := linearize.WriteHistory(filepath.Join(dir, "history.jsonl"), rec.Operations()); err != nil {
+		t.Fatal(err)
 	}
 	linearize.RequireLinearizable(t, rec, *linearizabilityCheck, dir)
 }

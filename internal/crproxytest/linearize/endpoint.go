@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -35,6 +39,12 @@ type Endpoint struct {
 	CreateLabels map[string]string
 	base         string
 	hc           *http.Client
+
+	// dialed is when each connection was dialed, by local address: the
+	// server process a request reached is the one that accepted its
+	// connection.
+	mu     sync.Mutex
+	dialed map[string]time.Time
 }
 
 // Endpoints are the three ways to MyResources that the consistency tests
@@ -63,11 +73,24 @@ func Endpoints(target, client *localcluster.APIServer, p *crproxytest.Proxy, own
 // NewEndpoint reaches the server of cfg, with its credentials.
 func NewEndpoint(name string, cfg *rest.Config) (*Endpoint, error) {
 	cfg = rest.CopyConfig(cfg)
+	e := &Endpoint{Name: name, base: strings.TrimSuffix(cfg.Host, "/"), dialed: map[string]time.Time{}}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		at := time.Now()
+		c, err := dialer.DialContext(ctx, network, address)
+		if err == nil {
+			e.mu.Lock()
+			e.dialed[c.LocalAddr().String()] = at
+			e.mu.Unlock()
+		}
+		return c, err
+	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Endpoint{Name: name, base: strings.TrimSuffix(cfg.Host, "/"), hc: hc}, nil
+	e.hc = hc
+	return e, nil
 }
 
 // Object is what the tests read of a MyResource.
@@ -93,6 +116,10 @@ type Answer struct {
 	// Warnings are the answer's Warning headers.
 	Warnings []string
 	Body     []byte
+	// Dialed is when the connection the request went on was dialed (zero
+	// when it got none): the server process that may have acted on the
+	// request is the one that was running then.
+	Dialed time.Time
 }
 
 // CrproxyWarning is the first Warning crproxy added ("299 crproxy ..."),
@@ -145,13 +172,19 @@ func (e *Endpoint) do(ctx context.Context, method, path, contentType string, bod
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	var dialed time.Time
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		e.mu.Lock()
+		dialed = e.dialed[info.Conn.LocalAddr().String()]
+		e.mu.Unlock()
+	}}))
 	resp, err := e.hc.Do(req)
 	if err != nil {
-		return Answer{Err: err, Sent: !errors.Is(err, syscall.ECONNREFUSED)}
+		return Answer{Err: err, Sent: !errors.Is(err, syscall.ECONNREFUSED), Dialed: dialed}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	a := Answer{Sent: true, Code: resp.StatusCode, Warnings: resp.Header.Values("Warning"), Body: data}
+	a := Answer{Sent: true, Code: resp.StatusCode, Warnings: resp.Header.Values("Warning"), Body: data, Dialed: dialed}
 	if err != nil {
 		// The status line came, the body did not: the server answered,
 		// but what it said is lost.

@@ -16,13 +16,15 @@
 // reflects.
 //
 // A write whose outcome is unknown (a timeout, a broken connection, a 504)
-// may have taken effect at any time after its call, or never: it gets an
-// infinite return time, as in etcd's robustness tests, unless a read
-// returned its value, which bounds it. A write that certainly did nothing
-// (refused before it was sent, 503 "nothing was written", a failed
-// precondition) and a read that failed say nothing and are left out; a
-// read answered with a crproxy Warning (the target was unreachable, so the
-// mirror answered, stale by contract) is left out and counted.
+// may have taken effect at any time after its call, or never: the model
+// allows both, and its return time is the last moment it could still take
+// effect: when a read first returned its value, when the target process
+// it may have reached was gone (Recorder.TargetGone), or else infinity, as
+// in etcd's robustness tests. A write that certainly did nothing (refused
+// before it was sent, 503 "nothing was written", a failed precondition)
+// and a read that failed say nothing and are left out; a read answered
+// with a crproxy Warning (the target was unreachable, so the mirror
+// answered, stale by contract) is left out and counted.
 //
 // Each Group (a namespace of its own) is an independent set of registers;
 // linearizability is local, so Check checks the groups apart, and a longer
@@ -125,22 +127,36 @@ func (e Err) String() string { return [...]string{"ok", "AlreadyExists", "NotFou
 // Output is an operation's answer.
 type Output struct {
 	// Unknown: a write whose outcome is not known; Err is meaningless.
-	Unknown bool
-	Err     Err
+	// FailedAt is when it failed and DialedAt when the connection it went
+	// on was dialed (history times; DialedAt -1 when unknown): its Return
+	// is set later (see Recorder.Operations).
+	Unknown            bool
+	FailedAt, DialedAt int64
+	// Why is how an unknown write failed, for whoever studies the history.
+	Why string `json:",omitempty"`
+	Err Err
 	// Entry is a GET's answer (absent: 404).
 	Entry Entry
 	// Items is a LIST's answer.
 	Items State
 }
 
-// Model is the porcupine model of the registers.
+// Model is the porcupine model of the registers. It is nondeterministic
+// (porcupine's power-set construction): a write of unknown outcome leaves
+// either the state it would make or the state it found.
 func Model() porcupine.Model {
-	return porcupine.Model{
+	nm := porcupine.NondeterministicModel{
 		Partition: partition,
-		Init:      func() interface{} { return State{} },
-		Step: func(state, input, output interface{}) (bool, interface{}) {
-			return Step(state.(State), input.(Input), output.(Output))
+		Init:      func() []interface{} { return []interface{}{State{}} },
+		Step: func(state, input, output interface{}) []interface{} {
+			next := Step(state.(State), input.(Input), output.(Output))
+			out := make([]interface{}, len(next))
+			for i, s := range next {
+				out[i] = s
+			}
+			return out
 		},
+		Equal: func(a, b interface{}) bool { return a.(State) == b.(State) },
 		Hash: func(state interface{}) uint64 {
 			h := fnv.New64a()
 			for _, e := range state.(State) {
@@ -162,65 +178,54 @@ func Model() porcupine.Model {
 			return fmt.Sprint(info)
 		},
 	}
+	return nm.ToModel()
 }
 
-// Step is the registers' sequential specification: whether the operation
-// could have answered out in state s, and the state after it.
-func Step(s State, in Input, out Output) (bool, State) {
+// Step is the registers' sequential specification: the states the
+// operation may leave when it answered out in state s; none when it could
+// not have answered so.
+func Step(s State, in Input, out Output) []State {
 	k := in.Key
 	switch in.Kind {
-	case Create:
-		exists := s[k].Exists()
-		if out.Unknown {
-			if !exists {
-				s[k] = Entry{Value: in.Value, Color: in.Color}
-			}
-			return true, s
+	case Create, Patch, Delete:
+		applied, answer := write(s, in)
+		switch {
+		case out.Unknown && applied != s:
+			return []State{applied, s}
+		case out.Unknown, out.Err == answer:
+			return []State{applied}
 		}
-		if exists {
-			return out.Err == AlreadyExists, s
-		}
-		if out.Err != OK {
-			return false, s
-		}
-		s[k] = Entry{Value: in.Value, Color: in.Color}
-		return true, s
-	case Patch:
-		exists := s[k].Exists()
-		if out.Unknown {
-			if exists {
-				s[k] = Entry{Value: in.Value, Color: in.Color}
-			}
-			return true, s
-		}
-		if !exists {
-			return out.Err == NotFound, s
-		}
-		if out.Err != OK {
-			return false, s
-		}
-		s[k] = Entry{Value: in.Value, Color: in.Color}
-		return true, s
-	case Delete:
-		exists := s[k].Exists()
-		if out.Unknown {
-			s[k] = Entry{}
-			return true, s
-		}
-		if !exists {
-			return out.Err == NotFound, s
-		}
-		if out.Err != OK {
-			return false, s
-		}
-		s[k] = Entry{}
-		return true, s
+		return nil
 	case Get:
-		return out.Entry == s[k], s
+		if out.Entry == s[k] {
+			return []State{s}
+		}
+		return nil
 	case List:
-		return out.Items == s.Selected(in.Selector), s
+		if out.Items == s.Selected(in.Selector) {
+			return []State{s}
+		}
+		return nil
 	}
 	panic(fmt.Sprintf("linearize: unknown operation %d", in.Kind))
+}
+
+// write is what a write does in state s: the state after it, and its
+// answer.
+func write(s State, in Input) (State, Err) {
+	k := in.Key
+	exists := s[k].Exists()
+	switch {
+	case in.Kind == Create && exists:
+		return s, AlreadyExists
+	case in.Kind != Create && !exists:
+		return s, NotFound
+	case in.Kind == Delete:
+		s[k] = Entry{}
+	default:
+		s[k] = Entry{Value: in.Value, Color: in.Color}
+	}
+	return s, OK
 }
 
 // partition splits a history by group: the groups are independent.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -51,7 +52,7 @@ var unknown = Output{Unknown: true}
 func check(t *testing.T, history h) Result {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "artifacts")
-	res, err := CheckHistory(patchUnknown(append([]porcupine.Operation(nil), history...)), 0, dir)
+	res, err := CheckHistory(patchUnknown(append([]porcupine.Operation(nil), history...), nil), 0, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestModelLinearizable(t *testing.T) {
 	x.add(0, 61, 70, Input{Kind: Delete, Key: 0}, Output{Err: NotFound})
 	x.patch(0, 71, 80, 0, "d", "red", Output{Err: NotFound})
 	wantOutcome(t, x, porcupine.Ok)
-	if stale := StaleReads(patchUnknown(x), 5); len(stale) != 0 {
+	if stale := StaleReads(patchUnknown(x, nil), 5); len(stale) != 0 {
 		t.Fatalf("stale reads in a linearizable history: %q", stale)
 	}
 }
@@ -201,6 +202,55 @@ func TestModelUnknownOutcome(t *testing.T) {
 	})
 }
 
+// A write of unknown outcome that failed before the target restarted
+// took effect while the old target ran, or never.
+func TestModelUnknownOutcomeAcrossRestart(t *testing.T) {
+	outages := []outage{{dead: 10, starting: 20}}
+	failed := func(at int64) Output { return Output{Unknown: true, FailedAt: at} }
+	run := func(x h) porcupine.CheckResult {
+		t.Helper()
+		res, err := CheckHistory(patchUnknown(append([]porcupine.Operation(nil), x...), outages), 0, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Outcome
+	}
+	var never h
+	never.create(0, 0, unknownReturn, 0, "a", "red", failed(5))
+	never.get(1, 30, 40, 0, Entry{})
+	if got := run(never); got != porcupine.Ok {
+		t.Errorf("never took effect: %s", got)
+	}
+	var late h
+	late.create(0, 0, unknownReturn, 0, "a", "red", failed(5))
+	late.get(1, 12, 15, 0, Entry{})
+	late.get(1, 30, 40, 0, aRed)
+	if got := run(late); got != porcupine.Illegal {
+		t.Errorf("took effect after the target was gone: %s", got)
+	}
+	var after h
+	after.create(0, 25, unknownReturn, 0, "a", "red", failed(28))
+	after.get(1, 30, 40, 0, Entry{})
+	after.get(1, 50, 60, 0, aRed)
+	if got := run(after); got != porcupine.Ok {
+		t.Errorf("failed after the restart, took effect later: %s", got)
+	}
+	if ops := patchUnknown(append([]porcupine.Operation(nil), late...), outages); ops[0].Return != 10 {
+		t.Errorf("bounded at %d, want 10", ops[0].Return)
+	}
+	// Straight at the target, the connection tells which process got it:
+	// one dialed before the outage, though it failed after the restart.
+	var conn h
+	conn.add(0, 0, unknownReturn, Input{Kind: Create, Key: 0, Value: "a", Color: "red", Via: "target"}, Output{Unknown: true, FailedAt: 25, DialedAt: 5})
+	conn.add(0, 0, unknownReturn, Input{Kind: Create, Key: 1, Value: "b", Color: "red", Via: "target"}, Output{Unknown: true, FailedAt: 25, DialedAt: 21})
+	conn.add(0, 0, unknownReturn, Input{Kind: Create, Key: 2, Value: "c", Color: "red", Via: "crproxy"}, Output{Unknown: true, FailedAt: 25, DialedAt: 5})
+	conn.get(1, 30, 40, 0, Entry{})
+	ops := patchUnknown(append([]porcupine.Operation(nil), conn...), outages)
+	if ops[0].Return != 10 || ops[1].Return != 40+int64(time.Second) || ops[2].Return != 40+int64(time.Second) {
+		t.Errorf("bounded at %d, %d, %d; want 10 and infinity twice", ops[0].Return, ops[1].Return, ops[2].Return)
+	}
+}
+
 // Groups are checked apart, and a stale read in any of them fails the
 // history.
 func TestModelGroups(t *testing.T) {
@@ -248,6 +298,7 @@ func TestClassifyWrite(t *testing.T) {
 		{"connection broken", Create, Answer{Sent: true, Err: errors.New("EOF")}, unknown, true},
 		{"crproxy refused", Patch, Answer{Sent: true, Code: 503, Message: "target default/target unreachable since 1s; nothing was written"}, Output{}, false},
 		{"target shutting down", Create, Answer{Sent: true, Code: 503, Message: "apiserver is shutting down"}, Output{}, false},
+		{"target starting", Patch, Answer{Sent: true, Code: 503, Message: "the request has been made before all known HTTP paths have been installed, please try again"}, Output{}, false},
 		{"outcome unknown", Patch, Answer{Sent: true, Code: 504, Message: "the target did not answer"}, unknown, true},
 		{"server error", Create, Answer{Sent: true, Code: 500}, unknown, true},
 	} {
@@ -261,5 +312,29 @@ func TestClassifyWrite(t *testing.T) {
 	}
 	if (Answer{Warnings: []string{`299 - "deprecated"`}}).CrproxyWarning() != "" {
 		t.Error("another Warning taken for crproxy's")
+	}
+}
+
+// A history written to a file reads back the same.
+func TestHistoryFile(t *testing.T) {
+	var x h
+	x.create(0, 0, 10, 0, "a", "red", Output{})
+	x.add(0, 20, unknownReturn, Input{Kind: Delete, Key: 0, Via: "target"}, Output{Unknown: true, FailedAt: 30, DialedAt: 3})
+	x.list(1, 15, 55, "red", state(map[int]Entry{0: aRed}))
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	if err := WriteHistory(path, x); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadHistory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(x) {
+		t.Fatalf("read %d operations, wrote %d", len(got), len(x))
+	}
+	for i := range x {
+		if got[i].Input != x[i].Input || got[i].Output != x[i].Output || got[i].Call != x[i].Call || got[i].Return != x[i].Return || got[i].ClientId != x[i].ClientId {
+			t.Errorf("operation %d read back as %+v, want %+v", i, got[i], x[i])
+		}
 	}
 }

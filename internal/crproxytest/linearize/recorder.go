@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,9 +83,36 @@ type Recorder struct {
 	groups []Group
 	start  time.Time
 
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-	stats Stats
+	mu      sync.Mutex
+	ops     []porcupine.Operation
+	stats   Stats
+	outages []outage
+}
+
+// outage is a time the target process was gone: dead is when it was
+// (Stop or Kill returned), starting when a new one began to start.
+type outage struct{ dead, starting int64 }
+
+// TargetGone says the target process has ended (call it once Stop or Kill
+// returned): no write sent to it before can take effect any more. Unless
+// TargetStarting follows, the outage has no end.
+func (r *Recorder) TargetGone() {
+	now := r.now()
+	r.mu.Lock()
+	r.outages = append(r.outages, outage{dead: now, starting: math.MaxInt64})
+	r.mu.Unlock()
+}
+
+// TargetStarting says a new target process is about to start (call it
+// just before Start): until now, no request could reach a target since
+// TargetGone.
+func (r *Recorder) TargetStarting() {
+	now := r.now()
+	r.mu.Lock()
+	if n := len(r.outages); n > 0 {
+		r.outages[n-1].starting = now
+	}
+	r.mu.Unlock()
 }
 
 // NewRecorder records operations on groups; group i of an Input is
@@ -189,6 +217,13 @@ func (r *Recorder) Write(ctx context.Context, client int, ep *Endpoint, in Input
 		}
 	})
 	if out.Unknown {
+		unknown := Output{Unknown: true, FailedAt: ret, DialedAt: -1, Why: a.Describe()}
+		if !a.Dialed.IsZero() {
+			// A connection dialed before the history began: to the process
+			// that ran at time 0.
+			unknown.DialedAt = max(0, int64(a.Dialed.Sub(r.start)))
+		}
+		op.Output = unknown
 		op.Return = unknownReturn
 	}
 	r.add(op)
@@ -220,8 +255,10 @@ func classifyWrite(kind Kind, name string, a Answer) (out Output, done bool) {
 		a.Code == http.StatusUnauthorized, a.Code == http.StatusForbidden,
 		a.Code == http.StatusNotFound, // a create in a missing namespace, a route not installed yet
 		a.Code == http.StatusServiceUnavailable && strings.Contains(a.Message, "nothing was written"),
-		// a kube-apiserver refusing new requests while it shuts down
+		// a kube-apiserver refusing requests while it shuts down, or
+		// before it has installed its routes (when it starts)
 		a.Code == http.StatusServiceUnavailable && strings.Contains(a.Message, "apiserver is shutting down"),
+		a.Code == http.StatusServiceUnavailable && strings.Contains(a.Message, "before all known HTTP paths have been installed"),
 		// the client cluster's aggregator could not reach crproxy
 		a.Code == http.StatusServiceUnavailable && strings.Contains(a.Message, "connect: connection refused"):
 		return Output{}, false
@@ -314,17 +351,32 @@ func (r *Recorder) readFailed(ep *Endpoint, in Input, a Answer) {
 }
 
 // Operations is the history for porcupine. A write of unknown outcome
-// returns at infinity (a second after the last time the history saw, as
-// etcd's robustness tests do), or, when a read returned its value (values
-// are unique), when the first such read returned: it took effect before.
+// may take effect any time after its call, or never (the model allows
+// both); its return time is when it can take effect no longer:
+//
+//   - when the first read that returned its value returned (values are
+//     unique, so it had taken effect);
+//   - or when the target process it may have reached was gone
+//     (TargetGone, TargetStarting): straight at the target, the one that
+//     ran when its connection was dialed; through crproxy, the one that
+//     ran when it failed, if it failed before a new target began to start
+//     (this trusts that neither crproxy nor the aggregator sends a request
+//     after its caller has given up);
+//   - else at infinity, a second after the last time the history saw, as
+//     etcd's robustness tests do.
+//
+// Bounding them matters: each write pending at infinity is concurrent
+// with every later operation, and porcupine's search (and memory) grows
+// with each.
 func (r *Recorder) Operations() []porcupine.Operation {
 	r.mu.Lock()
 	ops := append([]porcupine.Operation(nil), r.ops...)
+	outages := append([]outage(nil), r.outages...)
 	r.mu.Unlock()
-	return patchUnknown(ops)
+	return patchUnknown(ops, outages)
 }
 
-func patchUnknown(ops []porcupine.Operation) []porcupine.Operation {
+func patchUnknown(ops []porcupine.Operation, outages []outage) []porcupine.Operation {
 	type written struct {
 		group, key int
 		value      string
@@ -357,13 +409,25 @@ func patchUnknown(ops []porcupine.Operation) []porcupine.Operation {
 		if op.Return != unknownReturn {
 			continue
 		}
-		ops[i].Return = infinity
-		in := op.Input.(Input)
-		if in.Kind == Create || in.Kind == Patch {
-			if t, ok := seen[written{in.Group, in.Key, in.Value}]; ok && t >= op.Call {
-				ops[i].Return = t
+		in, out := op.Input.(Input), op.Output.(Output)
+		ret := infinity
+		for _, o := range outages {
+			if in.Via == "target" && out.DialedAt >= 0 {
+				if o.dead >= out.DialedAt {
+					ret = max(op.Call, o.dead)
+					break
+				}
+			} else if out.FailedAt < o.starting {
+				ret = max(op.Call, o.dead)
+				break
 			}
 		}
+		if in.Kind == Create || in.Kind == Patch {
+			if t, ok := seen[written{in.Group, in.Key, in.Value}]; ok && t >= op.Call {
+				ret = min(ret, t)
+			}
+		}
+		ops[i].Return = ret
 	}
 	return ops
 }
@@ -371,9 +435,11 @@ func patchUnknown(ops []porcupine.Operation) []porcupine.Operation {
 // Result is a check's outcome.
 type Result struct {
 	Outcome porcupine.CheckResult
-	// Operations is the history's length; Took how long the check took.
-	Operations int
-	Took       time.Duration
+	// Operations is the history's length; Unbounded how many of them are
+	// writes of unknown outcome left pending to infinity (each makes the
+	// check costlier); Took how long the check took.
+	Operations, Unbounded int
+	Took                  time.Duration
 	// Visualization is the HTML file of the history and its longest
 	// linearizations, written when the outcome is not Ok, beside the
 	// history itself (history.jsonl).
@@ -397,6 +463,17 @@ func CheckHistory(ops []porcupine.Operation, timeout time.Duration, dir string) 
 	start := time.Now()
 	outcome, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
 	res := Result{Outcome: outcome, Operations: len(ops), Took: time.Since(start)}
+	var last int64
+	for _, op := range ops {
+		if !op.Output.(Output).Unknown {
+			last = max(last, op.Return)
+		}
+	}
+	for _, op := range ops {
+		if op.Output.(Output).Unknown && op.Return > last {
+			res.Unbounded++
+		}
+	}
 	if outcome == porcupine.Ok {
 		return res, nil
 	}
@@ -408,18 +485,43 @@ func CheckHistory(ops []porcupine.Operation, timeout time.Duration, dir string) 
 	if err := porcupine.VisualizePath(model, info, res.Visualization); err != nil {
 		return res, fmt.Errorf("writing the visualization: %w", err)
 	}
-	// The history itself, to check again or study: one operation a line.
+	return res, WriteHistory(filepath.Join(dir, "history.jsonl"), ops)
+}
+
+// WriteHistory writes a history to path, one operation (JSON) a line, to
+// check again or study; ReadHistory reads it back.
+func WriteHistory(path string, ops []porcupine.Operation) error {
 	var b strings.Builder
 	for _, op := range ops {
 		line, err := json.Marshal(op)
 		if err != nil {
-			return res, err
+			return err
 		}
 		b.Write(line)
 		b.WriteByte('\n')
 	}
-	if err := os.WriteFile(filepath.Join(dir, "history.jsonl"), []byte(b.String()), 0o644); err != nil {
-		return res, err
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// ReadHistory reads a history WriteHistory wrote.
+func ReadHistory(path string) ([]porcupine.Operation, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	return res, nil
+	var ops []porcupine.Operation
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var op struct {
+			ClientId int
+			Input    Input
+			Call     int64
+			Output   Output
+			Return   int64
+		}
+		if err := json.Unmarshal([]byte(line), &op); err != nil {
+			return nil, err
+		}
+		ops = append(ops, porcupine.Operation{ClientId: op.ClientId, Input: op.Input, Call: op.Call, Output: op.Output, Return: op.Return})
+	}
+	return ops, nil
 }

@@ -130,6 +130,9 @@ func runFake(t *testing.T, lag int, warn bool) (Result, Stats) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, a := ep.Get(context.Background(), "ns", "lin-0", ""); a.Code != 404 || a.Dialed.IsZero() {
+		t.Fatalf("GET of a missing object: %s, dialed %s", a.Describe(), a.Dialed)
+	}
 	rec := NewRecorder(Group{Namespace: "ns", Prefix: "lin-", Keys: 3})
 	wl := &Workload{Recorder: rec, Writers: []*Endpoint{ep, ep}, Readers: []*Endpoint{ep, ep}, Pause: 2 * time.Millisecond}
 	wl.Start(context.Background())

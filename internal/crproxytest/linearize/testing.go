@@ -17,7 +17,7 @@ func RequireLinearizable(t testing.TB, rec *Recorder, timeout time.Duration, dir
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("porcupine: %s, %d operations checked in %s", res.Outcome, res.Operations, res.Took.Round(time.Millisecond))
+	t.Logf("porcupine: %s, %d operations (%d of unknown outcome pending to the end) checked in %s", res.Outcome, res.Operations, res.Unbounded, res.Took.Round(time.Millisecond))
 	switch res.Outcome {
 	case porcupine.Ok:
 	case porcupine.Illegal:
