@@ -3,6 +3,7 @@ package writethrough
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -219,7 +220,8 @@ func (w *Writer) deleteListed(ctx context.Context, req *Request, o *store.Object
 	itemOpts := opts.DeepCopy()
 	resp, err := w.deleteObject(ctx, &item, itemOpts, o, o)
 	switch {
-	case apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err), errors.Is(err, errCheckedReplaced):
+		// Gone, or replaced since the list: not among the listed objects.
 		return nil, 0, nil
 	case err != nil:
 		return nil, 0, err

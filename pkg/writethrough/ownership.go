@@ -2,6 +2,7 @@ package writethrough
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -18,7 +19,7 @@ import (
 // its answer does not tell (mirror.TargetObject: a 403 is such an answer).
 func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.Object, error) {
 	res := req.Resource
-	if !fresh {
+	if !fresh && !req.checkAtTarget {
 		if o, _, ok := res.Cache.Get(req.Namespace, req.Name); ok {
 			return o, nil
 		}
@@ -73,10 +74,19 @@ func (w *Writer) labelsFor(current *store.Object) ownerLabels {
 	return kept
 }
 
+// errCheckedReplaced says a write was refused because the object its
+// checks saw (usually the mirror's copy, which may lag) was deleted and
+// created again, and this client owns the new one: Write runs it again,
+// checking at the target. A write by name addresses whatever object holds
+// the name, as at the kube-apiserver; the UID precondition only keeps a
+// write from landing on an object the checks did not see.
+var errCheckedReplaced = errors.New("the object the write checked was replaced")
+
 // maskLostPrecondition handles a conditional write that the target refused
-// (409 Conflict or 422 Invalid): when the object is now gone, another
-// object, or no longer this client's, the answer is 404 as for any object
-// that is not the caller's; otherwise the target's answer stands.
+// (409 Conflict or 422 Invalid): when the object is now gone or no longer
+// this client's, the answer is 404 as for any object that is not the
+// caller's; when it is another object of this client's, errCheckedReplaced
+// (once); otherwise the target's answer stands.
 func (w *Writer) maskLostPrecondition(ctx context.Context, req *Request, checked *store.Object, resp *Response) (*Response, error) {
 	if checked == nil || (resp.Code != http.StatusConflict && resp.Code != http.StatusUnprocessableEntity) {
 		return resp, nil
@@ -85,7 +95,12 @@ func (w *Writer) maskLostPrecondition(ctx context.Context, req *Request, checked
 	if err != nil {
 		return resp, nil
 	}
-	if now == nil || now.UID != checked.UID || !w.owner.owns(now.Labels) {
+	switch {
+	case now == nil || !w.owner.owns(now.Labels):
+		return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+	case now.UID != checked.UID && !req.checkAtTarget:
+		return nil, errCheckedReplaced
+	case now.UID != checked.UID:
 		return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
 	}
 	return resp, nil

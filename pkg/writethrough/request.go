@@ -40,6 +40,11 @@ type Request struct {
 	// User is the caller in the client cluster, recorded at the target as
 	// an impersonation extra.
 	User user.Info
+
+	// checkAtTarget makes every lookup ask the target, not the mirror: set
+	// when a write runs again because the mirror's copy was of an object
+	// since replaced (errCheckedReplaced).
+	checkAtTarget bool
 }
 
 // Response is the target's answer, to be passed back unchanged.

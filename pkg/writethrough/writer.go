@@ -80,8 +80,8 @@ func New(o Options) *Writer {
 
 // Write carries req to its target and returns the target's answer, or an
 // error that is a Kubernetes Status (bad input, ownership, namespaces,
-// an unreachable target). A successful answer is returned once the mirror
-// holds it.
+// an unreachable target). It answers as soon as the target has: a
+// consistent read after it reflects the write (pkg/mirror).
 func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 	conn := req.Resource.Target.Connection
 	if since, down := conn.CheckReachable(ctx); down {
@@ -90,21 +90,10 @@ func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return nil, e
 	}
-	var resp *Response
-	var err error
-	switch req.Verb {
-	case "create":
-		resp, err = w.create(ctx, req)
-	case "update":
-		resp, err = w.update(ctx, req)
-	case "patch":
-		resp, err = w.patch(ctx, req)
-	case "delete":
-		resp, err = w.delete(ctx, req)
-	case "deletecollection":
-		resp, err = w.deleteCollection(ctx, req)
-	default:
-		return nil, apierrors.NewMethodNotSupported(req.Resource.GVR.GroupResource(), req.Verb)
+	resp, err := w.write(ctx, req)
+	if errors.Is(err, errCheckedReplaced) {
+		req.checkAtTarget = true
+		resp, err = w.write(ctx, req)
 	}
 	if err != nil {
 		return nil, err
@@ -113,6 +102,23 @@ func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 		resp.Body = mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough)
 	}
 	return resp, nil
+}
+
+// write runs one attempt of a write by its verb.
+func (w *Writer) write(ctx context.Context, req *Request) (*Response, error) {
+	switch req.Verb {
+	case "create":
+		return w.create(ctx, req)
+	case "update":
+		return w.update(ctx, req)
+	case "patch":
+		return w.patch(ctx, req)
+	case "delete":
+		return w.delete(ctx, req)
+	case "deletecollection":
+		return w.deleteCollection(ctx, req)
+	}
+	return nil, apierrors.NewMethodNotSupported(req.Resource.GVR.GroupResource(), req.Verb)
 }
 
 func (w *Writer) caller(req *Request) string {

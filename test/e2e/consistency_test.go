@@ -370,7 +370,7 @@ func TestLinearizability(t *testing.T) {
 	stopped = true
 	after := rec.Stats()
 	t.Logf("%s", churn.Stop())
-	t.Logf("history of %d operations; the target was down %s, from %d reads on; %s", rec.Len(), down.Round(time.Millisecond), before.Reads, after)
+	t.Logf("history of %d operations; the target was down %s, from %d reads on; %d reads warned after it was back; %s", rec.Len(), down.Round(time.Millisecond), before.Reads, after.ReadsWarned-back.ReadsWarned, after)
 	if after.Reads-back.Reads < 20 {
 		t.Errorf("only %d reads checked after the target was back", after.Reads-back.Reads)
 	}
