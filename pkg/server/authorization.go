@@ -56,6 +56,12 @@ func withAuthorization(next http.Handler, a authorizer.Authorizer, frontProxy *f
 			writeError(w, apierrors.NewInternalError(err))
 			return
 		}
+		if covering, ok := coveringAttributes(attrs); ok {
+			if decision, _, err := a.Authorize(r.Context(), covering); err == nil && decision == authorizer.DecisionAllow {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		decision, reason, err := a.Authorize(r.Context(), attrs)
 		switch {
 		case decision == authorizer.DecisionAllow:
@@ -66,6 +72,43 @@ func withAuthorization(next http.Handler, a authorizer.Authorizer, frontProxy *f
 			writeError(w, responsewriters.ForbiddenStatusError(attrs, reason))
 		}
 	})
+}
+
+// coveringAttributes is, for a request on one named object, the request on
+// its whole collection that the caller could send to the same effect: a
+// GET of a name is a LIST with fieldSelector metadata.name (kube-apiserver
+// authorizes that as list, with the name), a DELETE is a deletecollection
+// with it, and a named LIST or WATCH is the same without the name. A
+// caller allowed the collection request is allowed the named one under
+// every authorizer, not only RBAC: it could have sent the collection
+// request. Asked first, it is one SubjectAccessReview per caller, verb and
+// namespace (cached as any), not one per object; when it is not allowed,
+// the request's own attributes decide. Updates, patches and subresources
+// have no such collection request.
+func coveringAttributes(attrs authorizer.Attributes) (authorizer.Attributes, bool) {
+	if !attrs.IsResourceRequest() || attrs.GetName() == "" || attrs.GetSubresource() != "" {
+		return nil, false
+	}
+	var verb string
+	switch attrs.GetVerb() {
+	case "get", "list":
+		verb = "list"
+	case "watch":
+		verb = "watch"
+	case "delete":
+		verb = "deletecollection"
+	default:
+		return nil, false
+	}
+	return authorizer.AttributesRecord{
+		User:            attrs.GetUser(),
+		Verb:            verb,
+		Namespace:       attrs.GetNamespace(),
+		APIGroup:        attrs.GetAPIGroup(),
+		APIVersion:      attrs.GetAPIVersion(),
+		Resource:        attrs.GetResource(),
+		ResourceRequest: true,
+	}, true
 }
 
 const (

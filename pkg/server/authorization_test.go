@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +187,78 @@ func mustCAContent(t *testing.T, caPEM []byte) dynamiccertificates.CAContentProv
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A request on one object is allowed when the caller may make the
+// collection request that has the same effect (list for a get, a
+// deletecollection for a delete), asked first so a caller costs one
+// SubjectAccessReview per namespace, not one per object; otherwise the
+// request's own attributes decide, and a denial names them. Writes
+// without a collection equivalent and subresources are asked as they are.
+func TestCoveringCollectionCheck(t *testing.T) {
+	type q struct{ verb, ns, name, sub string }
+	for _, c := range []struct {
+		name    string
+		method  string
+		path    string
+		allowed []q
+		code    int
+		asked   []q
+	}{
+		{"get, list allowed", http.MethodGet, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"list", "ns", "", ""}}, http.StatusTeapot, []q{{"list", "ns", "", ""}}},
+		{"get, only that name allowed", http.MethodGet, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"get", "ns", "x", ""}}, http.StatusTeapot, []q{{"list", "ns", "", ""}, {"get", "ns", "x", ""}}},
+		{"get, list allowed in another namespace", http.MethodGet, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"list", "other", "", ""}}, http.StatusForbidden, []q{{"list", "ns", "", ""}, {"get", "ns", "x", ""}}},
+		{"delete, deletecollection allowed", http.MethodDelete, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"deletecollection", "ns", "", ""}}, http.StatusTeapot, []q{{"deletecollection", "ns", "", ""}}},
+		{"delete, only list allowed", http.MethodDelete, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"list", "ns", "", ""}}, http.StatusForbidden, []q{{"deletecollection", "ns", "", ""}, {"delete", "ns", "x", ""}}},
+		{"update has no collection request", http.MethodPut, "/apis/example.com/v1/namespaces/ns/myresources/x",
+			[]q{{"list", "ns", "", ""}, {"deletecollection", "ns", "", ""}}, http.StatusForbidden, []q{{"update", "ns", "x", ""}}},
+		{"a subresource is asked as it is", http.MethodGet, "/apis/example.com/v1/namespaces/ns/myresources/x/status",
+			[]q{{"list", "ns", "", ""}}, http.StatusForbidden, []q{{"get", "ns", "x", "status"}}},
+		{"watch of one object", http.MethodGet, "/apis/example.com/v1/namespaces/ns/myresources?watch=1&fieldSelector=metadata.name%3Dx",
+			[]q{{"watch", "ns", "", ""}}, http.StatusTeapot, []q{{"watch", "ns", "", ""}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var asked []q
+			a := authorizer.AuthorizerFunc(func(_ context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
+				got := q{attrs.GetVerb(), attrs.GetNamespace(), attrs.GetName(), attrs.GetSubresource()}
+				asked = append(asked, got)
+				for _, ok := range c.allowed {
+					if ok == got {
+						return authorizer.DecisionAllow, "", nil
+					}
+				}
+				return authorizer.DecisionNoOpinion, "", nil
+			})
+			served := false
+			h := withAuthorization(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				served = true
+				w.WriteHeader(http.StatusTeapot)
+			}), a, nil)
+			r := httptest.NewRequest(c.method, c.path, nil)
+			ctx := request.WithUser(r.Context(), &user.DefaultInfo{Name: "eve"})
+			info, _ := requestInfoResolver.NewRequestInfo(r)
+			r = r.WithContext(request.WithRequestInfo(ctx, info))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != c.code || served != (c.code == http.StatusTeapot) {
+				t.Fatalf("code %d, served %v; want %d (%s)", rec.Code, served, c.code, rec.Body)
+			}
+			if fmt.Sprint(asked) != fmt.Sprint(c.asked) {
+				t.Errorf("asked %v, want %v", asked, c.asked)
+			}
+			if c.code == http.StatusForbidden {
+				last := c.asked[len(c.asked)-1]
+				var st metav1.Status
+				_ = json.Unmarshal(rec.Body.Bytes(), &st)
+				if want := `cannot ` + last.verb + ` resource "myresources`; !strings.Contains(st.Message, want) {
+					t.Errorf("denial %q does not name the request's own verb (%q)", st.Message, want)
+				}
+			}
+		})
+	}
 }

@@ -216,6 +216,34 @@ func TestSecurityAuthorization(t *testing.T) {
 		wantRefused(t, "get in another namespace", pod.do(t, ctx, "GET", "/apis/example.com/v1/namespaces/sec-other/myresources/victim", nil), 403, metav1.StatusReasonForbidden, "")
 	})
 
+	// crproxy asks a named get as the list that returns the same object
+	// first (one review per namespace, not per object): a list grant opens
+	// its own namespace only, and a grant of one name only that name.
+	t.Run("a collection grant covers its namespace, a name grant its name", func(t *testing.T) {
+		lister := attacker{name: "lister", hc: insecure, token: serviceAccountToken(t, ctx, client, "sec", "lister"), base: p.URL()}
+		listerUser := "system:serviceaccount:sec:lister"
+		kubectl(t, ctx, client, "create", "role", "lister", "-n", "sec-other", "--verb=list", "--resource=myresources.example.com")
+		kubectl(t, ctx, client, "create", "rolebinding", "lister", "-n", "sec-other", "--role=lister", "--serviceaccount=sec:lister")
+		kubectl(t, ctx, client, "create", "role", "victim-only", "-n", "sec", "--verb=get", "--resource=myresources.example.com", "--resource-name=victim")
+		kubectl(t, ctx, client, "create", "rolebinding", "victim-only", "-n", "sec", "--role=victim-only", "--serviceaccount=sec:lister")
+		crproxytest.Eventually(t, ctx, 25*time.Second, func() string {
+			if a := lister.do(t, ctx, "GET", object, nil); a.code != 200 {
+				return fmt.Sprintf("get of the granted name: %d %s", a.code, a.body)
+			}
+			if a := lister.do(t, ctx, "GET", "/apis/example.com/v1/namespaces/sec-other/myresources/victim", nil); a.code != 404 {
+				return fmt.Sprintf("get in the listable namespace: %d %s, want 404 (no such object)", a.code, a.body)
+			}
+			return ""
+		})
+		denied := func(verb, name string) string {
+			return fmt.Sprintf(`myresources.example.com %q is forbidden: User %q cannot %s resource "myresources" in API group "example.com" in the namespace "sec"`, name, listerUser, verb)
+		}
+		wantRefused(t, "get of another name", lister.do(t, ctx, "GET", collection+"/other", nil), 403, metav1.StatusReasonForbidden, denied("get", "other"))
+		wantRefused(t, "delete of the granted name", lister.do(t, ctx, "DELETE", object, nil), 403, metav1.StatusReasonForbidden, denied("delete", "victim"))
+		wantRefused(t, "list where only a name is granted", lister.do(t, ctx, "GET", collection, nil), 403, metav1.StatusReasonForbidden, "")
+		wantRefused(t, "delete in the listable namespace", lister.do(t, ctx, "DELETE", "/apis/example.com/v1/namespaces/sec-other/myresources/victim", nil), 403, metav1.StatusReasonForbidden, "")
+	})
+
 	after := kubectl(t, ctx, target, "get", "myresources", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
 	if after != before {
 		t.Errorf("the target changed under the attacks:\nbefore %s\nafter  %s", before, after)
