@@ -5,18 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/crproxy/crproxy/pkg/config"
-	"github.com/crproxy/crproxy/pkg/mirror"
-	"github.com/crproxy/crproxy/pkg/reconnect"
-	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // racingTarget has no object default/y when asked first; by the time an
@@ -75,20 +70,7 @@ func TestApplyThatCreatesDoesNotLandOnAnotherClientsObject(t *testing.T) {
 	} {
 		t.Run("created meanwhile by "+c.owner, func(t *testing.T) {
 			fake := &racingTarget{owner: c.owner}
-			srv := httptest.NewServer(fake)
-			defer srv.Close()
-			host, _ := url.Parse(srv.URL)
-			target := &mirror.Target{ID: "default/target", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
-			st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			res := testResource(target)
-			res.Cache = st.Cache(store.Key{Target: target.ID, Group: "example.com", Version: "v1", Resource: "myresources"})
-			if err := res.Cache.Replace(nil, 5); err != nil {
-				t.Fatal(err)
-			}
+			res := mirroredResource(t, fake)
 			w := New(Options{Client: config.Client{Name: "client"}})
 			resp, err := w.Write(context.Background(), &Request{
 				Resource: res, Verb: "patch", Namespace: "default", Name: "y",

@@ -288,26 +288,40 @@ func testResource(target *mirror.Target) *mirror.Resource {
 func newFakeTargetWriter(t testing.TB, object string) (*Writer, *mirror.Resource, *fakeTarget) {
 	t.Helper()
 	fake := &fakeTarget{object: []byte(object)}
-	srv := httptest.NewServer(fake)
+	res := mirroredResource(t, fake, object)
+	w := New(Options{Client: config.Client{Name: "client"}})
+	return w, res, fake
+}
+
+// mirroredResource is testResource over a target that target serves, and
+// a mirror that holds objects (JSON) at the resourceVersion of the last
+// of them, 5 without any.
+func mirroredResource(t testing.TB, target http.Handler, objects ...string) *mirror.Resource {
+	t.Helper()
+	srv := httptest.NewServer(target)
 	t.Cleanup(srv.Close)
 	host, _ := url.Parse(srv.URL)
-	target := &mirror.Target{ID: "default/target", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
+	tgt := &mirror.Target{ID: "default/target", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
 	s, err := store.Open(filepath.Join(t.TempDir(), "mirror.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	res := testResource(target)
-	res.Cache = s.Cache(store.Key{Target: target.ID, Group: "example.com", Version: "v1", Resource: "myresources"})
-	o, err := store.NewObject([]byte(object))
-	if err != nil {
+	res := testResource(tgt)
+	res.Cache = s.Cache(store.Key{Target: tgt.ID, Group: "example.com", Version: "v1", Resource: "myresources"})
+	var objs []*store.Object
+	rv := uint64(5)
+	for _, j := range objects {
+		o, err := store.NewObject([]byte(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, rv = append(objs, o), o.ResourceVersion
+	}
+	if err := res.Cache.Replace(objs, rv); err != nil {
 		t.Fatal(err)
 	}
-	if err := res.Cache.Replace([]*store.Object{o}, o.ResourceVersion); err != nil {
-		t.Fatal(err)
-	}
-	w := New(Options{Client: config.Client{Name: "client"}})
-	return w, res, fake
+	return res
 }
 
 const fakeObject = `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"x","namespace":"default","uid":"u1","resourceVersion":"5","labels":{"vcluster.com/owner-vcluster":"client","vcluster.com/owner-project":"default"},"annotations":{"a":"b"}},"spec":{"a":0,"text":"hello"}}`

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/crproxy/crproxy/pkg/config"
-	"github.com/crproxy/crproxy/pkg/mirror"
-	"github.com/crproxy/crproxy/pkg/reconnect"
-	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // replacedTarget holds default/x as UID u2, created again after the u1
@@ -81,24 +76,7 @@ func TestWriteToAnObjectReplacedSinceTheMirrorsCopy(t *testing.T) {
 	} {
 		t.Run(c.verb+" of "+c.owner+"'s", func(t *testing.T) {
 			fake := &replacedTarget{owner: c.owner}
-			srv := httptest.NewServer(fake)
-			defer srv.Close()
-			host, _ := url.Parse(srv.URL)
-			target := &mirror.Target{ID: "default/target", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
-			st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			res := testResource(target)
-			res.Cache = st.Cache(store.Key{Target: target.ID, Group: "example.com", Version: "v1", Resource: "myresources"})
-			old, err := store.NewObject([]byte(fakeObject)) // u1, the client's
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := res.Cache.Replace([]*store.Object{old}, 5); err != nil {
-				t.Fatal(err)
-			}
+			res := mirroredResource(t, fake, fakeObject) // u1, the client's
 			req := &Request{Resource: res, Verb: c.verb, Namespace: "default", Name: "x",
 				Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{}}
 			if c.verb == "patch" {
