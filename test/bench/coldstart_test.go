@@ -36,7 +36,7 @@ func benchColdStart(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		t.Fatal(err)
 	}
 
-	e.cut = e.cutTarget(t)
+	e.cut = e.cutTarget(t, ctx, n)
 	e.cut.Partition()
 	// The target has just served 100,000 objects: let it collect its
 	// garbage before crproxy's start competes with it for the two cores.
@@ -110,19 +110,23 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 	}()
 	// get GETs path until it answers 200 and returns the body.
 	get := func(path string) *http.Response {
+		last := "no answer"
 		for deadline := started.Add(2 * time.Minute); time.Now().Before(deadline); {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+path, nil)
 			resp, err := hc.Do(req)
 			if err == nil && resp.StatusCode == http.StatusOK {
 				return resp
 			}
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
+			if err != nil {
+				last = err.Error()
+			} else {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 				resp.Body.Close()
+				last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(b))
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		t.Fatalf("GET %s: no answer within 2 minutes of the start", path)
+		t.Fatalf("GET %s: no 200 within 2 minutes of the start; the last answer: %s", path, last)
 		return nil
 	}
 	// kubectl lists in pages of 500: its first answer is the first page.
@@ -152,10 +156,14 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 	return c
 }
 
-// cutTarget puts a FaultProxy between crproxy and the target, effective at
-// crproxy's next start: its configuration then reaches the target through
-// the proxy. It lives until the run ends.
-func (e *benchEnv) cutTarget(t *testing.T) *localcluster.FaultProxy {
+// cutTarget puts a FaultProxy between crproxy and the target and restarts
+// crproxy, whose configuration then reaches the target through the proxy,
+// until its mirror holds the n objects again. The new address is a new
+// selection of the target (mirror.selection): crproxy forgets the file's
+// cache and fills it anew, so B5's restarts run over a file that the same
+// configuration filled, as in production. The proxy lives until the run
+// ends.
+func (e *benchEnv) cutTarget(t *testing.T, ctx context.Context, n int) *localcluster.FaultProxy {
 	cut, err := localcluster.NewFaultProxy(strings.TrimPrefix(e.target.URL, "https://"))
 	if err != nil {
 		t.Fatal(err)
@@ -171,5 +179,8 @@ func (e *benchEnv) cutTarget(t *testing.T) *localcluster.FaultProxy {
 	if err := e.proxy.Reconfigure(cfg); err != nil {
 		t.Fatal(err)
 	}
+	_ = e.proxy.Stop()
+	e.startProxy(t, ctx)
+	e.waitMirrored(t, ctx, n)
 	return cut
 }

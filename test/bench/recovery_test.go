@@ -20,9 +20,7 @@ import (
 // Bar: the change served within 1 s of that attempt.
 func benchRecovery(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 	if e.cut == nil { // B5 did not run: put the cut in place now
-		e.cut = e.cutTarget(t)
-		_ = e.proxy.Stop()
-		e.startProxy(t, ctx)
+		e.cut = e.cutTarget(t, ctx, e.loaded+e.extra(t, ctx, e.loaded))
 	}
 	state := func() string {
 		st, err := e.status(ctx)
