@@ -15,6 +15,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/options"
+	"k8s.io/utils/clock"
 )
 
 // newAuthorizer builds k8s.io/apiserver's delegating authorizer: members
@@ -27,11 +28,14 @@ func newAuthorizer(opts *options.DelegatingAuthorizationOptions) (authorizer.Aut
 		return nil, fmt.Errorf("delegated authorization: no options")
 	}
 	opts = opts.WithAlwaysAllowGroups("system:masters")
+	// decisionCache caches instead of the webhook authorizer (see there).
+	uncached := *opts
+	uncached.AllowCacheTTL, uncached.DenyCacheTTL = 0, 0
 	var info genericapiserver.AuthorizationInfo
-	if err := opts.ApplyTo(&info); err != nil {
+	if err := uncached.ApplyTo(&info); err != nil {
 		return nil, fmt.Errorf("delegated authorization: %w", err)
 	}
-	return info.Authorizer, nil
+	return newDecisionCache(info.Authorizer, opts.AllowCacheTTL, opts.DenyCacheTTL, clock.RealClock{}), nil
 }
 
 // withAuthorization passes on the requests that the caller may make, and
