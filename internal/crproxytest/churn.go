@@ -43,6 +43,7 @@ type Churn struct {
 	stopped                      atomic.Bool
 	mu                           sync.Mutex
 	firstErr                     error
+	perSecond                    map[int64]int // acknowledged writes per second since the start
 }
 
 // StartChurn creates the churner's namespace and ConfigMap at s (as its
@@ -63,7 +64,7 @@ func StartChurn(ctx context.Context, s *localcluster.APIServer, rate float64) (*
 	if _, err := cm.Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	c := &Churn{rate: rate, cm: cm, done: make(chan struct{}), start: time.Now()}
+	c := &Churn{rate: rate, cm: cm, done: make(chan struct{}), start: time.Now(), perSecond: map[int64]int{}}
 	ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run(ctx)
 	return c, nil
@@ -121,38 +122,55 @@ func (c *Churn) write(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // stopping: a write cut short is neither done nor failed
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
 		c.failed.Add(1)
-		c.mu.Lock()
 		if c.firstErr == nil {
 			c.firstErr = err
 		}
-		c.mu.Unlock()
 		return
 	}
 	c.writes.Add(1)
+	c.perSecond[int64(time.Since(c.start)/time.Second)]++
 }
 
 // Writes is how many writes the target acknowledged so far.
 func (c *Churn) Writes() int64 { return c.writes.Load() }
 
 // Stop stops the churner (again: a no-op), waits for its writes in flight
-// and describes what it did.
+// and describes what it did: the achieved rate (with a warning below 90%
+// of the asked one), the slowest full second, and the failed and skipped
+// writes.
 func (c *Churn) Stop() string {
 	c.stopped.Store(true)
 	c.cancel()
 	<-c.done
 	elapsed := time.Since(c.start)
-	s := fmt.Sprintf("the churner wrote %s/%s %d times in %s (%.1f/s of the %g/s asked); %d failed",
-		ChurnNamespace, churnName, c.writes.Load(), elapsed.Round(100*time.Millisecond),
-		float64(c.writes.Load())/elapsed.Seconds(), c.rate, c.failed.Load())
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	achieved := float64(c.writes.Load()) / elapsed.Seconds()
+	s := fmt.Sprintf("the churner wrote %s/%s %d times in %s, %.1f/s of the %g/s asked",
+		ChurnNamespace, churnName, c.writes.Load(), elapsed.Round(100*time.Millisecond), achieved, c.rate)
+	// The slowest second, of the full seconds only (the last is partial).
+	if full := int64(elapsed / time.Second); full > 0 {
+		lowest := -1
+		for sec := range full {
+			if n := c.perSecond[sec]; lowest < 0 || n < lowest {
+				lowest = n
+			}
+		}
+		s += fmt.Sprintf(" (slowest second: %d)", lowest)
+	}
+	s += fmt.Sprintf("; %d failed", c.failed.Load())
 	if c.firstErr != nil {
 		s += fmt.Sprintf(" (first: %v)", c.firstErr)
 	}
-	c.mu.Unlock()
 	if n := c.skipped.Load(); n > 0 {
 		s += fmt.Sprintf(", %d ticks skipped with %d writes in flight", n, churnInFlight)
 	}
-	return s
+	if achieved < 0.9*c.rate {
+		s += fmt.Sprintf(". **Warning**: below 90%% of the asked rate, so the busy figures are for a quieter target than %g writes/s", c.rate)
+	}
+	return s + "."
 }
