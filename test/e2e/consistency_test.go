@@ -336,12 +336,7 @@ func TestLinearizability(t *testing.T) {
 
 	rec := linearize.NewRecorder(linearize.Group{Namespace: "default", Prefix: "lin-", Keys: 3})
 	rec.ReadResourceVersion = *consistencyReadRV
-	wl := &linearize.Workload{
-		Recorder: rec,
-		Writers:  []*linearize.Endpoint{atTarget, atTarget, straight, viaClient},
-		Readers:  []*linearize.Endpoint{straight, straight, viaClient},
-		Pause:    40 * time.Millisecond,
-	}
+	wl := linearize.MixedWorkload(rec, atTarget, straight, viaClient, 40*time.Millisecond)
 	wl.Start(ctx)
 	t.Logf("history time 0 is %s", rec.Began().Format("15:04:05.000000"))
 	stopped := false

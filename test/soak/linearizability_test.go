@@ -67,12 +67,7 @@ func TestLinearizabilitySoak(t *testing.T) {
 
 	rec := linearize.NewRecorder(groups...)
 	rec.ReadResourceVersion = *linearizabilityRV
-	wl := &linearize.Workload{
-		Recorder: rec,
-		Writers:  []*linearize.Endpoint{atTarget, atTarget, straight, viaClient},
-		Readers:  []*linearize.Endpoint{straight, straight, viaClient},
-		Pause:    60 * time.Millisecond,
-	}
+	wl := linearize.MixedWorkload(rec, atTarget, straight, viaClient, 60*time.Millisecond)
 	wl.Start(ctx)
 	t.Logf("history time 0 is %s", rec.Began().Format("15:04:05.000000"))
 	start := time.Now()

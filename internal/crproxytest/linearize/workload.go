@@ -27,6 +27,20 @@ type Workload struct {
 	cancel context.CancelFunc
 }
 
+// MixedWorkload is the mix that the e2e and soak checks run: per group,
+// two writers straight at the target (the writes crproxy did not see
+// coming), one through crproxy straight and one through the client
+// cluster; two readers through crproxy straight and one through the
+// client cluster. Each client waits up to pause between operations.
+func MixedWorkload(rec *Recorder, atTarget, straight, viaClient *Endpoint, pause time.Duration) *Workload {
+	return &Workload{
+		Recorder: rec,
+		Writers:  []*Endpoint{atTarget, atTarget, straight, viaClient},
+		Readers:  []*Endpoint{straight, straight, viaClient},
+		Pause:    pause,
+	}
+}
+
 // colors are the values of ColorLabel.
 var colors = []string{"red", "blue"}
 
