@@ -179,6 +179,11 @@ func listOnce(ctx context.Context, hc *http.Client, p benchPath, query string, n
 	if got := countObjects(body); resp.StatusCode != http.StatusOK || (n >= 0 && got != n) {
 		return 0, fmt.Errorf("%s: ?%s: status %d, %d of %d objects", p.name, query, resp.StatusCode, got, n)
 	}
+	// Every list here runs with the target up: a Warning would mean a
+	// consistent list served without its check (as B2 for GETs).
+	if w := resp.Header.Get("Warning"); w != "" {
+		return 0, fmt.Errorf("%s: ?%s: Warning %q", p.name, query, w)
+	}
 	return d, nil
 }
 
