@@ -95,7 +95,12 @@ func (r *Resource) writeBarrier(ctx context.Context) (uint64, error) {
 	if apierrors.IsNotFound(err) {
 		u, err = r.createBarrier(ctx)
 	}
-	r.Target.Connection.Observe(err)
+	// A refusal is an answer about the barrier object, not about the
+	// identity (a 403 here is RBAC without create in BarrierNamespace):
+	// the tracker is told of failures to reach the target only.
+	if !refused(err) {
+		r.Target.Connection.Observe(err)
+	}
 	if err != nil {
 		if refused(err) {
 			err = errBarrierRefused{err}

@@ -113,3 +113,25 @@ func TestBarrierRefusedFallsBack(t *testing.T) {
 		t.Errorf("barrier writes %q; want one try (patch, create) until barrierRetry", *verbs)
 	}
 }
+
+// A 403 to the barrier's create (RBAC without create in BarrierNamespace)
+// refuses the barrier object, not the identity: reads fall back to the
+// settle heuristic and the target's state is left as it was, where it used
+// to turn Forbidden and every read of the target carried a Warning that
+// it refused the identity.
+func TestBarrierForbiddenLeavesTheTargetsState(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "example.com", Resource: "things"}, "crproxy-barrier-x", nil)
+	r, _, _ := barrierResource(t, func(verb string) (runtime.Object, error) {
+		if verb == "patch" {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: "example.com", Resource: "things"}, "crproxy-barrier-x")
+		}
+		return nil, forbidden
+	})
+	before := r.Target.Connection.Status().State
+	if err := r.WaitConsistent(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Target.Connection.Status().State; got != before {
+		t.Errorf("the target's state went from %q to %q on a refused barrier", before, got)
+	}
+}

@@ -182,8 +182,17 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 // or it is outside the mirrored selection; an answer that does not tell
 // (TargetObject) is an error.
 func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	// The transport records a failure while the request's context lives
+	// (recordFailures); this records the one it cannot, probeTimeout
+	// running out. A caller that gave up says nothing about the target.
+	observe := func(err error) {
+		if caller.Err() == nil {
+			r.Target.Connection.Observe(err)
+		}
+	}
 	u := *r.Target.Host
 	u.Path = strings.TrimSuffix(u.Path, "/") + ObjectPath(r, namespace, name)
 	u.RawPath = ""
@@ -194,13 +203,13 @@ func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.Target.HTTP.Do(req)
 	if err != nil {
-		r.Target.Connection.Observe(err)
+		observe(err)
 		return nil, false, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		r.Target.Connection.Observe(err)
+		observe(err)
 		return nil, false, err
 	}
 	o, err = r.TargetObject(resp.StatusCode, body, name)
