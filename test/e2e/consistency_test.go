@@ -17,6 +17,7 @@ import (
 	"github.com/crproxy/crproxy/internal/crproxytest/linearize"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+	"github.com/crproxy/crproxy/pkg/mirror"
 )
 
 var (
@@ -374,4 +375,108 @@ func TestLinearizability(t *testing.T) {
 	}
 
 	linearize.RequireLinearizable(t, rec, 2*time.Minute, artifactsDir(t))
+}
+
+// noBarriersPolicy is a target's admission policy that refuses every
+// MyResource in crproxy's barrier namespace with 403 Forbidden, as a
+// platform's policy engine might.
+const noBarriersPolicy = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: no-objects-in-crproxy-consistency
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: ["example.com"]
+      apiVersions: ["v1"]
+      operations: ["CREATE"]
+      resources: ["myresources"]
+  validations:
+  - expression: "object.metadata.namespace != 'crproxy-consistency'"
+    message: "no MyResources in crproxy-consistency"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: no-objects-in-crproxy-consistency
+spec:
+  policyName: no-objects-in-crproxy-consistency
+  validationActions: [Deny]
+`
+
+// A target whose admission refuses the barrier object (403) gets
+// consistent lists by the settle heuristic, each with the Warning that
+// they are not exact, and nothing else changes: the target stays
+// Connected (a refused barrier says nothing about the identity), GETs by
+// name stay exact and unwarned, and the lists hold what the target holds.
+func TestConsistentReadsWhenTheTargetRefusesTheBarrier(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareTarget(t, ctx, target)
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(noBarriersPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := target.Kubectl(ctx, "apply", "-f", policy); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := target.Kubectl(ctx, "create", "namespace", mirror.BarrierNamespace); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// The policy takes effect once the target's admission has loaded it.
+	probe := filepath.Join(t.TempDir(), "probe.yaml")
+	if err := os.WriteFile(probe, []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"probe","namespace":"`+mirror.BarrierNamespace+`"},"spec":{"name":"x"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
+		out, err := target.Kubectl(ctx, "create", "--dry-run=server", "-f", probe)
+		if err == nil || !strings.Contains(out, "Forbidden") {
+			return "the target does not refuse objects in " + mirror.BarrierNamespace + " yet: " + out
+		}
+		return ""
+	})
+
+	p := startProxy(t, client, crproxytest.Config("client", client, target))
+	atTarget, straight, _, err := linearize.Endpoints(target, client, p, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, a := atTarget.Create(ctx, "default", map[string]any{
+		"apiVersion": "example.com/v1", "kind": "MyResource",
+		"metadata": map[string]any{"name": "refused-barrier", "labels": atTarget.CreateLabels},
+		"spec":     map[string]any{"name": "one"},
+	})
+	if !a.OK() {
+		t.Fatalf("create at the target: %s", a.Describe())
+	}
+	for round := range 3 {
+		list, a := straight.List(ctx, "default", linearize.ListOptions{}, nil)
+		if !a.OK() {
+			t.Fatalf("round %d: consistent list: %s", round, a.Describe())
+		}
+		if len(list.Items) != 1 || list.Items[0].ResourceVersion != obj.ResourceVersion {
+			t.Errorf("round %d: the consistent list holds %+v; want the object at resourceVersion %s", round, list.Items, obj.ResourceVersion)
+		}
+		if len(list.Warnings) != 1 || !strings.Contains(list.Warnings[0], "not exact") {
+			t.Errorf("round %d: the consistent list's Warnings %q; want one that it is not exact", round, list.Warnings)
+		}
+		got, a := straight.Get(ctx, "default", "refused-barrier", "")
+		if !a.OK() || got == nil || got.ResourceVersion != obj.ResourceVersion {
+			t.Errorf("round %d: consistent GET: %+v, %s", round, got, a.Describe())
+		}
+		if w := a.CrproxyWarning(); w != "" {
+			t.Errorf("round %d: the consistent GET carried a Warning: %s", round, w)
+		}
+	}
+	out, err := crproxyStatus(t, ctx, p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if fields := lineFields(out, "default/target"); len(fields) < 2 || fields[1] != "Connected" {
+		t.Errorf("the target is not Connected after refusing the barrier:\n%s", out)
+	}
 }
