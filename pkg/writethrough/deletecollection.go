@@ -154,7 +154,9 @@ func (w *Writer) deleteEach(ctx context.Context, req *Request, query url.Values,
 	deleted := []json.RawMessage{}
 	var newest uint64
 	for {
-		resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: req.Path, query: list})
+		// A page read failing before any object was deleted leaves
+		// nothing written; after, the outcome is partial (504).
+		resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: req.Path, query: list, wroteNothing: len(deleted) == 0})
 		if err != nil {
 			return nil, err
 		}

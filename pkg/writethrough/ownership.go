@@ -24,7 +24,9 @@ func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.O
 			return o, nil
 		}
 	}
-	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}})
+	// Every lookup comes before the write is sent or after the target
+	// refused it: its failure leaves nothing written.
+	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}, wroteNothing: true})
 	if err != nil {
 		return nil, err
 	}

@@ -36,13 +36,19 @@ type targetRequest struct {
 	query        url.Values
 	contentType  string
 	body         []byte
+	// wroteNothing says that nothing of the write this request serves
+	// has reached the target yet (a read before it, or after the target
+	// refused it): a transport failure is then 503, nothing was written,
+	// whatever the read's own fate.
+	wroteNothing bool
 }
 
 // do sends r to the target as the client identity, with the caller
 // recorded, and returns the target's answer whatever its status code.
 // Transport failures become the Status the failure model prescribes: 503
-// with Retry-After when the request never reached the target (nothing was
-// written), 504 when it may have (the outcome is unknown). Nothing is
+// with Retry-After when nothing was written (the request never reached the
+// target, or it is a read with r.wroteNothing), 504 when it may have been
+// (the outcome is unknown). Nothing is
 // retried here: a create sent twice could be created twice. A caller that
 // gives up (its context ends) is not a failure of the target: the target's
 // health is left as it is.
@@ -90,14 +96,14 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 	if err != nil {
 		var opErr *net.OpError
 		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
-		err = transportError(t, err, written.Load() && !dialFailed)
+		err = transportError(t, err, written.Load() && !dialFailed && !r.wroteNothing)
 		observe(err)
 		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		err = transportError(t, err, true)
+		err = transportError(t, err, !r.wroteNothing)
 		observe(err)
 		return nil, err
 	}

@@ -2,16 +2,19 @@ package writethrough
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
@@ -143,5 +146,42 @@ func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
 	resp, err := w.do(context.Background(), target, "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
 	if err != nil || resp.Code != http.StatusCreated {
 		t.Fatalf("the next write: %v %v", resp, err)
+	}
+}
+
+// A write whose ownership lookup at the target loses its connection was
+// never sent: 503 with Retry-After, saying nothing was written (not 504,
+// "the outcome is unknown"), and the target gets no write.
+func TestALostLookupSaysNothingWasWritten(t *testing.T) {
+	var writes atomic.Int32
+	res := mirroredResource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			writes.Add(1)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		// Read the GET, then hang up without an answer.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	res.Target.Connection.Synced()
+	w := New(Options{Client: config.Client{Name: "client"}})
+	// The mirror does not hold default/x: the update looks it up at the
+	// target.
+	_, err := w.Write(context.Background(), &Request{
+		Resource: res, Verb: "update", Namespace: "default", Name: "x",
+		Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{},
+		ContentType: "application/json", Body: []byte(strings.Replace(fakeObject, `"resourceVersion":"5",`, "", 1)),
+	})
+	var status *apierrors.StatusError
+	if !errors.As(err, &status) || status.ErrStatus.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(status.ErrStatus.Message, "nothing was written") ||
+		status.ErrStatus.Details == nil || status.ErrStatus.Details.RetryAfterSeconds == 0 {
+		t.Fatalf("got %v, want 503 saying nothing was written, with Retry-After", err)
+	}
+	if n := writes.Load(); n != 0 {
+		t.Fatalf("the target received %d writes", n)
 	}
 }
