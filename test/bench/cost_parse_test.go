@@ -54,3 +54,25 @@ func TestCountObjects(t *testing.T) {
 		t.Errorf("countObjects: %d, want 1", n)
 	}
 }
+
+// TestParseHandlerTimes checks the reading of crproxy's own answering
+// time, the "mean time in crproxy's handler" rows.
+func TestParseHandlerTimes(t *testing.T) {
+	metrics := `# TYPE crproxy_request_duration_seconds histogram
+crproxy_request_duration_seconds_bucket{code="200",resource="myresources.example.com",verb="get",le="0.005"} 90
+crproxy_request_duration_seconds_sum{code="200",resource="myresources.example.com",verb="get"} 0.2
+crproxy_request_duration_seconds_count{code="200",resource="myresources.example.com",verb="get"} 100
+crproxy_request_duration_seconds_sum{code="404",resource="myresources.example.com",verb="get"} 0.1
+crproxy_request_duration_seconds_count{code="404",resource="myresources.example.com",verb="get"} 50
+crproxy_request_duration_seconds_sum{code="200",resource="",verb="get"} 9
+crproxy_request_duration_seconds_count{code="200",resource="",verb="get"} 9
+crproxy_requests_total{code="200",resource="myresources.example.com",verb="get"} 150
+`
+	got, err := parseHandlerTimes([]byte(metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, s := got.count(), got.seconds(); n != 150 || s < 0.2999 || s > 0.3001 {
+		t.Fatalf("got %v requests in %v s, want 150 in 0.3 s (%v)", n, s, got)
+	}
+}

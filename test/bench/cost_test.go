@@ -33,20 +33,22 @@ var mutatingVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "A
 const subjectAccessReviews = "POST authorization.k8s.io/subjectaccessreviews"
 
 // meter measures what reads through crproxy cost: the requests the target
-// served meanwhile (its apiserver_request_total), and the
+// served meanwhile (its apiserver_request_total), the
 // SubjectAccessReviews the client cluster served (crproxy authorizes the
 // straight path's user with one per distinct request attributes, cached
-// 10 s).
+// 10 s), and the time crproxy spent answering them (its
+// crproxy_request_duration_seconds: what a path's latency has beyond it is
+// the hop to crproxy).
 type meter struct {
-	target, client       *http.Client
-	targetCfg, clientCfg *rest.Config
+	target, client, proxy          *http.Client
+	targetCfg, clientCfg, proxyCfg *rest.Config
 	// failed, once a /metrics could not be read, ends the cost figures.
 	failed error
 }
 
 // newMeter reads both clusters' /metrics as their admin.
 func newMeter(t *testing.T, e *benchEnv) *meter {
-	m := &meter{targetCfg: e.target.RESTConfig(), clientCfg: e.client.RESTConfig()}
+	m := &meter{targetCfg: e.target.RESTConfig(), clientCfg: e.client.RESTConfig(), proxy: e.proxyHTTP, proxyCfg: e.direct()}
 	var err error
 	if m.target, err = rest.HTTPClientFor(m.targetCfg); err != nil {
 		t.Fatal(err)
@@ -59,54 +61,65 @@ func newMeter(t *testing.T, e *benchEnv) *meter {
 	return m
 }
 
-// during runs load and returns what the target and the client cluster
-// served meanwhile; ok is false (and the load ran all the same) once a
-// /metrics could not be read, which the report's notes say once.
-func (m *meter) during(ctx context.Context, r *report, id string, load func()) (target, client requestCounts, ok bool) {
+// usage is what a load cost: the requests the target and the client
+// cluster served, and crproxy's answering time (handlerTimes).
+type usage struct {
+	target, client, proxy requestCounts
+}
+
+// during runs load and returns what it cost; ok is false (and the load
+// ran all the same) once a /metrics could not be read, which the report's
+// notes say once.
+func (m *meter) during(ctx context.Context, r *report, id string, load func()) (u usage, ok bool) {
 	if m.failed != nil {
 		load()
-		return nil, nil, false
+		return usage{}, false
 	}
-	read := func() (requestCounts, requestCounts, error) {
+	read := func() (usage, error) {
 		t, err := targetRequests(ctx, m.target, m.targetCfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("target: %w", err)
+			return usage{}, fmt.Errorf("target: %w", err)
 		}
 		c, err := targetRequests(ctx, m.client, m.clientCfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("client cluster: %w", err)
+			return usage{}, fmt.Errorf("client cluster: %w", err)
 		}
-		return t, c, nil
+		p, err := handlerTimes(ctx, m.proxy, m.proxyCfg)
+		if err != nil {
+			return usage{}, fmt.Errorf("crproxy: %w", err)
+		}
+		return usage{t, c, p}, nil
 	}
-	t0, c0, err := read()
+	before, err := read()
 	if err == nil {
 		load()
-		var t1, c1 requestCounts
-		if t1, c1, err = read(); err == nil {
-			return t1.since(t0), c1.since(c0), true
+		var after usage
+		if after, err = read(); err == nil {
+			return usage{after.target.since(before.target), after.client.since(before.client), after.proxy.since(before.proxy)}, true
 		}
 	} else {
 		load()
 	}
 	m.failed = err
 	r.note("%s: /metrics could not be read, so the cost figures stop here: %v", id, err)
-	return nil, nil, false
+	return usage{}, false
 }
 
 // readCost is what one path's reads cost, summed over its loads.
 type readCost struct {
-	reads          int64
-	target, client requestCounts
+	reads int64
+	usage
 }
 
 // add adds one load's reads and what they cost.
-func (c *readCost) add(reads int64, target, client requestCounts) {
+func (c *readCost) add(reads int64, u usage) {
 	if c.target == nil {
-		c.target, c.client = requestCounts{}, requestCounts{}
+		c.usage = usage{requestCounts{}, requestCounts{}, requestCounts{}}
 	}
 	c.reads += reads
-	c.target.add(target)
-	c.client.add(client)
+	c.target.add(u.target)
+	c.client.add(u.client)
+	c.proxy.add(u.proxy)
 }
 
 // addCostRows records per 100 reads on each crproxy path (the target's
@@ -133,6 +146,80 @@ func addCostRows(r *report, base row, costs [3]readCost) {
 	add("target reads of myresources per 100 reads", "req", func(c readCost) float64 { return c.target.reads(proxiedResource) })
 	add("target writes to myresources per 100 reads", "req", func(c readCost) float64 { return c.target.writes(proxiedResource) })
 	add("client-cluster SubjectAccessReviews per 100 reads", "req", func(c readCost) float64 { return c.client[subjectAccessReviews] })
+	rw := base
+	rw.Metric, rw.Unit = "mean time in crproxy's handler", "ms"
+	mean := figures{math.NaN(), math.NaN(), math.NaN()}
+	for _, i := range []int{pathCrproxy, pathViaClient} {
+		if n := costs[i].proxy.count(); n > 0 {
+			mean[i] = 1000 * costs[i].proxy.seconds() / n
+		}
+	}
+	r.add(rw, mean)
+}
+
+// handlerTimes reads crproxy's crproxy_request_duration_seconds for the
+// proxied resource from its /metrics: the seconds spent and the requests
+// answered, by verb ("seconds get", "count get").
+func handlerTimes(ctx context.Context, hc *http.Client, cfg *rest.Config) (requestCounts, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, body)
+	}
+	return parseHandlerTimes(body)
+}
+
+// parseHandlerTimes sums crproxy_request_duration_seconds_sum and _count
+// of myresources by verb (every status code).
+func parseHandlerTimes(body []byte) (requestCounts, error) {
+	times := requestCounts{}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		for prefix, key := range map[string]string{"crproxy_request_duration_seconds_sum{": "seconds", "crproxy_request_duration_seconds_count{": "count"} {
+			line, ok := strings.CutPrefix(sc.Text(), prefix)
+			if !ok {
+				continue
+			}
+			labels, value, ok := cutLabels(line)
+			if !ok {
+				return nil, fmt.Errorf("%s: cannot parse %q", prefix, sc.Text())
+			}
+			v, err := strconv.ParseFloat(strings.Fields(value + " x")[0], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", sc.Text(), err)
+			}
+			if labels["resource"] == "myresources.example.com" {
+				times[key+" "+labels["verb"]] += v
+			}
+		}
+	}
+	return times, sc.Err()
+}
+
+// seconds is the time of handlerTimes c, summed over the verbs.
+func (c requestCounts) seconds() float64 { return c.kind("seconds") }
+
+// count is the requests of handlerTimes c, summed over the verbs.
+func (c requestCounts) count() float64 { return c.kind("count") }
+
+// kind sums the handlerTimes of one kind ("seconds", "count").
+func (c requestCounts) kind(kind string) float64 {
+	var n float64
+	for k, v := range c {
+		if strings.HasPrefix(k, kind+" ") {
+			n += v
+		}
+	}
+	return n
 }
 
 // targetRequests reads a kube-apiserver's apiserver_request_total from its

@@ -123,8 +123,8 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, m *meter, 
 						got, l, err = getLoad(ctx, e.paths[i].cfg, "?"+rv.query(i, n), clients, e.loaded, *flagGetWindow/2, nil)
 					}
 					if consistent && i != pathTarget {
-						if target, client, ok := m.during(ctx, r, "B2", load); ok {
-							cost[i].add(got, target, client)
+						if u, ok := m.during(ctx, r, "B2", load); ok {
+							cost[i].add(got, u)
 						}
 					} else {
 						load()
@@ -157,7 +157,7 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, m *meter, 
 			r.add(c.row("B2", name, "p99", "ms"), p99)
 			if consistent && cost[pathCrproxy].target != nil {
 				addCostRows(r, c.row("B2", name, "", ""), cost)
-				all.add(cost[pathCrproxy].reads, cost[pathCrproxy].target, cost[pathCrproxy].client)
+				all.add(cost[pathCrproxy].reads, cost[pathCrproxy].usage)
 			}
 		}
 		for i, p := range e.paths {

@@ -110,7 +110,7 @@ func listIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients [
 			var cost [3]readCost
 			for _, i := range []int{pathCrproxy, pathViaClient} {
 				var err error
-				target, client, ok := m.during(ctx, r, "B1", func() {
+				u, ok := m.during(ctx, r, "B1", func() {
 					for range *flagListRounds {
 						if _, err = listOnce(ctx, clients[i], e.paths[i], l.query+rv.query(i, n), l.n); err != nil {
 							return
@@ -121,7 +121,7 @@ func listIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients [
 					t.Fatal(err)
 				}
 				if ok {
-					cost[i].add(int64(*flagListRounds), target, client)
+					cost[i].add(int64(*flagListRounds), u)
 				}
 			}
 			if cost[pathCrproxy].target != nil {
