@@ -185,3 +185,39 @@ func TestALostLookupSaysNothingWasWritten(t *testing.T) {
 		t.Fatalf("the target received %d writes", n)
 	}
 }
+
+// A delete that needs a GC finalizer first, whose finalizer patch meets a
+// conflict and whose re-read is lost, must not answer 404 (to many
+// controllers a delete's success): it is 503, nothing was written, and no
+// DELETE reaches the target.
+func TestALostReReadIsNotAnObjectGone(t *testing.T) {
+	var deletes atomic.Int32
+	res := mirroredResource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPatch:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409}`))
+		case http.MethodGet:
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+		default:
+			deletes.Add(1)
+			w.WriteHeader(http.StatusOK)
+		}
+	}), fakeObject)
+	res.Target.Connection.Synced()
+	w := New(Options{Client: config.Client{Name: "client"}})
+	_, err := w.Write(context.Background(), &Request{
+		Resource: res, Verb: "delete", Namespace: "default", Name: "x",
+		Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{"propagationPolicy": {"Foreground"}},
+	})
+	var status *apierrors.StatusError
+	if !errors.As(err, &status) || status.ErrStatus.Code != http.StatusServiceUnavailable || !strings.Contains(status.ErrStatus.Message, "nothing was written") {
+		t.Fatalf("got %v, want 503 saying nothing was written", err)
+	}
+	if n := deletes.Load(); n != 0 {
+		t.Fatalf("the target received %d deletes", n)
+	}
+}

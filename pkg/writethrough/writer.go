@@ -216,16 +216,17 @@ func (w *Writer) current(ctx context.Context, req *Request, checked *store.Objec
 // refresh reads the object again at the target after a conflict on a
 // condition crproxy added; nil when it is gone or, in owned mode, another
 // object or no longer this client's (the write then answers as it would
-// have).
-func (w *Writer) refresh(ctx context.Context, req *Request, checked *store.Object) *store.Object {
+// have). Its error is the lookup's: a lost read is 503, nothing written,
+// never an answer made up without the object.
+func (w *Writer) refresh(ctx context.Context, req *Request, checked *store.Object) (*store.Object, error) {
 	fresh, err := w.lookup(ctx, req, true)
 	if err != nil || fresh == nil {
-		return nil
+		return nil, err
 	}
 	if checked != nil && (fresh.UID != checked.UID || !w.owner.owns(fresh.Labels)) {
-		return nil
+		return nil, nil
 	}
-	return fresh
+	return fresh, nil
 }
 
 // decodeJSON decodes an object's JSON (integers kept), nil when o is nil.
@@ -321,7 +322,11 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+			fresh, err := w.refresh(ctx, req, checked)
+			if err != nil {
+				return nil, err
+			}
+			if fresh != nil {
 				current = fresh
 				continue
 			}
@@ -417,7 +422,11 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 			continue
 		}
 		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+			fresh, err := w.refresh(ctx, req, checked)
+			if err != nil {
+				return nil, err
+			}
+			if fresh != nil {
 				if body, _, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
 					return nil, err
 				}
@@ -474,7 +483,7 @@ func (w *Writer) jsonPatchLocally(ctx context.Context, req *Request, checked *st
 	body, err := build(current)
 	if apierrors.IsInvalid(err) || isUnprocessable(err) {
 		// The mirror may be behind the target: try its current state.
-		if fresh := w.refresh(ctx, req, checked); fresh != nil {
+		if fresh, _ := w.refresh(ctx, req, checked); fresh != nil {
 			current = fresh
 			body, err = build(current)
 		}
@@ -488,7 +497,11 @@ func (w *Writer) jsonPatchLocally(ctx context.Context, req *Request, checked *st
 			return nil, err
 		}
 		if resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+			fresh, err := w.refresh(ctx, req, checked)
+			if err != nil {
+				return nil, err
+			}
+			if fresh != nil {
 				if body, err = build(fresh); err != nil {
 					return nil, err
 				}
@@ -711,7 +724,14 @@ func (w *Writer) addFinalizer(ctx context.Context, req *Request, opts *metav1.De
 			}
 			return nil, o, nil
 		case resp.Code == http.StatusConflict && callerRV == "" && attempt < maxConflictRetries:
-			if fresh := w.refresh(ctx, req, checked); fresh != nil {
+			// A 404 here tells the caller the object is gone (a delete's
+			// success to many controllers): only a read that says so may
+			// give it.
+			fresh, err := w.refresh(ctx, req, checked)
+			if err != nil {
+				return nil, nil, err
+			}
+			if fresh != nil {
 				current = fresh
 				continue
 			}
