@@ -154,11 +154,9 @@ func (w *Writer) deleteEach(ctx context.Context, req *Request, query url.Values,
 	deleted := []json.RawMessage{}
 	var newest uint64
 	for {
-		// A page read failing before any object was deleted leaves
-		// nothing written; after, the outcome is partial (504).
-		resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: req.Path, query: list, wroteNothing: len(deleted) == 0})
+		resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: req.Path, query: list, wroteNothing: true})
 		if err != nil {
-			return nil, err
+			return nil, partialOutcome(res.Target, len(deleted), err)
 		}
 		if resp.Code != http.StatusOK {
 			return resp, nil
@@ -177,7 +175,7 @@ func (w *Writer) deleteEach(ctx context.Context, req *Request, query url.Values,
 			}
 			answer, rv, err := w.deleteListed(ctx, req, o, opts)
 			if err != nil {
-				return nil, err
+				return nil, partialOutcome(res.Target, len(deleted), err)
 			}
 			if answer != nil {
 				return answer, nil
@@ -205,6 +203,21 @@ func (w *Writer) deleteEach(ctx context.Context, req *Request, query url.Values,
 		return nil, apierrors.NewInternalError(err)
 	}
 	return &Response{Code: http.StatusOK, ContentType: "application/json", Body: body, viewed: true}, nil
+}
+
+// partialOutcome is the answer of a fallback deletecollection that fails
+// with err after deleted objects were deleted: a 503 saying nothing was
+// written would be untrue, so it becomes 504, the outcome partial.
+func partialOutcome(t *mirror.Target, deleted int, err error) error {
+	if deleted == 0 || !apierrors.IsServiceUnavailable(err) {
+		return err
+	}
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusGatewayTimeout,
+		Reason:  metav1.StatusReasonTimeout,
+		Message: fmt.Sprintf("the outcome of this deletecollection at target %s is partial: %d objects were deleted before it failed (%s); list them to learn which remain", t.ID, deleted, err),
+	}}
 }
 
 // deleteListed deletes one listed object (view form) of a fallback

@@ -25,7 +25,9 @@ func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.O
 		}
 	}
 	// Every lookup comes before the write is sent or after the target
-	// refused it: its failure leaves nothing written.
+	// refused it: its failure leaves nothing written of this write (a
+	// deletecollection carried out one by one says what it deleted
+	// before: partialOutcome).
 	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}, wroteNothing: true})
 	if err != nil {
 		return nil, err

@@ -153,8 +153,11 @@ func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
 // never sent: 503 with Retry-After, saying nothing was written (not 504,
 // "the outcome is unknown"), and the target gets no write.
 func TestALostLookupSaysNothingWasWritten(t *testing.T) {
-	var writes atomic.Int32
+	var writes, gets atomic.Int32
 	res := mirroredResource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets.Add(1)
+		}
 		if r.Method != http.MethodGet {
 			writes.Add(1)
 			w.WriteHeader(http.StatusOK)
@@ -177,9 +180,12 @@ func TestALostLookupSaysNothingWasWritten(t *testing.T) {
 	})
 	var status *apierrors.StatusError
 	if !errors.As(err, &status) || status.ErrStatus.Code != http.StatusServiceUnavailable ||
-		!strings.Contains(status.ErrStatus.Message, "nothing was written") ||
+		!strings.Contains(status.ErrStatus.Message, "is unreachable, nothing was written:") ||
 		status.ErrStatus.Details == nil || status.ErrStatus.Details.RetryAfterSeconds == 0 {
 		t.Fatalf("got %v, want 503 saying nothing was written, with Retry-After", err)
+	}
+	if gets.Load() == 0 {
+		t.Fatal("the lookup never reached the target")
 	}
 	if n := writes.Load(); n != 0 {
 		t.Fatalf("the target received %d writes", n)

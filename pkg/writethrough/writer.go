@@ -682,6 +682,14 @@ func (w *Writer) deleteObject(ctx context.Context, req *Request, opts *metav1.De
 	}
 	resp, err := w.send(ctx, req, http.MethodDelete, req.Query, contentType, body)
 	if err != nil {
+		if finalized != nil && !w.removeFinalizer(ctx, req, finalized, f) && apierrors.IsServiceUnavailable(err) {
+			// The DELETE was not sent, but the finalizer stays: not
+			// "nothing was written".
+			return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
+				Status: metav1.StatusFailure, Code: http.StatusGatewayTimeout, Reason: metav1.StatusReasonTimeout,
+				Message: fmt.Sprintf("the delete did not reach target %s, but the finalizer %s it added first could not be taken back; delete again to finish: %v", req.Resource.Target.ID, f, err),
+			}}
+		}
 		return nil, err
 	}
 	if finalized != nil && (resp.Code < 200 || resp.Code > 299) {
@@ -746,8 +754,8 @@ func (w *Writer) addFinalizer(ctx context.Context, req *Request, opts *metav1.De
 
 // removeFinalizer takes back the finalizer addFinalizer added, when the
 // delete that was to follow it failed (best effort, conditional on the
-// resourceVersion it answered).
-func (w *Writer) removeFinalizer(ctx context.Context, req *Request, o *store.Object, f string) {
+// resourceVersion it answered); it reports whether it did.
+func (w *Writer) removeFinalizer(ctx context.Context, req *Request, o *store.Object, f string) bool {
 	doc := decodeJSON(o)
 	meta, _ := doc["metadata"].(map[string]any)
 	list, _ := meta["finalizers"].([]any)
@@ -766,5 +774,7 @@ func (w *Writer) removeFinalizer(ctx context.Context, req *Request, o *store.Obj
 	if err != nil || resp.Code != http.StatusOK {
 		w.log.Warn("could not take back the GC finalizer of a failed delete", zap.String("target", req.Resource.Target.ID),
 			zap.String("namespace", req.Namespace), zap.String("name", req.Name), zap.String("finalizer", f))
+		return false
 	}
+	return true
 }
