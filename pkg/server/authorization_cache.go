@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +81,7 @@ func decisionKey(a authorizer.Attributes) (key string, ok bool) {
 		b.WriteString(s)
 	}
 	if u := a.GetUser(); u != nil {
+		field("user")
 		field(u.GetName())
 		field(u.GetUID())
 		field(strconv.Itoa(len(u.GetGroups())))
@@ -103,7 +103,7 @@ func decisionKey(a authorizer.Attributes) (key string, ok bool) {
 			}
 		}
 	} else {
-		field("-")
+		field("nouser")
 	}
 	if !a.IsResourceRequest() {
 		field("path")
@@ -119,11 +119,35 @@ func decisionKey(a authorizer.Attributes) (key string, ok bool) {
 	// AuthorizeWithSelectors), so part of the key.
 	if reqs, err := a.GetFieldSelector(); len(reqs) > 0 || err != nil {
 		field("fields")
-		field(fmt.Sprint(reqs, err))
+		field(errorText(err))
+		field(strconv.Itoa(len(reqs)))
+		for _, r := range reqs {
+			field(string(r.Operator))
+			field(r.Field)
+			field(r.Value)
+		}
 	}
 	if reqs, err := a.GetLabelSelector(); len(reqs) > 0 || err != nil {
 		field("labels")
-		field(fmt.Sprint(reqs, err))
+		field(errorText(err))
+		field(strconv.Itoa(len(reqs)))
+		for _, r := range reqs {
+			field(string(r.Operator()))
+			field(r.Key())
+			values := r.ValuesUnsorted()
+			field(strconv.Itoa(len(values)))
+			for _, v := range values {
+				field(v)
+			}
+		}
 	}
 	return b.String(), b.Len() <= maxDecisionKey
+}
+
+// errorText is err's message, "" for none.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -128,3 +128,34 @@ func TestDecisionCache(t *testing.T) {
 	n += 2
 	expectAsked(n, "after an error")
 }
+
+// Selector lists that print alike are different requests: a value may hold
+// the characters that separate requirements when printed.
+func TestDecisionKeysOfSelectorsThatPrintAlike(t *testing.T) {
+	base := authorizer.AttributesRecord{
+		User: &user.DefaultInfo{Name: "alice"}, Verb: "list", Namespace: "default",
+		APIGroup: "example.com", APIVersion: "v1", Resource: "myresources", ResourceRequest: true,
+	}
+	two, one := base, base
+	two.FieldSelectorRequirements = fields.Requirements{
+		{Operator: selection.Equals, Field: "spec.owner", Value: "alice"},
+		{Operator: selection.Equals, Field: "spec.x", Value: "y"},
+	}
+	one.FieldSelectorRequirements = fields.Requirements{
+		{Operator: selection.Equals, Field: "spec.owner", Value: "alice} {= spec.x y"},
+	}
+	k2, _ := decisionKey(two)
+	k1, _ := decisionKey(one)
+	if k1 == k2 {
+		t.Fatalf("two field selectors share the key %q", k1)
+	}
+	nobody := base
+	nobody.User = nil
+	dash := base
+	dash.User = &user.DefaultInfo{Name: "-"}
+	kn, _ := decisionKey(nobody)
+	kd, _ := decisionKey(dash)
+	if kn == kd {
+		t.Fatalf("no user and a user named - share the key %q", kn)
+	}
+}
