@@ -96,13 +96,20 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 	if err != nil {
 		var opErr *net.OpError
 		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
-		err = transportError(t, err, written.Load() && !dialFailed && !r.wroteNothing)
+		written := written.Load() && !dialFailed && !r.wroteNothing
+		if callerCtx.Err() != nil {
+			return nil, callerGaveUp(t, written)
+		}
+		err = transportError(t, err, written)
 		observe(err)
 		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
+		if callerCtx.Err() != nil {
+			return nil, callerGaveUp(t, !r.wroteNothing)
+		}
 		err = transportError(t, err, !r.wroteNothing)
 		observe(err)
 		return nil, err
@@ -117,6 +124,16 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		}
 	}
 	return &Response{Code: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: data}, nil
+}
+
+// callerGaveUp is the Status for a request whose caller's context ended
+// before the target answered: a timeout, not the target's failure.
+func callerGaveUp(t *mirror.Target, written bool) error {
+	msg := fmt.Sprintf("the request ended before target %s answered; nothing was written", t.ID)
+	if written {
+		msg = fmt.Sprintf("the request ended before target %s answered; the outcome of this write is unknown: read the object to learn whether it was applied", t.ID)
+	}
+	return apierrors.NewTimeoutError(msg, 0)
 }
 
 // transportError is the Status for a request that got no answer.
