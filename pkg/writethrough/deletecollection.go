@@ -212,12 +212,7 @@ func partialOutcome(t *mirror.Target, deleted int, err error) error {
 	if deleted == 0 || !apierrors.IsServiceUnavailable(err) {
 		return err
 	}
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusGatewayTimeout,
-		Reason:  metav1.StatusReasonTimeout,
-		Message: fmt.Sprintf("the outcome of this deletecollection at target %s is partial: %d objects were deleted before it failed (%s); list them to learn which remain", t.ID, deleted, err),
-	}}
+	return outcomeUnknown(fmt.Sprintf("the outcome of this deletecollection at target %s is partial: %d objects were deleted before it failed (%s); list them to learn which remain", t.ID, deleted, err))
 }
 
 // deleteListed deletes one listed object (view form) of a fallback

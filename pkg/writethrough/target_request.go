@@ -92,11 +92,9 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 	if caller != "" {
 		httpReq.Header.Set("Impersonate-Extra-"+url.PathEscape(OriginalUserExtra), caller)
 	}
-	resp, err := t.HTTP.Do(httpReq)
-	if err != nil {
-		var opErr *net.OpError
-		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
-		written := written.Load() && !dialFailed && !r.wroteNothing
+	// fail answers a request that got no answer: a caller that left is
+	// told so, anything else is the target's failure.
+	fail := func(err error, written bool) (*Response, error) {
 		if callerCtx.Err() != nil {
 			return nil, callerGaveUp(t, written)
 		}
@@ -104,15 +102,16 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		observe(err)
 		return nil, err
 	}
+	resp, err := t.HTTP.Do(httpReq)
+	if err != nil {
+		var opErr *net.OpError
+		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
+		return fail(err, written.Load() && !dialFailed && !r.wroteNothing)
+	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		if callerCtx.Err() != nil {
-			return nil, callerGaveUp(t, !r.wroteNothing)
-		}
-		err = transportError(t, err, !r.wroteNothing)
-		observe(err)
-		return nil, err
+		return fail(err, !r.wroteNothing)
 	}
 	observe(nil)
 	if resp.StatusCode == http.StatusForbidden && w.onForbidden != nil {
@@ -147,11 +146,17 @@ func transportError(t *mirror.Target, err error, written bool) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		reason = "the target did not answer in time"
 	}
+	return outcomeUnknown(fmt.Sprintf("the outcome of this write at target %s is unknown: %s (%s); read the object to learn whether it was applied", t.ID, reason, mirror.DescribeFailure(err)))
+}
+
+// outcomeUnknown is the 504 Timeout of a write that may have been applied,
+// in whole or in part: message says what the caller should read to learn.
+func outcomeUnknown(message string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status:  metav1.StatusFailure,
 		Code:    http.StatusGatewayTimeout,
 		Reason:  metav1.StatusReasonTimeout,
-		Message: fmt.Sprintf("the outcome of this write at target %s is unknown: %s (%s); read the object to learn whether it was applied", t.ID, reason, mirror.DescribeFailure(err)),
+		Message: message,
 	}}
 }
 

@@ -2,7 +2,6 @@ package writethrough
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
@@ -186,11 +186,9 @@ func TestALostLookupSaysNothingWasWritten(t *testing.T) {
 		Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{},
 		ContentType: "application/json", Body: []byte(strings.Replace(fakeObject, `"resourceVersion":"5",`, "", 1)),
 	})
-	var status *apierrors.StatusError
-	if !errors.As(err, &status) || status.ErrStatus.Code != http.StatusServiceUnavailable ||
-		!strings.Contains(status.ErrStatus.Message, "is unreachable, nothing was written:") ||
-		status.ErrStatus.Details == nil || status.ErrStatus.Details.RetryAfterSeconds == 0 {
-		t.Fatalf("got %v, want 503 saying nothing was written, with Retry-After", err)
+	wantStatus(t, err, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "target default/target is unreachable, nothing was written: ")
+	if d := err.(*apierrors.StatusError).ErrStatus.Details; d == nil || d.RetryAfterSeconds == 0 {
+		t.Fatalf("got %v, want Retry-After", err)
 	}
 	if gets.Load() == 0 {
 		t.Fatal("the lookup never reached the target")
@@ -221,16 +219,8 @@ func TestALostReReadIsNotAnObjectGone(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		}
 	}), fakeObject)
-	res.Target.Connection.Synced()
-	w := New(Options{Client: config.Client{Name: "client"}})
-	_, err := w.Write(context.Background(), &Request{
-		Resource: res, Verb: "delete", Namespace: "default", Name: "x",
-		Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{"propagationPolicy": {"Foreground"}},
-	})
-	var status *apierrors.StatusError
-	if !errors.As(err, &status) || status.ErrStatus.Code != http.StatusServiceUnavailable || !strings.Contains(status.ErrStatus.Message, "nothing was written") {
-		t.Fatalf("got %v, want 503 saying nothing was written", err)
-	}
+	err := deleteForeground(res)
+	wantStatus(t, err, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "target default/target is unreachable, nothing was written: ")
 	if n := deletes.Load(); n != 0 {
 		t.Fatalf("the target received %d deletes", n)
 	}

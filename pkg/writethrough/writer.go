@@ -685,10 +685,7 @@ func (w *Writer) deleteObject(ctx context.Context, req *Request, opts *metav1.De
 		if finalized != nil && !w.removeFinalizer(ctx, req, finalized, f) && apierrors.IsServiceUnavailable(err) {
 			// The DELETE was not sent, but the finalizer stays: not
 			// "nothing was written".
-			return nil, &apierrors.StatusError{ErrStatus: metav1.Status{
-				Status: metav1.StatusFailure, Code: http.StatusGatewayTimeout, Reason: metav1.StatusReasonTimeout,
-				Message: fmt.Sprintf("the delete did not reach target %s, but the finalizer %s it added first could not be taken back; delete again to finish: %v", req.Resource.Target.ID, f, err),
-			}}
+			return nil, outcomeUnknown(fmt.Sprintf("the delete did not reach target %s, but the finalizer %s it added first could not be taken back; delete again to finish: %v", req.Resource.Target.ID, f, err))
 		}
 		return nil, err
 	}
