@@ -72,7 +72,7 @@ crproxy_requests_total{code="200",resource="myresources.example.com",verb="get"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, s := got.count(), got.seconds(); n != 150 || s < 0.2999 || s > 0.3001 {
+	if n, s := got.requests, got.seconds; n != 150 || s < 0.2999 || s > 0.3001 {
 		t.Fatalf("got %v requests in %v s, want 150 in 0.3 s (%v)", n, s, got)
 	}
 }

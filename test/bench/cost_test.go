@@ -62,9 +62,10 @@ func newMeter(t *testing.T, e *benchEnv) *meter {
 }
 
 // usage is what a load cost: the requests the target and the client
-// cluster served, and crproxy's answering time (handlerTimes).
+// cluster served, and the time crproxy took to answer.
 type usage struct {
-	target, client, proxy requestCounts
+	target, client requestCounts
+	proxy          handlerTime
 }
 
 // during runs load and returns what it cost; ok is false (and the load
@@ -114,12 +115,12 @@ type readCost struct {
 // add adds one load's reads and what they cost.
 func (c *readCost) add(reads int64, u usage) {
 	if c.target == nil {
-		c.usage = usage{requestCounts{}, requestCounts{}, requestCounts{}}
+		c.target, c.client = requestCounts{}, requestCounts{}
 	}
 	c.reads += reads
 	c.target.add(u.target)
 	c.client.add(u.client)
-	c.proxy.add(u.proxy)
+	c.proxy = c.proxy.add(u.proxy)
 }
 
 // addCostRows records per 100 reads on each crproxy path (the target's
@@ -150,81 +151,57 @@ func addCostRows(r *report, base row, costs [3]readCost) {
 	rw.Metric, rw.Unit = "mean time in crproxy's handler", "ms"
 	mean := figures{math.NaN(), math.NaN(), math.NaN()}
 	for _, i := range []int{pathCrproxy, pathViaClient} {
-		if n := costs[i].proxy.count(); n > 0 {
-			mean[i] = 1000 * costs[i].proxy.seconds() / n
+		if p := costs[i].proxy; p.requests > 0 {
+			mean[i] = 1000 * p.seconds / p.requests
 		}
 	}
 	r.add(rw, mean)
 }
 
-// handlerTimes reads crproxy's crproxy_request_duration_seconds for the
-// proxied resource from its /metrics: the seconds spent and the requests
-// answered, by verb ("seconds get", "count get").
-func handlerTimes(ctx context.Context, hc *http.Client, cfg *rest.Config) (requestCounts, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
-	resp, err := hc.Do(req)
+// handlerTime is crproxy's crproxy_request_duration_seconds for the
+// proxied resource, every verb and status code: the seconds it spent
+// answering and the requests it answered.
+type handlerTime struct {
+	seconds, requests float64
+}
+
+// since is h minus an earlier reading.
+func (h handlerTime) since(before handlerTime) handlerTime {
+	return handlerTime{h.seconds - before.seconds, h.requests - before.requests}
+}
+
+// add is h plus d.
+func (h handlerTime) add(d handlerTime) handlerTime {
+	return handlerTime{h.seconds + d.seconds, h.requests + d.requests}
+}
+
+// handlerTimes reads crproxy's handlerTime from its /metrics.
+func handlerTimes(ctx context.Context, hc *http.Client, cfg *rest.Config) (handlerTime, error) {
+	body, err := readMetrics(ctx, hc, cfg)
 	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, body)
+		return handlerTime{}, err
 	}
 	return parseHandlerTimes(body)
 }
 
 // parseHandlerTimes sums crproxy_request_duration_seconds_sum and _count
-// of myresources by verb (every status code).
-func parseHandlerTimes(body []byte) (requestCounts, error) {
-	times := requestCounts{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		for prefix, key := range map[string]string{"crproxy_request_duration_seconds_sum{": "seconds", "crproxy_request_duration_seconds_count{": "count"} {
-			line, ok := strings.CutPrefix(sc.Text(), prefix)
-			if !ok {
-				continue
-			}
-			labels, value, ok := cutLabels(line)
-			if !ok {
-				return nil, fmt.Errorf("%s: cannot parse %q", prefix, sc.Text())
-			}
-			v, err := strconv.ParseFloat(strings.Fields(value + " x")[0], 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q: %w", sc.Text(), err)
-			}
+// of myresources.
+func parseHandlerTimes(body []byte) (handlerTime, error) {
+	var h handlerTime
+	for name, into := range map[string]*float64{"crproxy_request_duration_seconds_sum": &h.seconds, "crproxy_request_duration_seconds_count": &h.requests} {
+		if err := eachSample(body, name, func(labels map[string]string, v float64) {
 			if labels["resource"] == "myresources.example.com" {
-				times[key+" "+labels["verb"]] += v
+				*into += v
 			}
+		}); err != nil {
+			return handlerTime{}, err
 		}
 	}
-	return times, sc.Err()
+	return h, nil
 }
 
-// seconds is the time of handlerTimes c, summed over the verbs.
-func (c requestCounts) seconds() float64 { return c.kind("seconds") }
-
-// count is the requests of handlerTimes c, summed over the verbs.
-func (c requestCounts) count() float64 { return c.kind("count") }
-
-// kind sums the handlerTimes of one kind ("seconds", "count").
-func (c requestCounts) kind(kind string) float64 {
-	var n float64
-	for k, v := range c {
-		if strings.HasPrefix(k, kind+" ") {
-			n += v
-		}
-	}
-	return n
-}
-
-// targetRequests reads a kube-apiserver's apiserver_request_total from its
-// /metrics (as its admin).
-func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (requestCounts, error) {
+// readMetrics reads a server's /metrics.
+func readMetrics(ctx context.Context, hc *http.Client, cfg *rest.Config) ([]byte, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -237,6 +214,39 @@ func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (req
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// eachSample calls f with the labels and value of every sample of the
+// metric name in a Prometheus text exposition.
+func eachSample(body []byte, name string, f func(labels map[string]string, v float64)) error {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := cutLabels(line)
+		if !ok {
+			return fmt.Errorf("%s: cannot parse %q", name, sc.Text())
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value + " x")[0], 64)
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", name, sc.Text(), err)
+		}
+		f(labels, v)
+	}
+	return sc.Err()
+}
+
+// targetRequests reads a kube-apiserver's apiserver_request_total from its
+// /metrics (as its admin).
+func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (requestCounts, error) {
+	body, err := readMetrics(ctx, hc, cfg)
+	if err != nil {
+		return nil, err
 	}
 	return parseRequestCounts(body)
 }
@@ -246,25 +256,10 @@ func targetRequests(ctx context.Context, hc *http.Client, cfg *rest.Config) (req
 // (the churner's writes) and GET /metrics (the benchmark's readings: each
 // reading counts the one before).
 func parseRequestCounts(body []byte) (requestCounts, error) {
-	const name = "apiserver_request_total{"
 	counts := requestCounts{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), name)
-		if !ok {
-			continue
-		}
-		labels, value, ok := cutLabels(line)
-		if !ok {
-			return nil, fmt.Errorf("apiserver_request_total: cannot parse %q", sc.Text())
-		}
-		v, err := strconv.ParseFloat(strings.Fields(value + " x")[0], 64)
-		if err != nil {
-			return nil, fmt.Errorf("apiserver_request_total: %q: %w", sc.Text(), err)
-		}
+	err := eachSample(body, "apiserver_request_total", func(labels map[string]string, v float64) {
 		if labels["resource"] == "configmaps" && labels["group"] == "" {
-			continue
+			return
 		}
 		what := labels["resource"]
 		if g := labels["group"]; g != "" {
@@ -275,11 +270,14 @@ func parseRequestCounts(body []byte) (requestCounts, error) {
 		}
 		key := labels["verb"] + " " + what
 		if key == "GET /metrics" {
-			continue
+			return
 		}
 		counts[key] += v
+	})
+	if err != nil {
+		return nil, err
 	}
-	return counts, sc.Err()
+	return counts, nil
 }
 
 // cutLabels parses `k="v",...} rest` into the labels and rest.
