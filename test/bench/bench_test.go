@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"flag"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -110,7 +109,7 @@ func footprint(t *testing.T, e *benchEnv, r *report) {
 	if e.proxy.Process().PID() == 0 || !e.target.Running() {
 		return
 	}
-	f := figures{float64(rssKiB(t, e.target.PID())) / 1024, float64(rssKiB(t, e.proxy.Process().PID())) / 1024, math.NaN()}
+	f := targetAndCrproxy(float64(rssKiB(t, e.target.PID()))/1024, float64(rssKiB(t, e.proxy.Process().PID()))/1024)
 	r.add(row{ID: "M", Case: "resident memory at the end of the run", Metric: "RSS", Unit: "MiB"}, f)
 	r.note("M: the client kube-apiserver ends at %d MiB and the shared etcd at %d MiB.", rssKiB(t, e.client.PID())>>10, rssKiB(t, e.env.Etcd.PID())>>10)
 }

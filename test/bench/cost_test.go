@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -128,9 +127,9 @@ func (c *readCost) add(reads int64, u usage) {
 // churner's), of which reads and writes of the proxied resource (a
 // consistency mechanism's probes and barriers), and the client cluster's
 // SubjectAccessReviews.
-func addCostRows(r *report, base row, costs [3]readCost) {
+func addCostRows(r *report, base row, costs [numPaths]readCost) {
 	per100 := func(f func(readCost) float64) figures {
-		out := figures{math.NaN(), math.NaN(), math.NaN()}
+		out := unmeasured()
 		for _, i := range []int{pathCrproxy, pathViaClient} {
 			if costs[i].reads > 0 && costs[i].target != nil {
 				out[i] = 100 * f(costs[i]) / float64(costs[i].reads)
@@ -149,7 +148,7 @@ func addCostRows(r *report, base row, costs [3]readCost) {
 	add("client-cluster SubjectAccessReviews per 100 reads", "req", func(c readCost) float64 { return c.client[subjectAccessReviews] })
 	rw := base
 	rw.Metric, rw.Unit = "mean time in crproxy's handler", "ms"
-	mean := figures{math.NaN(), math.NaN(), math.NaN()}
+	mean := unmeasured()
 	for _, i := range []int{pathCrproxy, pathViaClient} {
 		if p := costs[i].proxy; p.requests > 0 {
 			mean[i] = 1000 * p.seconds / p.requests

@@ -107,7 +107,7 @@ func listIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients [
 			// Timed apart from the rounds above: the target's own lists
 			// there would count as their cost, and reading /metrics
 			// around each list would load the target while it is timed.
-			var cost [3]readCost
+			var cost [numPaths]readCost
 			for _, i := range []int{pathCrproxy, pathViaClient} {
 				var err error
 				u, ok := m.during(ctx, r, "B1", func() {

@@ -69,7 +69,7 @@ func benchRecovery(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		t.Logf("outage %d: heal → next attempt %s, → change served %s", i, attempt.Sub(healed).Round(time.Millisecond), served.Sub(healed).Round(time.Millisecond))
 	}
 	name := fmt.Sprintf("%d outages of %s, one change each", *flagOutages, *flagOutageLength)
-	only := func(d time.Duration) figures { return figures{math.NaN(), ms(d), math.NaN()} }
+	only := func(d time.Duration) figures { return targetAndCrproxy(math.NaN(), ms(d)) }
 	for _, q := range []float64{50, 100} {
 		metric := map[float64]string{50: "p50", 100: "max"}[q]
 		rw := row{ID: "B6", Case: name, Metric: "next attempt to change served, " + metric, Unit: "ms"}

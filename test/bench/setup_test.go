@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,11 +32,16 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
 
-// The three paths, in the order of benchPaths and of figures.
+// The paths, in the order of benchEnv.paths and of figures.
 const (
 	pathTarget = iota
 	pathCrproxy
 	pathViaClient
+	// pathPlainHop is a reference, not a way to use crproxy: a plain
+	// reverse proxy in front of the target (plainHop).
+	pathPlainHop
+	// numPaths is how many there are.
+	numPaths
 )
 
 // benchPath is one way to reach the proxied resource.
@@ -59,6 +67,8 @@ type benchEnv struct {
 	// proxyHTTP reaches crproxy straight; its port survives restarts, so
 	// one client (and its connection) serves every poll.
 	proxyHTTP *http.Client
+	// hop is the plain reverse proxy of pathPlainHop.
+	hop *httptest.Server
 }
 
 // newBenchEnv starts the clusters and crproxy.
@@ -103,12 +113,43 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(crproxytest.MyResources)
+	e.hop, err = plainHop(e.target.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.hop.Close)
 	e.paths = []benchPath{
 		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
 		pathCrproxy:   {"crproxy straight", e.direct()},
 		pathViaClient: {"through client kube-apiserver", e.client.RESTConfig()},
+		pathPlainHop:  {"plain hop to the target", e.hopConfig()},
 	}
 	return e
+}
+
+// plainHop starts a reverse proxy that forwards every request to the
+// target unchanged, as the target's admin, and does nothing else: TLS and
+// HTTP/2 on both sides, as crproxy has. Any proxy in crproxy's place pays
+// at least what this one adds to a request that must reach the target (a
+// write, a consistent GET), so its ratios say which bars one hop leaves
+// room for on this machine. It is no way to use crproxy: it neither
+// authenticates its callers nor reads from a mirror.
+func plainHop(target *rest.Config) (*httptest.Server, error) {
+	u, err := url.Parse(target.Host)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := rest.TransportFor(target)
+	if err != nil {
+		return nil, err
+	}
+	s := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
+		Transport: tr,
+	})
+	s.EnableHTTP2 = true
+	s.StartTLS()
+	return s, nil
 }
 
 // startProxy starts crproxy and waits until the client cluster serves its
@@ -134,6 +175,13 @@ func (e *benchEnv) direct() *rest.Config {
 	cfg.TLSClientConfig.CAFile = ""
 	cfg.TLSClientConfig.Insecure = true
 	return cfg
+}
+
+// hopConfig reaches the plain hop, with the target config's client rate
+// limits (the hop itself authenticates to the target).
+func (e *benchEnv) hopConfig() *rest.Config {
+	tc := e.target.RESTConfig()
+	return &rest.Config{Host: e.hop.URL, QPS: tc.QPS, Burst: tc.Burst, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 }
 
 // objectPadding makes an object's JSON, as the apiserver serves it with

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,7 +112,7 @@ func benchWatch(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		res := results[n]
 		name := fmt.Sprintf("%d watchers, %d writes", n, fanoutEvents)
 		sides := func(f func(result) float64) figures {
-			return figures{f(res[pathTarget]), f(res[pathCrproxy]), math.NaN()}
+			return targetAndCrproxy(f(res[pathTarget]), f(res[pathCrproxy]))
 		}
 		r.add(row{ID: "B3", Case: name, Metric: "all notified p50", Unit: "ms"}, sides(func(x result) float64 { return x.p50 }))
 		p99 := sides(func(x result) float64 { return x.p99 })

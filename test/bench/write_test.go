@@ -75,7 +75,7 @@ func writeIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients 
 			}
 			rw := c.row("B4", name, fmt.Sprintf("p%g", q), "ms")
 			if q == 50 {
-				rw = barAtMost(rw, 1.1, f)
+				rw = floorOf(barAtMost(rw, 1.1, f), f)
 				rw.Bar = "straight ≤ 1.1x"
 			}
 			r.add(rw, f)
