@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +35,11 @@ func benchWrite(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		}
 		clients[i] = dc.Resource(crproxytest.MyResources).Namespace("default")
 	}
-	e.inConditions(t, ctx, r, "B4", func(c condition) { writeIn(t, ctx, e, r, clients, c) })
+	m := newMeter(t, e)
+	e.inConditions(t, ctx, r, "B4", func(c condition) {
+		writeIn(t, ctx, e, r, clients, c)
+		writeCost(t, ctx, r, m, clients[pathCrproxy], c)
+	})
 	profileCPU(t, ctx, e, "B4-write", func(ctx context.Context) {
 		for n := 0; ctx.Err() == nil; n++ {
 			if _, err := writeRound(ctx, clients[pathCrproxy], fmt.Sprintf("w-profile-%d", n)); err != nil && ctx.Err() == nil {
@@ -81,6 +88,40 @@ func writeIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients 
 			r.add(rw, f)
 		}
 	}
+}
+
+// writeCostRounds is how many rounds through crproxy straight writeCost
+// meters.
+const writeCostRounds = 50
+
+// writeCost runs writeCostRounds more rounds through crproxy straight, apart
+// from the timed ones (reading /metrics would load the servers while they
+// are timed), and notes what one round cost: the target's requests and the
+// client cluster's SubjectAccessReviews, beyond the round's four writes.
+func writeCost(t *testing.T, ctx context.Context, r *report, m *meter, rc dynamic.ResourceInterface, c condition) {
+	prefix := "wc"
+	if c.busy {
+		prefix = "wcb"
+	}
+	var err error
+	u, ok := m.during(ctx, r, "B4", func() {
+		for n := 0; n < writeCostRounds && err == nil; n++ {
+			_, err = writeRound(ctx, rc, fmt.Sprintf("%s-%d", prefix, n))
+		}
+	})
+	if err != nil {
+		t.Fatalf("crproxy straight: %v", err)
+	}
+	if !ok {
+		return
+	}
+	per := func(v float64) string { return fmt.Sprintf("%.2f", v/writeCostRounds) }
+	var breakdown []string
+	for _, k := range slices.Sorted(maps.Keys(u.target)) {
+		breakdown = append(breakdown, k+" "+per(u.target[k]))
+	}
+	r.note("B4 cost, %s: one round through crproxy straight (create, update, patch, delete) made the target serve %s requests (%s) and the client cluster %s SubjectAccessReviews; crproxy's handler took %.2f ms per write.",
+		c.name(), per(u.target.total()), strings.Join(breakdown, ", "), per(u.client[subjectAccessReviews]), 1000*u.proxy.seconds/max(u.proxy.requests, 1))
 }
 
 // writeRound creates, updates, patches and deletes the object name and
