@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +65,7 @@ type benchEnv struct {
 	// one client (and its connection) serves every poll.
 	proxyHTTP *http.Client
 	// hop is the plain reverse proxy of pathPlainHop.
-	hop *httptest.Server
+	hop *localcluster.RequestProxy
 }
 
 // newBenchEnv starts the clusters and crproxy.
@@ -113,7 +110,12 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(crproxytest.MyResources)
-	e.hop, err = plainHop(e.target.RESTConfig())
+	// A plain hop: any proxy in crproxy's place pays at least what it
+	// adds to a request that must reach the target (a write, a
+	// consistent GET), so its ratios say which bars one hop leaves room
+	// for on this machine. It is no way to use crproxy: it neither
+	// authenticates its callers nor reads from a mirror.
+	e.hop, err = localcluster.NewRequestProxy(e.target.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,31 +127,6 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 		pathPlainHop:  {"plain hop to the target", e.hopConfig()},
 	}
 	return e
-}
-
-// plainHop starts a reverse proxy that forwards every request to the
-// target unchanged, as the target's admin, and does nothing else: TLS and
-// HTTP/2 on both sides, as crproxy has. Any proxy in crproxy's place pays
-// at least what this one adds to a request that must reach the target (a
-// write, a consistent GET), so its ratios say which bars one hop leaves
-// room for on this machine. It is no way to use crproxy: it neither
-// authenticates its callers nor reads from a mirror.
-func plainHop(target *rest.Config) (*httptest.Server, error) {
-	u, err := url.Parse(target.Host)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := rest.TransportFor(target)
-	if err != nil {
-		return nil, err
-	}
-	s := httptest.NewUnstartedServer(&httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
-		Transport: tr,
-	})
-	s.EnableHTTP2 = true
-	s.StartTLS()
-	return s, nil
 }
 
 // startProxy starts crproxy and waits until the client cluster serves its
@@ -180,8 +157,10 @@ func (e *benchEnv) direct() *rest.Config {
 // hopConfig reaches the plain hop, with the target config's client rate
 // limits (the hop itself authenticates to the target).
 func (e *benchEnv) hopConfig() *rest.Config {
+	cfg := e.hop.RESTConfig()
 	tc := e.target.RESTConfig()
-	return &rest.Config{Host: e.hop.URL, QPS: tc.QPS, Burst: tc.Burst, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	cfg.QPS, cfg.Burst = tc.QPS, tc.Burst
+	return cfg
 }
 
 // objectPadding makes an object's JSON, as the apiserver serves it with
