@@ -49,6 +49,11 @@ type Tracker struct {
 	// unreachable or forbidden, to wake the retry loops early.
 	back              chan struct{}
 	lastOnDemandProbe time.Time
+	// lost wakes Run when a request, not its probe, finds a connected
+	// target unreachable: the next probe comes at once instead of after
+	// ProbeInterval, so one lost request costs consistent reads a probe's
+	// round trip of Warnings, not seconds.
+	lost chan struct{}
 }
 
 // NewTracker returns a tracker for target, Connected until told otherwise.
@@ -70,6 +75,7 @@ func NewTracker(target string, opts Options) *Tracker {
 		log:    opts.Logger.With(zap.String("target", target)),
 		status: Status{Target: target, State: Connected, Since: time.Now()},
 		back:   make(chan struct{}),
+		lost:   make(chan struct{}, 1),
 	}
 }
 
@@ -164,6 +170,12 @@ func (t *Tracker) set(state State, err error) {
 		close(t.back)
 		t.back = make(chan struct{})
 	}
+	if state == Unreachable && !wasDown {
+		select {
+		case t.lost <- struct{}{}:
+		default:
+		}
+	}
 	now := t.status
 	t.mu.Unlock()
 
@@ -216,7 +228,8 @@ func (t *Tracker) Retry(ctx context.Context, op func(context.Context) error) err
 }
 
 // Run probes the target until ctx ends: every ProbeInterval while it is
-// connected, by the backoff while it is not.
+// connected, by the backoff while it is not, and at once when a request
+// finds a connected target gone.
 func (t *Tracker) Run(ctx context.Context) {
 	if t.opts.Probe == nil {
 		return
@@ -227,13 +240,22 @@ func (t *Tracker) Run(ctx context.Context) {
 		wait := t.opts.ProbeInterval
 		if err != nil {
 			wait = b.NextBackOff()
+			// The loss this probe may have reported itself is no news.
+			select {
+			case <-t.lost:
+			default:
+			}
 		} else {
 			b.Reset()
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(wait):
+		case <-t.lost:
+			timer.Stop()
+		case <-timer.C:
 		}
 	}
 }

@@ -142,3 +142,27 @@ func TestCheckReachableProbesAtMostEvery500ms(t *testing.T) {
 		t.Fatalf("%d probes for 10 quick writes, want 1", n)
 	}
 }
+
+func TestRunProbesAtOnceWhenARequestLosesTheTarget(t *testing.T) {
+	var probes atomic.Int32
+	tr := NewTracker("p/t", Options{ProbeInterval: time.Hour, Probe: func(context.Context) error { probes.Add(1); return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Run(ctx)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s within 2 s (probes: %d, state %s)", what, probes.Load(), tr.Status().State)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("the first probe", func() bool { return probes.Load() == 1 })
+	// A request's connection is reset: the target is unreachable until a
+	// probe, which comes now and not in an hour.
+	tr.Observe(errRefused)
+	waitFor("a probe after the lost request", func() bool { return probes.Load() == 2 })
+	waitFor("the target back", func() bool { _, down := tr.Down(); return !down })
+}
