@@ -39,7 +39,7 @@ type machine struct {
 // row is one figure on the paths. Target is the target kube-apiserver
 // straight, Crproxy is crproxy straight (a client certificate, no
 // aggregator), ViaClient is through the client kube-apiserver, PlainHop
-// through the reference reverse proxy (plainHop); a nil value was not
+// through the reference reverse proxy (pathPlainHop); a nil value was not
 // measured on that path. Ratio is Crproxy/Target. BarRatio, when set, is
 // the bar for Ratio; Bar says the bar in words and Met whether this run
 // met it; PlainHopMet, on the rows of requests crproxy must send to the
@@ -158,10 +158,10 @@ func withBar(rw row, f figures, meets func(ratio float64) bool) row {
 	return rw
 }
 
-// floorOf sets whether the plain hop met rw's bar too, for a request that
-// crproxy must send to the target (a write, a consistent GET): there the
-// plain hop is the least any proxy can cost, and a bar it misses is below
-// one hop on this machine.
+// floorOf sets whether the plain hop met rw's bar too, for requests that
+// crproxy must send to the target one by one (writes, consistent GETs of
+// one client): there the plain hop is the least any proxy can cost, and a
+// bar it misses is below one hop on this machine.
 func floorOf(rw row, f figures) row {
 	if rw.meets != nil {
 		rw.PlainHopMet = barMet(f, pathPlainHop, rw.meets)
@@ -238,8 +238,9 @@ func printConditions(w io.Writer, rows []row) {
 }
 
 // printBars writes how many bars the run met, and the ones it missed, with
-// what the plain hop measured beside each: a bar the plain hop misses too
-// is below the cost of one hop on this machine.
+// what the plain hop measured beside those it is a floor of (floorOf): a
+// bar the plain hop misses too is below the cost of one hop on this
+// machine.
 func printBars(w io.Writer, rows []row) {
 	var n, missed, hopMissed int
 	var b strings.Builder
@@ -255,7 +256,7 @@ func printBars(w io.Writer, rows []row) {
 		fmt.Fprintf(&b, "\n- %s %s, %s: %s", rw.ID, rw.Case, rw.Metric, rw.Bar)
 		if rw.Ratio != nil {
 			fmt.Fprintf(&b, " (%.2fx", *rw.Ratio)
-			if rw.PlainHopRatio != nil {
+			if rw.PlainHopMet != nil && rw.PlainHopRatio != nil {
 				fmt.Fprintf(&b, "; plain hop %.2fx", *rw.PlainHopRatio)
 			}
 			b.WriteString(")")

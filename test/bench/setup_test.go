@@ -35,7 +35,7 @@ const (
 	pathCrproxy
 	pathViaClient
 	// pathPlainHop is a reference, not a way to use crproxy: a plain
-	// reverse proxy in front of the target (plainHop).
+	// reverse proxy in front of the target (benchEnv.hop).
 	pathPlainHop
 	// numPaths is how many there are.
 	numPaths

@@ -47,9 +47,9 @@ func benchWatch(t *testing.T, ctx context.Context, e *benchEnv, r *report) {
 		counts = append(counts, n)
 	}
 	type result struct{ p50, p99, rssKiB, liveKiB float64 }
-	results := map[int]*[3]result{}
+	results := map[int]*[numPaths]result{}
 	for _, n := range counts {
-		results[n] = &[3]result{}
+		results[n] = &[numPaths]result{}
 	}
 	sides := []struct {
 		path int

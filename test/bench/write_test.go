@@ -96,8 +96,9 @@ const writeCostRounds = 50
 
 // writeCost runs writeCostRounds more rounds through crproxy straight, apart
 // from the timed ones (reading /metrics would load the servers while they
-// are timed), and notes what one round cost: the target's requests and the
-// client cluster's SubjectAccessReviews, beyond the round's four writes.
+// are timed), and notes what one round cost: the target's requests (the
+// round's four writes among them), the client cluster's
+// SubjectAccessReviews and crproxy's handler time per write.
 func writeCost(t *testing.T, ctx context.Context, r *report, m *meter, rc dynamic.ResourceInterface, c condition) {
 	prefix := "wc"
 	if c.busy {
