@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 
 	"k8s.io/client-go/rest"
@@ -87,13 +88,18 @@ func (p *RequestProxy) RESTConfig() *rest.Config {
 }
 
 // FailNext makes the next request that match accepts fail with fault. The
-// channel it returns is closed once that request has failed.
-func (p *RequestProxy) FailNext(match func(*http.Request) bool, fault RequestFault) <-chan struct{} {
+// channel it returns is closed just before that request's stream is
+// reset; disarm takes the fault back if no request has met it yet.
+func (p *RequestProxy) FailNext(match func(*http.Request) bool, fault RequestFault) (fired <-chan struct{}, disarm func()) {
 	f := &armedFault{match: match, fault: fault, fired: make(chan struct{})}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = append(p.faults, f)
-	return f.fired
+	return f.fired, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.faults = slices.DeleteFunc(p.faults, func(g *armedFault) bool { return g == f })
+	}
 }
 
 // Close stops the proxy.

@@ -48,7 +48,7 @@ func TestRequestProxyFaults(t *testing.T) {
 	}
 	isPut := func(r *http.Request) bool { return r.Method == http.MethodPut }
 
-	lost := p.FailNext(isPut, LoseRequest)
+	lost, _ := p.FailNext(isPut, LoseRequest)
 	if got, err := do(http.MethodPost, "/a"); err != nil || got != "answer to POST /a" || seen.Load() != 1 {
 		t.Fatalf("an unmatched request: %q %v, backend saw %d", got, err, seen.Load())
 	}
@@ -60,9 +60,15 @@ func TestRequestProxyFaults(t *testing.T) {
 		t.Fatalf("a fault is used once: %q %v", got, err)
 	}
 
-	answerLost := p.FailNext(isPut, LoseAnswer)
+	answerLost, _ := p.FailNext(isPut, LoseAnswer)
 	if _, err := do(http.MethodPut, "/d"); err == nil || seen.Load() != 3 {
 		t.Fatalf("a lost answer: %v, backend saw %d requests, want 3", err, seen.Load())
 	}
 	<-answerLost
+
+	_, disarm := p.FailNext(isPut, LoseRequest)
+	disarm()
+	if got, err := do(http.MethodPut, "/e"); err != nil || got != "answer to PUT /e" {
+		t.Fatalf("a disarmed fault: %q %v", got, err)
+	}
 }

@@ -49,10 +49,11 @@ type Tracker struct {
 	// unreachable or forbidden, to wake the retry loops early.
 	back              chan struct{}
 	lastOnDemandProbe time.Time
-	// lost wakes Run when a request, not its probe, finds a connected
-	// target unreachable: the next probe comes at once instead of after
-	// ProbeInterval, so one lost request costs consistent reads a probe's
-	// round trip of Warnings, not seconds.
+	// lost wakes Run when a request, not its probe, finds a target that
+	// was not down (Connected or Resyncing) unreachable: the next probe
+	// comes at once instead of after ProbeInterval, so one lost request
+	// costs consistent reads a probe's round trip of Warnings, not
+	// seconds.
 	lost chan struct{}
 }
 

@@ -166,3 +166,35 @@ func TestRunProbesAtOnceWhenARequestLosesTheTarget(t *testing.T) {
 	waitFor("a probe after the lost request", func() bool { return probes.Load() == 2 })
 	waitFor("the target back", func() bool { _, down := tr.Down(); return !down })
 }
+
+// The wake-up is for a request's news only: a probe's own failure, and a
+// target that refuses the identity, leave Run to its schedule.
+func TestRunKeepsItsScheduleForOtherNews(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		probe error
+		then  error
+	}{
+		{"a failing probe", errRefused, nil},
+		{"a forbidden request", nil, apierrors.NewForbidden(schema.GroupResource{Resource: "myresources"}, "x", errors.New("no"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var probes atomic.Int32
+			tr := NewTracker("p/t", Options{InitialInterval: time.Hour, MaxInterval: time.Hour, ProbeInterval: time.Hour,
+				Probe: func(context.Context) error { probes.Add(1); return tc.probe }})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go tr.Run(ctx)
+			for probes.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			if tc.then != nil {
+				tr.Observe(tc.then)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if n := probes.Load(); n != 1 {
+				t.Fatalf("%d probes, want 1 (the next is an hour away)", n)
+			}
+		})
+	}
+}
