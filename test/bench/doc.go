@@ -4,7 +4,7 @@
 // recovery after an outage. TestBench runs them on one target, one client
 // kube-apiserver and one crproxy process, and prints one Markdown table of
 // figures and crproxy/target ratios. It runs only when CRPROXY_BENCH is set
-// (it takes about 10 minutes and reports figures instead of asserting
+// (it takes about 16 minutes and reports figures instead of asserting
 // them):
 //
 //	make bench                                   # N = 10,000; bench-out/
