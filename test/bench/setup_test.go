@@ -27,7 +27,12 @@ import (
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 )
 
-func TestMain(m *testing.M) { clustertest.Main(m) }
+func TestMain(m *testing.M) {
+	if kubeconfig := os.Getenv(hopEnv); kubeconfig != "" {
+		os.Exit(serveHop(kubeconfig))
+	}
+	clustertest.Main(m)
+}
 
 // The paths, in the order of benchEnv.paths and of figures.
 const (
@@ -35,7 +40,8 @@ const (
 	pathCrproxy
 	pathViaClient
 	// pathPlainHop is a reference, not a way to use crproxy: a plain
-	// reverse proxy in front of the target (benchEnv.hop).
+	// reverse proxy in front of the target, a process of its own
+	// (startHop).
 	pathPlainHop
 	// numPaths is how many there are.
 	numPaths
@@ -64,8 +70,6 @@ type benchEnv struct {
 	// proxyHTTP reaches crproxy straight; its port survives restarts, so
 	// one client (and its connection) serves every poll.
 	proxyHTTP *http.Client
-	// hop is the plain reverse proxy of pathPlainHop.
-	hop *localcluster.RequestProxy
 }
 
 // newBenchEnv starts the clusters and crproxy.
@@ -110,21 +114,16 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(crproxytest.MyResources)
-	// A plain hop: any proxy in crproxy's place pays at least what it
-	// adds to a request that must reach the target (a write, a
-	// consistent GET), so its ratios say which bars one hop leaves room
-	// for on this machine. It is no way to use crproxy: it neither
-	// authenticates its callers nor reads from a mirror.
-	e.hop, err = localcluster.NewRequestProxy(e.target.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.hop.Close)
 	e.paths = []benchPath{
 		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
 		pathCrproxy:   {"crproxy straight", e.direct()},
 		pathViaClient: {"through client kube-apiserver", e.client.RESTConfig()},
-		pathPlainHop:  {"plain hop to the target", e.hopConfig()},
+		// A plain hop: any proxy in crproxy's place pays at least what
+		// it adds to a request that must reach the target (a write, a
+		// consistent GET), so its ratios say which bars one hop leaves
+		// room for on this machine. It is no way to use crproxy: it
+		// neither authenticates its callers nor reads from a mirror.
+		pathPlainHop: {"plain hop to the target", startHop(t, e.target)},
 	}
 	return e
 }
@@ -151,15 +150,6 @@ func (e *benchEnv) direct() *rest.Config {
 	}
 	cfg.TLSClientConfig.CAFile = ""
 	cfg.TLSClientConfig.Insecure = true
-	return cfg
-}
-
-// hopConfig reaches the plain hop, with the target config's client rate
-// limits (the hop itself authenticates to the target).
-func (e *benchEnv) hopConfig() *rest.Config {
-	cfg := e.hop.RESTConfig()
-	tc := e.target.RESTConfig()
-	cfg.QPS, cfg.Burst = tc.QPS, tc.Burst
 	return cfg
 }
 
