@@ -1,7 +1,6 @@
 package localcluster
 
 import (
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -83,7 +82,7 @@ func NewRequestProxy(backend *rest.Config) (*RequestProxy, error) {
 // RESTConfig reaches the apiserver through the proxy; it trusts the
 // proxy's certificate and carries no credentials.
 func (p *RequestProxy) RESTConfig() *rest.Config {
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.server.Certificate().Raw})
+	ca := encodeCert(p.server.Certificate().Raw)
 	return &rest.Config{Host: p.server.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
 }
 

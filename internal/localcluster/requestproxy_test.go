@@ -1,7 +1,6 @@
 package localcluster
 
 import (
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +22,7 @@ func TestRequestProxyFaults(t *testing.T) {
 	backend.EnableHTTP2 = true
 	backend.StartTLS()
 	defer backend.Close()
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backend.Certificate().Raw})
+	ca := encodeCert(backend.Certificate().Raw)
 	p, err := NewRequestProxy(&rest.Config{Host: backend.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}})
 	if err != nil {
 		t.Fatal(err)
