@@ -360,7 +360,10 @@ func (c requestCounts) reads(resource string) float64 {
 }
 
 // String lists the counts, most first.
-func (c requestCounts) String() string {
+func (c requestCounts) String() string { return c.format(thousands) }
+
+// format lists the counts, most first, each written by value.
+func (c requestCounts) format(value func(float64) string) string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
 		keys = append(keys, k)
@@ -373,7 +376,7 @@ func (c requestCounts) String() string {
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %s", k, thousands(c[k]))
+		parts[i] = fmt.Sprintf("%s %s", k, value(c[k]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -3,9 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -117,12 +114,8 @@ func writeCost(t *testing.T, ctx context.Context, r *report, m *meter, rc dynami
 		return
 	}
 	per := func(v float64) string { return fmt.Sprintf("%.2f", v/writeCostRounds) }
-	var breakdown []string
-	for _, k := range slices.Sorted(maps.Keys(u.target)) {
-		breakdown = append(breakdown, k+" "+per(u.target[k]))
-	}
 	r.note("B4 cost, %s: one round through crproxy straight (create, update, patch, delete) made the target serve %s requests (%s) and the client cluster %s SubjectAccessReviews; crproxy's handler took %.2f ms per write.",
-		c.name(), per(u.target.total()), strings.Join(breakdown, ", "), per(u.client[subjectAccessReviews]), 1000*u.proxy.seconds/max(u.proxy.requests, 1))
+		c.name(), per(u.target.total()), u.target.format(per), per(u.client[subjectAccessReviews]), 1000*u.proxy.seconds/max(u.proxy.requests, 1))
 }
 
 // writeRound creates, updates, patches and deletes the object name and
