@@ -125,7 +125,7 @@ func (p *RequestProxy) take(r *http.Request) *armedFault {
 	defer p.mu.Unlock()
 	for i, f := range p.faults {
 		if f.match(r) {
-			p.faults = append(p.faults[:i], p.faults[i+1:]...)
+			p.faults = slices.Delete(p.faults, i, i+1)
 			return f
 		}
 	}
