@@ -39,12 +39,14 @@ type machine struct {
 // row is one figure on the paths. Target is the target kube-apiserver
 // straight, Crproxy is crproxy straight (a client certificate, no
 // aggregator), ViaClient is through the client kube-apiserver, PlainHop
-// through the reference reverse proxy (pathPlainHop); a nil value was not
-// measured on that path. Ratio is Crproxy/Target. BarRatio, when set, is
-// the bar for Ratio; Bar says the bar in words and Met whether this run
-// met it; PlainHopMet, on the rows of requests crproxy must send to the
-// target (floorOf), whether the plain hop met the same bar: whether one
-// hop leaves room for it.
+// through the reference reverse proxy (pathPlainHop), Replay the reference
+// server answering from memory (pathReplay); a nil value was not measured
+// on that path. Ratio is Crproxy/Target. BarRatio, when set, is the bar
+// for Ratio; Bar says the bar in words and Met whether this run met it.
+// Floor, on the rows whose bar has one (floorOf), names the reference
+// that is the least any server in crproxy's place can cost there, and
+// FloorMet says whether it met the same bar: whether the bar leaves room
+// for crproxy at all on this machine.
 type row struct {
 	ID             string   `json:"id"`
 	Case           string   `json:"case"`
@@ -57,10 +59,13 @@ type row struct {
 	Ratio          *float64 `json:"ratio"`
 	ViaClientRatio *float64 `json:"viaClientRatio"`
 	PlainHopRatio  *float64 `json:"plainHopRatio,omitempty"`
+	Replay         *float64 `json:"replay,omitempty"`
+	ReplayRatio    *float64 `json:"replayRatio,omitempty"`
 	BarRatio       *float64 `json:"barRatio,omitempty"`
 	Bar            string   `json:"bar,omitempty"`
 	Met            *bool    `json:"met,omitempty"`
-	PlainHopMet    *bool    `json:"plainHopMet,omitempty"`
+	Floor          string   `json:"floor,omitempty"`
+	FloorMet       *bool    `json:"floorMet,omitempty"`
 	// meets is the bar as a test of a ratio (barAtMost, barAtLeast).
 	meets func(ratio float64) bool
 	// Condition is "quiet" or "busy" for a benchmark measured in both
@@ -112,7 +117,8 @@ func (r *report) add(rw row, f figures) {
 		}
 		return ptr(v)
 	}
-	rw.Target, rw.Crproxy, rw.ViaClient, rw.PlainHop = set(f[pathTarget]), set(f[pathCrproxy]), set(f[pathViaClient]), set(f[pathPlainHop])
+	rw.Target, rw.Crproxy, rw.ViaClient = set(f[pathTarget]), set(f[pathCrproxy]), set(f[pathViaClient])
+	rw.PlainHop, rw.Replay = set(f[pathPlainHop]), set(f[pathReplay])
 	if rw.Target != nil && *rw.Target > 0 {
 		ratio := func(v *float64) *float64 {
 			if v == nil {
@@ -120,7 +126,8 @@ func (r *report) add(rw row, f figures) {
 			}
 			return ptr(*v / *rw.Target)
 		}
-		rw.Ratio, rw.ViaClientRatio, rw.PlainHopRatio = ratio(rw.Crproxy), ratio(rw.ViaClient), ratio(rw.PlainHop)
+		rw.Ratio, rw.ViaClientRatio = ratio(rw.Crproxy), ratio(rw.ViaClient)
+		rw.PlainHopRatio, rw.ReplayRatio = ratio(rw.PlainHop), ratio(rw.Replay)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -158,15 +165,33 @@ func withBar(rw row, f figures, meets func(ratio float64) bool) row {
 	return rw
 }
 
-// floorOf sets whether the plain hop met rw's bar too, for requests that
-// crproxy must send to the target one by one (writes, consistent GETs of
-// one client): there the plain hop is the least any proxy can cost, and a
-// bar it misses is below one hop on this machine.
-func floorOf(rw row, f figures) row {
+// floorOf names the reference path that is rw's floor, and sets whether
+// it met rw's bar too. The plain hop is the floor of requests crproxy must
+// send to the target one by one (writes, consistent GETs of one client);
+// the replay, of reads answered from memory (lists). A bar its floor
+// misses is below what any server in crproxy's place costs on this
+// machine.
+func floorOf(rw row, f figures, floor int) row {
 	if rw.meets != nil {
-		rw.PlainHopMet = barMet(f, pathPlainHop, rw.meets)
+		rw.Floor = referenceNames[floor]
+		rw.FloorMet = barMet(f, floor, rw.meets)
 	}
 	return rw
+}
+
+// referenceNames are the reference paths' short names, as the tables give
+// a floor.
+var referenceNames = map[int]string{pathPlainHop: "plain hop", pathReplay: "replay"}
+
+// floorRatio is the ratio of rw's floor path, if it has one.
+func (rw row) floorRatio() *float64 {
+	switch rw.Floor {
+	case referenceNames[pathPlainHop]:
+		return rw.PlainHopRatio
+	case referenceNames[pathReplay]:
+		return rw.ReplayRatio
+	}
+	return nil
 }
 
 // barMet is whether path i met a ratio bar (nil: not measured).
@@ -191,14 +216,14 @@ func (r *report) printMarkdown(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "\ncrproxy %s, kube-apiserver %s, etcd %s, %s; %d cores, %.1f GiB memory; %d objects of %d bytes of JSON; %s\n\n",
 		m.Crproxy, m.KubeAPIServer, m.Etcd, m.Go, m.Cores, float64(m.MemoryBytes)/(1<<30), r.Objects, r.ObjectBytes, r.Started.UTC().Format(time.RFC3339))
-	fmt.Fprintln(w, "| | case | figure | target kube-apiserver | crproxy straight | ratio | through client kube-apiserver | ratio | plain hop | ratio | bar | met | plain hop met |")
-	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
+	fmt.Fprintln(w, "| | case | figure | target kube-apiserver | crproxy straight | ratio | through client kube-apiserver | ratio | plain hop | ratio | replay | ratio | bar | met | floor met |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
 	rows := append([]row(nil), r.Rows...)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	for _, rw := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.ID, rw.Case, rw.Metric,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.ID, rw.Case, rw.Metric,
 			value(rw.Target, rw.Unit), value(rw.Crproxy, rw.Unit), ratio(rw.Ratio), value(rw.ViaClient, rw.Unit), ratio(rw.ViaClientRatio),
-			value(rw.PlainHop, rw.Unit), ratio(rw.PlainHopRatio), rw.Bar, met(rw.Met), met(rw.PlainHopMet))
+			value(rw.PlainHop, rw.Unit), ratio(rw.PlainHopRatio), value(rw.Replay, rw.Unit), ratio(rw.ReplayRatio), rw.Bar, met(rw.Met), rw.floorVerdict())
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "\n- %s", n)
@@ -208,9 +233,26 @@ func (r *report) printMarkdown(w io.Writer) {
 	printBars(w, rows)
 }
 
+// floorVerdict is the "floor met" cell: whether the floor met the bar,
+// and which reference it is.
+func (rw row) floorVerdict() string {
+	if rw.FloorMet == nil {
+		return ""
+	}
+	return met(rw.FloorMet) + " (" + rw.Floor + ")"
+}
+
+// floorCell is a "floor ratio" cell: the floor's ratio and its name.
+func (rw row) floorCell() string {
+	if r := rw.floorRatio(); r != nil {
+		return ratio(r) + " (" + rw.Floor + ")"
+	}
+	return ""
+}
+
 // printConditions writes the rows measured quiet and busy once more, side
 // by side: crproxy straight against the target in each condition, with
-// each condition's bar.
+// each condition's bar and, where the bar has one, its floor's ratio.
 func printConditions(w io.Writer, rows []row) {
 	type key struct{ id, base, metric string }
 	busy := map[key]row{}
@@ -224,7 +266,7 @@ func printConditions(w io.Writer, rows []row) {
 	}
 	fmt.Fprintln(w, "\nQuiet and busy target, crproxy straight:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| | case | figure | target, quiet | crproxy, quiet | ratio | plain hop ratio | bar | met | target, busy | crproxy, busy | ratio | plain hop ratio | bar | met |")
+	fmt.Fprintln(w, "| | case | figure | target, quiet | crproxy, quiet | ratio | floor ratio | bar | met | target, busy | crproxy, busy | ratio | floor ratio | bar | met |")
 	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
 	for _, q := range rows {
 		b, ok := busy[key{q.ID, q.base, q.Metric}]
@@ -232,17 +274,16 @@ func printConditions(w io.Writer, rows []row) {
 			continue
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", q.ID, q.base, q.Metric,
-			value(q.Target, q.Unit), value(q.Crproxy, q.Unit), ratio(q.Ratio), ratio(q.PlainHopRatio), q.Bar, met(q.Met),
-			value(b.Target, b.Unit), value(b.Crproxy, b.Unit), ratio(b.Ratio), ratio(b.PlainHopRatio), b.Bar, met(b.Met))
+			value(q.Target, q.Unit), value(q.Crproxy, q.Unit), ratio(q.Ratio), q.floorCell(), q.Bar, met(q.Met),
+			value(b.Target, b.Unit), value(b.Crproxy, b.Unit), ratio(b.Ratio), b.floorCell(), b.Bar, met(b.Met))
 	}
 }
 
 // printBars writes how many bars the run met, and the ones it missed, with
-// what the plain hop measured beside those it is a floor of (floorOf): a
-// bar the plain hop misses too is below the cost of one hop on this
-// machine.
+// what their floor measured (floorOf): a bar the floor misses too is below
+// what any server in crproxy's place costs on this machine.
 func printBars(w io.Writer, rows []row) {
-	var n, missed, hopMissed int
+	var n, missed, floorMissed int
 	var b strings.Builder
 	for _, rw := range rows {
 		if rw.Met == nil {
@@ -256,22 +297,22 @@ func printBars(w io.Writer, rows []row) {
 		fmt.Fprintf(&b, "\n- %s %s, %s: %s", rw.ID, rw.Case, rw.Metric, rw.Bar)
 		if rw.Ratio != nil {
 			fmt.Fprintf(&b, " (%.2fx", *rw.Ratio)
-			if rw.PlainHopMet != nil && rw.PlainHopRatio != nil {
-				fmt.Fprintf(&b, "; plain hop %.2fx", *rw.PlainHopRatio)
+			if r := rw.floorRatio(); r != nil && rw.FloorMet != nil {
+				fmt.Fprintf(&b, "; %s %.2fx", rw.Floor, *r)
 			}
 			b.WriteString(")")
 		}
-		if rw.PlainHopMet != nil && !*rw.PlainHopMet {
-			hopMissed++
-			b.WriteString(", missed by the plain hop too")
+		if rw.FloorMet != nil && !*rw.FloorMet {
+			floorMissed++
+			fmt.Fprintf(&b, ", missed by the %s too", rw.Floor)
 		}
 	}
 	if n == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\nBars: %d of %d met", n-missed, n)
-	if hopMissed > 0 {
-		fmt.Fprintf(w, "; %d of the %d missed are missed by the plain hop too", hopMissed, missed)
+	if floorMissed > 0 {
+		fmt.Fprintf(w, "; %d of the %d missed are missed by their floor too", floorMissed, missed)
 	}
 	fmt.Fprintf(w, ".%s\n", b.String())
 }

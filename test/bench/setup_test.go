@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if kubeconfig := os.Getenv(hopEnv); kubeconfig != "" {
-		os.Exit(serveHop(kubeconfig))
+	if kubeconfig := os.Getenv(referenceEnv); kubeconfig != "" {
+		os.Exit(serveReferences(kubeconfig))
 	}
 	clustertest.Main(m)
 }
@@ -40,9 +41,14 @@ const (
 	pathCrproxy
 	pathViaClient
 	// pathPlainHop is a reference, not a way to use crproxy: a plain
-	// reverse proxy in front of the target, a process of its own
-	// (startHop).
+	// reverse proxy in front of the target, in a process of its own
+	// (startReferences).
 	pathPlainHop
+	// pathReplay is the other reference: a server that answers a read
+	// from memory with the bytes the target answered it with (replay),
+	// in the same process. Only B1 measures it, so it is not in
+	// benchEnv.paths.
+	pathReplay
 	// numPaths is how many there are.
 	numPaths
 )
@@ -62,6 +68,8 @@ type benchEnv struct {
 	proxy          *crproxytest.Proxy
 	dir            string
 	paths          []benchPath
+	// replay is the path of pathReplay (listPaths).
+	replay benchPath
 	// atTarget reaches the objects at the target across namespaces.
 	atTarget dynamic.NamespaceableResourceInterface
 	loaded   int
@@ -114,6 +122,7 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	t.Cleanup(e.proxyHTTP.CloseIdleConnections)
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(crproxytest.MyResources)
+	hop, replay := startReferences(t, e.target)
 	e.paths = []benchPath{
 		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
 		pathCrproxy:   {"crproxy straight", e.direct()},
@@ -123,9 +132,17 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 		// consistent GET), so its ratios say which bars one hop leaves
 		// room for on this machine. It is no way to use crproxy: it
 		// neither authenticates its callers nor reads from a mirror.
-		pathPlainHop: {"plain hop to the target", startHop(t, e.target)},
+		pathPlainHop: {"plain hop to the target", hop},
 	}
+	e.replay = benchPath{"replay from memory", replay}
 	return e
+}
+
+// listPaths are the paths B1 lists on: every path and the replay, which
+// answers a list with the bytes crproxy's mirror would send, so its
+// ratios say which bars sending them leaves room for on this machine.
+func (e *benchEnv) listPaths() []benchPath {
+	return append(slices.Clone(e.paths), e.replay)
 }
 
 // startProxy starts crproxy and waits until the client cluster serves its

@@ -73,13 +73,13 @@ func writeIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, clients 
 	for _, v := range writeVerbs {
 		name := fmt.Sprintf("%s, %d sequential", v, *flagWriteRounds)
 		for _, q := range []float64{50, 99} {
-			var f figures
+			f := unmeasured()
 			for i := range e.paths {
 				f[i] = ms(percentile(times[v][i], q))
 			}
 			rw := c.row("B4", name, fmt.Sprintf("p%g", q), "ms")
 			if q == 50 {
-				rw = floorOf(barAtMost(rw, 1.1, f), f)
+				rw = floorOf(barAtMost(rw, 1.1, f), f, pathPlainHop)
 				rw.Bar = "straight ≤ 1.1x"
 			}
 			r.add(rw, f)

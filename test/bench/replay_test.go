@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/crproxy/crproxy/internal/crproxytest"
+)
+
+// replayChunk is how much of a body the replay hands the HTTP/2 server at
+// a time: what crproxy's list writer buffers (pkg/server writeList).
+const replayChunk = 64 << 10
+
+// replay is the floor of answering a read from memory: a server that
+// answers each GET with the body the target answered the same path and
+// query with (resourceVersion and resourceVersionMatch aside), fetched
+// uncompressed on first use and kept, and written in the chunks crproxy
+// writes a list in. Before a consistent read (resourceVersion "" or
+// unset) it writes its own barrier object at the target, a MyResource as
+// crproxy's barrier is, and answers once the target acknowledged it: the
+// one request to the target that an exact consistent read from memory
+// needs (docs/design/read-path.md), without waiting for its watch event.
+// It authenticates and authorizes nobody, reads no mirror and encodes
+// nothing: what it costs is sending the bytes, TLS and HTTP/2, from a
+// process of its own, and for a consistent read that one write. Crproxy
+// answers a list with the same bytes (the objects' JSON as the target
+// serves it), so no server in its place can answer a list faster on the
+// same machine.
+//
+// It serves anyone the target's admin may read: for benchmarks on this
+// machine only.
+type replay struct {
+	server  *httptest.Server
+	target  *http.Client
+	base    *url.URL
+	barrier dynamic.ResourceInterface
+	writes  atomic.Uint64
+
+	mu     sync.Mutex // held while a body is fetched: B1 reads one at a time
+	bodies map[string][]byte
+}
+
+// replayBarrier is the replay's barrier object, in the namespace default.
+// It carries barrierLabel, so that the benchmarks' counts leave it out;
+// it has no owner labels, so crproxy does not mirror it.
+const replayBarrier = "replay-barrier"
+
+// newReplay starts a replay on a free loopback port of the apiserver that
+// target (an admin's config) reaches, and creates its barrier object
+// there.
+func newReplay(ctx context.Context, target *rest.Config) (*replay, error) {
+	hc, err := rest.HTTPClientFor(target)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	base, err := url.Parse(target.Host)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	dc, err := dynamic.NewForConfigAndClient(target, hc)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	p := &replay{target: hc, base: base, bodies: map[string][]byte{}, barrier: dc.Resource(crproxytest.MyResources).Namespace("default")}
+	obj := crproxytest.MyResource("default", replayBarrier, "replay")
+	obj.SetLabels(map[string]string{barrierLabel: "replay"})
+	if _, err := p.barrier.Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("replay: its barrier object: %w", err)
+	}
+	p.server = httptest.NewUnstartedServer(p)
+	p.server.EnableHTTP2 = true
+	p.server.StartTLS()
+	return p, nil
+}
+
+// address is how to reach the replay.
+func (p *replay) address() serverAddress {
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.server.Certificate().Raw})
+	return serverAddress{URL: p.server.URL, CA: ca}
+}
+
+// Close stops the replay.
+func (p *replay) Close() { p.server.Close() }
+
+// ServeHTTP answers a GET with the kept body of its read.
+func (p *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "the replay answers GETs only", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Query().Get("resourceVersion") == "" {
+		if err := p.writeBarrier(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+	}
+	body, err := p.body(r.Context(), replayKey(r.URL))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	for len(body) > 0 {
+		n := min(replayChunk, len(body))
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		body = body[n:]
+	}
+}
+
+// writeBarrier writes the barrier object: a merge patch of an annotation
+// to a new value, as crproxy writes its own.
+func (p *replay) writeBarrier(ctx context.Context) error {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{"bench.crproxy.dev/replay":"%d"}}}`, p.writes.Add(1))
+	_, err := p.barrier.Patch(ctx, replayBarrier, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// replayKey is what tells reads apart for the replay: the path and the
+// query without the resourceVersion parameters, sorted (url.Values.Encode).
+func replayKey(u *url.URL) string {
+	q := u.Query()
+	q.Del("resourceVersion")
+	q.Del("resourceVersionMatch")
+	return u.EscapedPath() + "?" + q.Encode()
+}
+
+// body returns the kept body of key's read, reading it at the target
+// first if it is not kept yet.
+func (p *replay) body(ctx context.Context, key string) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b, ok := p.bodies[key]; ok {
+		return b, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.base.String(), "/")+key, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Uncompressed, as crproxy answers.
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := p.target.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the target answered %s with %s: %s", key, resp.Status, b)
+	}
+	p.bodies[key] = b
+	return b, nil
+}

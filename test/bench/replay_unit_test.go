@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"k8s.io/client-go/rest"
+)
+
+// TestReplayAnswersFromMemory checks the replay's contract: a read is
+// fetched from the target once, uncompressed and without its
+// resourceVersion, and answered from memory after that, whatever
+// resourceVersion it asks for; a consistent read first writes the
+// replay's barrier object, and only a consistent read does.
+func TestReplayAnswersFromMemory(t *testing.T) {
+	var asked, created, barriers atomic.Int32
+	body := `{"kind":"MyResourceList","items":[` + strings.Repeat(`{"kind":"MyResource"},`, 9999) + `{"kind":"MyResource"}]}`
+	barrier := `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"namespace":"default","name":"replay-barrier"}}`
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/apis/example.com/v1/namespaces/default/myresources":
+			created.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, barrier)
+			return
+		case r.Method == http.MethodPatch && r.URL.Path == "/apis/example.com/v1/namespaces/default/myresources/replay-barrier":
+			barriers.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, barrier)
+			return
+		case r.Method != http.MethodGet:
+			t.Errorf("the target was sent %s %s", r.Method, r.URL)
+		}
+		asked.Add(1)
+		if got := r.Header.Get("Accept-Encoding"); got != "identity" {
+			t.Errorf("Accept-Encoding %q, want identity", got)
+		}
+		if r.URL.Query().Has("resourceVersion") {
+			t.Errorf("the target was asked for %s", r.URL)
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	defer target.Close()
+	p, err := newReplay(context.Background(), &rest.Config{Host: target.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg := &rest.Config{Host: p.address().URL, TLSClientConfig: rest.TLSClientConfig{CAData: p.address().CA}}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"resourceVersion=", "resourceVersion=0", "resourceVersion=7&resourceVersionMatch=NotOlderThan"} {
+		resp, err := hc.Get(cfg.Host + "/apis/example.com/v1/myresources?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(got) != body || resp.ProtoMajor != 2 {
+			t.Fatalf("?%s: %s %s, %d bytes, want %d", q, resp.Proto, resp.Status, len(got), len(body))
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the target was asked %d times, want once", n)
+	}
+	if c, b := created.Load(), barriers.Load(); c != 1 || b != 1 {
+		t.Errorf("the barrier object was created %d times and written %d times, want once each", c, b)
+	}
+}
