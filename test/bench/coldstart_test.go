@@ -136,11 +136,11 @@ func (e *benchEnv) coldStart(t *testing.T, ctx context.Context, n int) coldStart
 	c.firstPage = time.Since(started)
 
 	resp = get("/apis/example.com/v1/myresources")
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
+	var body objectCounter
+	_, _ = io.CopyBuffer(&body, resp.Body, make([]byte, 256<<10))
 	resp.Body.Close()
-	c.firstList, c.listBytes = time.Since(started), body.Len()
-	if got := countObjects(body.Bytes()); got != n {
+	c.firstList, c.listBytes = time.Since(started), int(body.n)
+	if got := body.objects(); got != n {
 		t.Fatalf("the first list after the restart has %d of %d objects", got, n)
 	}
 	if !strings.Contains(resp.Header.Get("Warning"), "unreachable") {

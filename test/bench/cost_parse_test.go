@@ -1,6 +1,9 @@
 package bench
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestParseRequestCounts checks the reading of apiserver_request_total
 // that the cost of consistent reads (B1, B2) rests on; it starts no
@@ -52,6 +55,22 @@ func TestCountObjects(t *testing.T) {
 		`"managedFields":[{"fieldsV1":{"f:metadata":{"f:labels":{"f:crproxy.dev/consistency-barrier":{}}}}}]}}]}`
 	if n := countObjects([]byte(list)); n != 1 {
 		t.Errorf("countObjects: %d, want 1", n)
+	}
+	// As a body streams in: any split, and in pieces of any size.
+	long := strings.Repeat(list, 3)
+	for size := 1; size <= 40; size++ {
+		for first := range size {
+			var c objectCounter
+			rest := long
+			for piece := first; len(rest) > 0; piece = size {
+				piece = max(1, min(piece, len(rest)))
+				_, _ = c.Write([]byte(rest[:piece]))
+				rest = rest[piece:]
+			}
+			if got := c.objects(); got != 3 || c.n != int64(len(long)) {
+				t.Fatalf("pieces of %d after %d: %d objects in %d bytes, want 3 in %d", size, first, got, c.n, len(long))
+			}
+		}
 	}
 }
 
