@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/crproxy/crproxy/pkg/store"
@@ -21,7 +22,9 @@ import (
 type readOptions struct {
 	metav1.ListOptions
 	labels labels.Selector
-	fields fields.Selector
+	// mustHave rules objects out before labels is asked (signaturesOf).
+	mustHave [][]store.LabelSignature
+	fields   fields.Selector
 	// rv is ResourceVersion as a number; 0 for "" and "0".
 	rv        uint64
 	continue_ *continueToken
@@ -57,6 +60,7 @@ func parseReadOptions(query url.Values, watch bool) (*readOptions, error) {
 	if opts.labels, err = labels.Parse(opts.LabelSelector); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
+	opts.mustHave = signaturesOf(opts.labels)
 	if opts.fields, err = fields.ParseSelector(opts.FieldSelector); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
@@ -121,6 +125,11 @@ func parseReadOptions(query url.Values, watch bool) (*readOptions, error) {
 // own selection (owned mode) was applied before obj reached the cache, so a
 // caller's selector can only narrow it.
 func (o *readOptions) matches(obj *store.Object) bool {
+	for _, anyOf := range o.mustHave {
+		if !mayHaveAny(obj, anyOf) {
+			return false
+		}
+	}
 	if !o.labels.Empty() && !o.labels.Matches(labels.Set(obj.Labels)) {
 		return false
 	}
@@ -128,6 +137,39 @@ func (o *readOptions) matches(obj *store.Object) bool {
 		return false
 	}
 	return true
+}
+
+// signaturesOf is what an object must carry for sel to match it, as label
+// signatures: per requirement that needs a key (exists, gt, lt) or a key
+// with one of some values (=, ==, in), the signatures of which the object
+// must have one. Requirements that an object without the key meets (!=,
+// notin, !) need nothing.
+func signaturesOf(sel labels.Selector) [][]store.LabelSignature {
+	reqs, _ := sel.Requirements()
+	var out [][]store.LabelSignature
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			var anyOf []store.LabelSignature
+			for v := range r.Values() {
+				anyOf = append(anyOf, store.LabelPairSignature(r.Key(), v))
+			}
+			out = append(out, anyOf)
+		case selection.Exists, selection.GreaterThan, selection.LessThan:
+			out = append(out, []store.LabelSignature{store.LabelKeySignature(r.Key())})
+		}
+	}
+	return out
+}
+
+// mayHaveAny is whether obj may carry one of the signatures.
+func mayHaveAny(obj *store.Object, anyOf []store.LabelSignature) bool {
+	for _, s := range anyOf {
+		if obj.MayHave(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // continueToken is where the next page of a paginated list starts: after

@@ -1,11 +1,16 @@
 package server
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // A watch of one object sees that object only; a field selector naming
@@ -40,5 +45,55 @@ func TestSelectName(t *testing.T) {
 		if c.name != "" && (opts.fields.Matches(fields.Set{"metadata.name": "other"}) || !opts.fields.Matches(fields.Set{"metadata.name": c.name})) {
 			t.Errorf("%q, name %q: the selector does not select exactly %s", c.query, c.name, c.name)
 		}
+	}
+}
+
+// A list or watch with a label selector answers exactly what the selector
+// matches: the signature check before it only skips objects the selector
+// cannot match, for every operator, on objects built as the mirror builds
+// them.
+func TestLabelSelectionIsTheSelectors(t *testing.T) {
+	labelSets := []map[string]string{
+		nil,
+		{"app": "web"},
+		{"app": "db", "tier": "1"},
+		{"app": "web", "tier": "3", "crproxy.dev/owner": "client"},
+		{"tier": "10"},
+		{"app": ""},
+	}
+	selectors := []string{
+		"app=web", "app==web", "app!=web", "app in (web,db)", "app notin (web)",
+		"app", "!app", "tier>2", "tier<5", "app=web,tier>2", "app=", "app in (x,y)",
+		"crproxy.dev/owner=client,app", "app=web,app=db",
+	}
+	var objects []*store.Object
+	for i, l := range labelSets {
+		data, _ := json.Marshal(map[string]any{"apiVersion": "example.com/v1", "kind": "MyResource",
+			"metadata": map[string]any{"name": fmt.Sprint("o", i), "namespace": "ns", "labels": l}})
+		o, err := store.NewObject(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objects = append(objects, o)
+	}
+	selected := 0
+	for _, s := range selectors {
+		opts, err := parseReadOptions(url.Values{"labelSelector": {s}}, false)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		sel, _ := labels.Parse(s)
+		for _, o := range objects {
+			want := sel.Matches(labels.Set(o.Labels))
+			if got := opts.matches(o); got != want {
+				t.Errorf("%q on %v: matches %v, the selector says %v", s, o.Labels, got, want)
+			}
+			if want {
+				selected++
+			}
+		}
+	}
+	if selected == 0 {
+		t.Fatal("no selector matched anything: the test checks nothing")
 	}
 }

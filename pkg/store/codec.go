@@ -106,7 +106,7 @@ func decodeRecord(key, value []byte, intern *interner) (*Object, error) {
 			pairs = append(pairs, [2][]byte{k, v})
 		}
 		if r.err == nil {
-			o.Labels = intern.labels(pairs)
+			o.Labels, o.labelSignature = intern.labels(pairs)
 		}
 	}
 	if r.err != nil {
@@ -133,12 +133,18 @@ func cutKey(key []byte) (ns, name []byte, ok bool) {
 // objects).
 type interner struct {
 	m      map[string]string
-	labelm map[string]map[string]string
+	labelm map[string]labelSet
+}
+
+// labelSet is an interned label set and its signature.
+type labelSet struct {
+	labels    map[string]string
+	signature LabelSignature
 }
 
 // labels returns the label set of pairs, shared with every equal set this
-// interner has seen.
-func (in *interner) labels(pairs [][2][]byte) map[string]string {
+// interner has seen, and its signature.
+func (in *interner) labels(pairs [][2][]byte) (map[string]string, LabelSignature) {
 	slices.SortFunc(pairs, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
 	var key []byte
 	for _, p := range pairs {
@@ -147,20 +153,21 @@ func (in *interner) labels(pairs [][2][]byte) map[string]string {
 		key = binary.AppendUvarint(key, uint64(len(p[1])))
 		key = append(key, p[1]...)
 	}
-	if m, ok := in.labelm[string(key)]; ok {
-		return m
+	if set, ok := in.labelm[string(key)]; ok {
+		return set.labels, set.signature
 	}
 	m := make(map[string]string, len(pairs))
 	for _, p := range pairs {
 		m[in.string(p[0])] = in.string(p[1])
 	}
+	sig := labelSignature(m)
 	if len(in.labelm) < 1<<16 {
 		if in.labelm == nil {
-			in.labelm = map[string]map[string]string{}
+			in.labelm = map[string]labelSet{}
 		}
-		in.labelm[string(key)] = m
+		in.labelm[string(key)] = labelSet{m, sig}
 	}
-	return m
+	return m, sig
 }
 
 func (in *interner) string(b []byte) string {

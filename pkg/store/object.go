@@ -29,6 +29,8 @@ type Object struct {
 	Labels          map[string]string
 	// JSON is the whole object.
 	JSON []byte
+	// labelSignature is Labels' (LabelSignature); 0 when not built.
+	labelSignature LabelSignature
 }
 
 // objectMeta is the part of an object's metadata NewObject decodes.
@@ -85,6 +87,7 @@ func NewObject(json []byte) (*Object, error) {
 		ResourceVersion: rv,
 		Labels:          md.Labels,
 		JSON:            json,
+		labelSignature:  labelSignature(md.Labels),
 	}, nil
 }
 
