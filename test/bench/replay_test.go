@@ -63,6 +63,10 @@ const replayBarrier = "replay-barrier"
 // target (an admin's config) reaches, and creates its barrier object
 // there.
 func newReplay(ctx context.Context, target *rest.Config) (*replay, error) {
+	// No client-side rate limit: client-go's default (5/s) would hold
+	// back the barrier writes of lists faster than 200 ms.
+	target = rest.CopyConfig(target)
+	target.QPS, target.Burst = -1, 0
 	hc, err := rest.HTTPClientFor(target)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)

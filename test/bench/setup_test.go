@@ -46,7 +46,7 @@ const (
 	pathPlainHop
 	// pathReplay is the other reference: a server that answers a read
 	// from memory with the bytes the target answered it with (replay),
-	// in the same process. Only B1 measures it, so it is not in
+	// in the plain hop's process. Only B1 measures it, so it is not in
 	// benchEnv.paths.
 	pathReplay
 	// numPaths is how many there are.
