@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -201,20 +200,7 @@ func parseHandlerTimes(body []byte) (handlerTime, error) {
 
 // readMetrics reads a server's /metrics.
 func readMetrics(ctx context.Context, hc *http.Client, cfg *rest.Config) ([]byte, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %d %s", resp.StatusCode, body)
-	}
-	return body, nil
+	return getBody(ctx, hc, cfg.Host+"/metrics", nil)
 }
 
 // eachSample calls f with the labels and value of every sample of the

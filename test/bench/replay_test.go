@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -152,23 +151,10 @@ func (p *replay) body(ctx context.Context, key string) ([]byte, error) {
 	if b, ok := p.bodies[key]; ok {
 		return b, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.base.String(), "/")+key, nil)
-	if err != nil {
-		return nil, err
-	}
 	// Uncompressed, as crproxy answers.
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := p.target.Do(req)
+	b, err := getBody(ctx, p.target, strings.TrimSuffix(p.base.String(), "/")+key, http.Header{"Accept-Encoding": {"identity"}})
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the target answered %s with %s: %s", key, resp.Status, b)
 	}
 	p.bodies[key] = b
 	return b, nil

@@ -289,15 +289,27 @@ func (e *benchEnv) status(ctx context.Context) (proxyStatus, error) {
 
 // getProxy GETs path from crproxy straight and returns the body of a 200.
 func (e *benchEnv) getProxy(ctx context.Context, path string) ([]byte, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.direct().Host+path, nil)
-	resp, err := e.proxyHTTP.Do(req)
+	return getBody(ctx, e.proxyHTTP, e.direct().Host+path, nil)
+}
+
+// getBody GETs url with hc (and header) and returns the body of a 200
+// answer; any other answer is an error with its status and body.
+func getBody(ctx context.Context, hc *http.Client, url string, header http.Header) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, body)
+		err = fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
 	}
 	return body, err
 }
@@ -311,15 +323,9 @@ func liveBytes(ctx context.Context, cfg *rest.Config) (int64, error) {
 		return 0, err
 	}
 	defer hc.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/debug/pprof/heap?debug=1&gc=1", nil)
-	resp, err := hc.Do(req)
+	body, err := getBody(ctx, hc, cfg.Host+"/debug/pprof/heap?debug=1&gc=1", nil)
 	if err != nil {
 		return 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("heap profile: %d", resp.StatusCode)
 	}
 	var heap, stack int64
 	for _, line := range strings.Split(string(body), "\n") {
