@@ -44,9 +44,9 @@ type machine struct {
 // on that path. Ratio is Crproxy/Target. BarRatio, when set, is the bar
 // for Ratio; Bar says the bar in words and Met whether this run met it.
 // Floor, on the rows whose bar has one (floorOf), names the reference
-// that is the least any server in crproxy's place can cost there, and
-// FloorMet says whether it met the same bar: whether the bar leaves room
-// for crproxy at all on this machine.
+// that is the least any server in crproxy's place can cost there,
+// FloorRatio is its ratio, and FloorMet says whether it met the same bar:
+// whether the bar leaves room for crproxy at all on this machine.
 type row struct {
 	ID             string   `json:"id"`
 	Case           string   `json:"case"`
@@ -65,6 +65,7 @@ type row struct {
 	Bar            string   `json:"bar,omitempty"`
 	Met            *bool    `json:"met,omitempty"`
 	Floor          string   `json:"floor,omitempty"`
+	FloorRatio     *float64 `json:"floorRatio,omitempty"`
 	FloorMet       *bool    `json:"floorMet,omitempty"`
 	// meets is the bar as a test of a ratio (barAtMost, barAtLeast).
 	meets func(ratio float64) bool
@@ -173,7 +174,7 @@ func withBar(rw row, f figures, meets func(ratio float64) bool) row {
 // machine.
 func floorOf(rw row, f figures, floor int) row {
 	if rw.meets != nil {
-		rw.Floor = referenceNames[floor]
+		rw.Floor, rw.FloorRatio = referenceNames[floor], ratioOf(f, floor)
 		rw.FloorMet = barMet(f, floor, rw.meets)
 	}
 	return rw
@@ -183,21 +184,18 @@ func floorOf(rw row, f figures, floor int) row {
 // a floor.
 var referenceNames = map[int]string{pathPlainHop: "plain hop", pathReplay: "replay"}
 
-// floorRatio is the ratio of rw's floor path, if it has one.
-func (rw row) floorRatio() *float64 {
-	switch rw.Floor {
-	case referenceNames[pathPlainHop]:
-		return rw.PlainHopRatio
-	case referenceNames[pathReplay]:
-		return rw.ReplayRatio
+// ratioOf is path i's figure over the target's (nil: not measured).
+func ratioOf(f figures, i int) *float64 {
+	if f[pathTarget] > 0 && !math.IsNaN(f[i]) {
+		return ptr(f[i] / f[pathTarget])
 	}
 	return nil
 }
 
 // barMet is whether path i met a ratio bar (nil: not measured).
 func barMet(f figures, i int, meets func(ratio float64) bool) *bool {
-	if f[pathTarget] > 0 && !math.IsNaN(f[i]) {
-		return ptr(meets(f[i] / f[pathTarget]))
+	if r := ratioOf(f, i); r != nil {
+		return ptr(meets(*r))
 	}
 	return nil
 }
@@ -244,8 +242,8 @@ func (rw row) floorVerdict() string {
 
 // floorCell is a "floor ratio" cell: the floor's ratio and its name.
 func (rw row) floorCell() string {
-	if r := rw.floorRatio(); r != nil {
-		return ratio(r) + " (" + rw.Floor + ")"
+	if rw.FloorRatio != nil {
+		return ratio(rw.FloorRatio) + " (" + rw.Floor + ")"
 	}
 	return ""
 }
@@ -297,8 +295,8 @@ func printBars(w io.Writer, rows []row) {
 		fmt.Fprintf(&b, "\n- %s %s, %s: %s", rw.ID, rw.Case, rw.Metric, rw.Bar)
 		if rw.Ratio != nil {
 			fmt.Fprintf(&b, " (%.2fx", *rw.Ratio)
-			if r := rw.floorRatio(); r != nil && rw.FloorMet != nil {
-				fmt.Fprintf(&b, "; %s %.2fx", rw.Floor, *r)
+			if rw.FloorRatio != nil {
+				fmt.Fprintf(&b, "; %s %.2fx", rw.Floor, *rw.FloorRatio)
 			}
 			b.WriteString(")")
 		}
