@@ -53,8 +53,10 @@ func TestCountObjects(t *testing.T) {
 	list := `{"kind":"MyResourceList","items":[{"kind":"MyResource","metadata":{"name":"a","labels":{"x":"y"}}},` +
 		`{"kind":"MyResource","metadata":{"name":"crproxy-barrier-1","labels":{"crproxy.dev/consistency-barrier":"abc"},` +
 		`"managedFields":[{"fieldsV1":{"f:metadata":{"f:labels":{"f:crproxy.dev/consistency-barrier":{}}}}}]}}]}`
-	if n := countObjects([]byte(list)); n != 1 {
-		t.Errorf("countObjects: %d, want 1", n)
+	var whole objectCounter
+	_, _ = whole.Write([]byte(list))
+	if n := whole.objects(); n != 1 {
+		t.Errorf("objectCounter: %d objects, want 1", n)
 	}
 	// As a body streams in: any split, and in pieces of any size.
 	long := strings.Repeat(list, 3)

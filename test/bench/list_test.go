@@ -235,11 +235,3 @@ func countAcross(tail *[]byte, p, pat []byte) int {
 	*tail = append((*tail)[:0], all[max(0, len(all)-keep):]...)
 	return n
 }
-
-// countObjects counts the MyResources of a JSON list, leaving out
-// crproxy's consistency barrier objects (which only the target serves).
-func countObjects(body []byte) int {
-	var c objectCounter
-	_, _ = c.Write(body)
-	return c.objects()
-}
