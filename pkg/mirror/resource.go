@@ -65,6 +65,12 @@ func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource
 	return r
 }
 
+// ServesSubresource reports whether the target serves the subresource
+// name of the resource's objects ("" is the object itself).
+func (r *Resource) ServesSubresource(name string) bool {
+	return name == "" || (name == "status" && r.Status)
+}
+
 // client is the dynamic client of the resource across all namespaces.
 func (r *Resource) client() dynamic.NamespaceableResourceInterface {
 	return r.Target.Dynamic.Resource(r.GVR)

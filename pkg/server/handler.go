@@ -51,14 +51,7 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFoundPath(r))
 		return
 	}
-	switch info.Subresource {
-	case "":
-	case "status":
-		if !res.Status || info.Name == "" {
-			writeError(w, notFoundPath(r))
-			return
-		}
-	default:
+	if !res.ServesSubresource(info.Subresource) || (info.Subresource != "" && info.Name == "") {
 		writeError(w, notFoundPath(r))
 		return
 	}

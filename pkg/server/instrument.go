@@ -17,13 +17,16 @@ import (
 type requestMetrics struct {
 	total    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	// proxied tells whether group/version/resource is served here; other
-	// resource names are not used as label values, so a caller cannot
-	// make up series.
-	proxied func(group, version, resource string) bool
+	// serves tells whether group/version/resource (and its subresource,
+	// "" for none) is served here. Nothing else a caller writes in a
+	// path becomes a label value: each one would be a new series kept
+	// for crproxy's life, and a caller that is not even authenticated
+	// could grow its memory without bound (a 20 KB unique subresource
+	// per request kept about 36 KB).
+	serves func(group, version, resource, subresource string) bool
 }
 
-func newRequestMetrics(proxied func(group, version, resource string) bool) *requestMetrics {
+func newRequestMetrics(serves func(group, version, resource, subresource string) bool) *requestMetrics {
 	labels := []string{"verb", "resource", "code"}
 	return &requestMetrics{
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,15 +39,19 @@ func newRequestMetrics(proxied func(group, version, resource string) bool) *requ
 			// The kube-apiserver's buckets up to a minute.
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60},
 		}, labels),
-		proxied: proxied,
+		serves: serves,
 	}
 }
 
-// mirrorServes is requestMetrics.proxied for m.
-func mirrorServes(m *mirror.Mirror) func(group, version, resource string) bool {
-	return func(group, version, resource string) bool {
+// mirrorServes is requestMetrics.serves for m.
+func mirrorServes(m *mirror.Mirror) func(group, version, resource, subresource string) bool {
+	return func(group, version, resource, subresource string) bool {
 		gv := m.GroupVersion(group, version)
-		return gv != nil && gv.Resource(resource) != nil
+		if gv == nil {
+			return false
+		}
+		res := gv.Resource(resource)
+		return res != nil && res.ServesSubresource(subresource)
 	}
 }
 
@@ -70,7 +77,7 @@ func (m *requestMetrics) labels(r *http.Request) (verb, resource string) {
 	if !knownVerbs[verb] {
 		verb = "other"
 	}
-	if info.IsResourceRequest && m.proxied(info.APIGroup, info.APIVersion, info.Resource) {
+	if info.IsResourceRequest && m.serves(info.APIGroup, info.APIVersion, info.Resource, info.Subresource) {
 		resource = info.Resource + "." + info.APIGroup
 		if info.Subresource != "" {
 			resource += "/" + info.Subresource

@@ -61,7 +61,7 @@ crproxy_watch_clients{group="other.com",resource="widgets",target="default/up",v
 	}
 	// The registry crproxy serves passes its consistency checks with the
 	// Go and process collectors beside.
-	reg := newRegistry(statusTestReport, newRequestMetrics(func(_, _, _ string) bool { return true }))
+	reg := newRegistry(statusTestReport, newRequestMetrics(func(_, _, _, _ string) bool { return true }))
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +70,8 @@ crproxy_watch_clients{group="other.com",resource="widgets",target="default/up",v
 // instrumented is h behind the request metrics and RequestInfo, as in
 // New; only things.example.com/v1 is proxied.
 func instrumented(h http.Handler) (http.Handler, *requestMetrics) {
-	m := newRequestMetrics(func(group, version, resource string) bool {
-		return group == "example.com" && version == "v1" && resource == "things"
+	m := newRequestMetrics(func(group, version, resource, subresource string) bool {
+		return group == "example.com" && version == "v1" && resource == "things" && (subresource == "" || subresource == "status")
 	})
 	resolver := &request.RequestInfoFactory{APIPrefixes: sets.NewString("apis", "api"), GrouplessAPIPrefixes: sets.NewString("api")}
 	return genericapifilters.WithRequestInfo(m.instrument(h), resolver), m
@@ -98,6 +98,9 @@ func TestInstrumentLabels(t *testing.T) {
 		// Names crproxy does not serve are not label values.
 		{"GET", "/apis/example.com/v1/namespaces/a/made-up-1/missing"},
 		{"GET", "/apis/example.com/v9/things/missing"},
+		// Nor are subresources it does not serve, of a resource it does.
+		{"GET", "/apis/example.com/v1/namespaces/a/things/x/made-up-2"},
+		{"GET", "/apis/example.com/v1/namespaces/a/things/x/made-up-3/missing"},
 		{"BREW", "/apis"},
 		{"GET", "/apis/example.com/v1"},
 	}
@@ -109,9 +112,9 @@ func TestInstrumentLabels(t *testing.T) {
 		{"get", "things.example.com/status", "200"}: 1,
 		{"list", "things.example.com", "200"}:       1,
 		{"create", "things.example.com", "201"}:     1,
-		{"get", "", "404"}:                          2,
+		{"get", "", "404"}:                          3,
 		{"other", "", "200"}:                        1,
-		{"get", "", "200"}:                          1,
+		{"get", "", "200"}:                          2,
 	}
 	if got := testutil.CollectAndCount(m.total); got != len(want) {
 		t.Errorf("%d series, want %d", got, len(want))
