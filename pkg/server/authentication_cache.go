@@ -1,9 +1,11 @@
 package server
 
 import (
-	"crypto/x509"
+	"crypto/sha256"
+	"encoding/binary"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,9 +34,9 @@ const (
 // certificate's key; what is reused here is only the chain's verification
 // and the identity it gave, for certificateAuthTTL.
 //
-// The key is the parsed certificate and every header the front-proxy
-// (request-header) authentication reads, so a front proxy speaking for
-// different users gets one entry per user. Requests with an Authorization
+// The key is a digest of the certificate and of every header the
+// front-proxy (request-header) authentication reads, so a front proxy
+// speaking for different users gets one entry per user. Requests with an Authorization
 // header are not cached here (the token authenticator caches its
 // TokenReviews itself), nor are failures or the anonymous fallback.
 type certificateAuthCache struct {
@@ -70,20 +72,20 @@ func (c *certificateAuthCache) AuthenticateRequest(req *http.Request) (*authenti
 }
 
 // certificateAuthKey identifies what an authentication depended on: the
-// presented certificate, as parsed once per TLS connection (the same
-// pointer for every request on it, so no hashing per request), and the
-// request-header authentication's headers.
-type certificateAuthKey struct {
-	leaf    *x509.Certificate
-	headers string
-}
+// presented certificate and the request-header authentication's headers,
+// as a SHA-256 of both. A fixed-size digest rather than the parsed
+// certificate or the header text: an entry holds no caller-sized data, so
+// the cache's memory is bounded by its entry count alone, and the same
+// certificate on a new connection finds its entry.
+type certificateAuthKey [sha256.Size]byte
 
 // key returns the request's certificateAuthKey.
 func (c *certificateAuthCache) key(req *http.Request) certificateAuthKey {
-	k := certificateAuthKey{leaf: req.TLS.PeerCertificates[0]}
+	h := sha256.New()
+	h.Write(req.TLS.PeerCertificates[0].Raw)
 	rh := c.requestHeader
 	if rh == nil {
-		return k
+		return certificateAuthKey(h.Sum(nil))
 	}
 	var names []string
 	for _, p := range []interface{ Value() []string }{rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders} {
@@ -100,20 +102,25 @@ func (c *certificateAuthCache) key(req *http.Request) certificateAuthKey {
 			}
 		}
 	}
-	var b strings.Builder
 	sort.Strings(names)
+	// Each header and value is length-prefixed: no two header sets hash
+	// the same text.
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
 	for _, name := range names {
 		values := req.Header.Values(name)
 		if len(values) == 0 {
 			continue
 		}
-		b.WriteString(http.CanonicalHeaderKey(name))
+		field(http.CanonicalHeaderKey(name))
+		field(strconv.Itoa(len(values)))
 		for _, v := range values {
-			b.WriteByte(0)
-			b.WriteString(v)
+			field(v)
 		}
-		b.WriteByte(1)
 	}
-	k.headers = b.String()
-	return k
+	return certificateAuthKey(h.Sum(nil))
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"time"
@@ -11,31 +12,76 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/authorization/path"
+	"k8s.io/apiserver/pkg/authorization/union"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
-	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/options"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 )
 
-// newAuthorizer builds k8s.io/apiserver's delegating authorizer: members
-// of system:masters are allowed outright, everyone else is asked about by
-// SubjectAccessReview in the client cluster, whose answers are cached (10 s
-// allowed, 10 s denied, as for every aggregated API server). crproxy's own
-// identity in the client cluster needs system:auth-delegator for that.
+// newAuthorizer builds what k8s.io/apiserver's delegating authorizer is:
+// members of system:masters are allowed outright, the always-allowed
+// paths pass, everyone else is asked about by SubjectAccessReview in the
+// client cluster (subjectAccessReviewer), whose answers are cached (10 s
+// allowed, 10 s denied, as for every aggregated API server) by
+// decisionCache alone. crproxy's own identity in the client cluster needs
+// system:auth-delegator for that.
 func newAuthorizer(opts *options.DelegatingAuthorizationOptions) (authorizer.Authorizer, error) {
 	if opts == nil {
 		return nil, fmt.Errorf("delegated authorization: no options")
 	}
 	opts = opts.WithAlwaysAllowGroups("system:masters")
-	// decisionCache caches instead of the webhook authorizer (see there).
-	uncached := *opts
-	uncached.AllowCacheTTL, uncached.DenyCacheTTL = 0, 0
-	var info genericapiserver.AuthorizationInfo
-	if err := uncached.ApplyTo(&info); err != nil {
+	authorizers := []authorizer.Authorizer{authorizerfactory.NewPrivilegedGroups(opts.AlwaysAllowGroups...)}
+	if len(opts.AlwaysAllowPaths) > 0 {
+		paths, err := path.NewAuthorizer(opts.AlwaysAllowPaths)
+		if err != nil {
+			return nil, fmt.Errorf("delegated authorization: %w", err)
+		}
+		authorizers = append(authorizers, paths)
+	}
+	cfg, err := reviewClientConfig(opts)
+	if err != nil {
 		return nil, fmt.Errorf("delegated authorization: %w", err)
 	}
-	return newDecisionCache(info.Authorizer, opts.AllowCacheTTL, opts.DenyCacheTTL, clock.RealClock{}), nil
+	reviews, err := authorizationv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("delegated authorization: %w", err)
+	}
+	backoff := options.DefaultAuthWebhookRetryBackoff()
+	if opts.WebhookRetryBackoff != nil {
+		backoff = opts.WebhookRetryBackoff
+	}
+	reviewer := &subjectAccessReviewer{reviews: reviews.SubjectAccessReviews(), backoff: *backoff}
+	authorizers = append(authorizers, newDecisionCache(reviewer, opts.AllowCacheTTL, opts.DenyCacheTTL, clock.RealClock{}))
+	return union.New(authorizers...), nil
+}
+
+// reviewClientConfig is the client cluster's configuration for reviews,
+// as the delegating authorizer makes it: the remote kubeconfig or the
+// in-cluster one, with its high rate limits (they would bound every
+// request's authorization) and its timeout.
+func reviewClientConfig(opts *options.DelegatingAuthorizationOptions) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if opts.RemoteKubeConfigFile != "" {
+		rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: opts.RemoteKubeConfigFile}
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst, cfg.Timeout = 200, 400, opts.ClientTimeout
+	if opts.CustomRoundTripperFn != nil {
+		cfg.Wrap(opts.CustomRoundTripperFn)
+	}
+	return cfg, nil
 }
 
 // withAuthorization passes on the requests that the caller may make, and
@@ -128,8 +174,9 @@ const (
 // cluster's aggregator: its client certificate verifies against the
 // request-header CA of extension-apiserver-authentication and names one of
 // its allowed names, the same test the front-proxy authenticator makes.
-// Verdicts are kept per parsed certificate (one per TLS connection), so a
-// connection's requests verify the chain once. A nil verifier trusts no
+// Verdicts are kept by the certificate's SHA-256, so a certificate's
+// requests verify the chain once per frontProxyTTL, on any connection, and
+// an entry holds nothing of the caller's size. A nil verifier trusts no
 // request.
 type frontProxyVerifier struct {
 	verify authenticator.Request
@@ -159,13 +206,14 @@ func (v *frontProxyVerifier) sent(r *http.Request) bool {
 		return false
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	if verdict, ok := v.cache.Get(leaf); ok {
+	key := sha256.Sum256(leaf.Raw)
+	if verdict, ok := v.cache.Get(key); ok {
 		return verdict.(bool)
 	}
 	_, ok, err := v.verify.AuthenticateRequest(r)
 	verdict := ok && err == nil
 	if ttl := min(frontProxyTTL, leaf.NotAfter.Sub(v.now())); ttl > 0 {
-		v.cache.Add(leaf, verdict, ttl)
+		v.cache.Add(key, verdict, ttl)
 	}
 	return verdict
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ const authorizationEntries = 8192
 // turns off: that cache keys each request by the JSON of its
 // SubjectAccessReview, and marshalling it was an eighth of crproxy's CPU
 // in the profile of B2 (GET by name, 64 clients, straight). The key here
-// holds the same fields, written out plainly.
+// holds the same fields, written out plainly and kept as their SHA-256.
 //
 // Only answers are cached; an error (the client cluster could not be
 // asked) is not, so the next request asks again.
@@ -43,10 +44,14 @@ func newDecisionCache(delegate authorizer.Authorizer, allowTTL, denyTTL time.Dur
 
 // Authorize implements authorizer.Authorizer.
 func (c *decisionCache) Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
-	key, ok := decisionKey(a)
+	text, ok := decisionKey(a)
 	if !ok {
 		return c.delegate.Authorize(ctx, a)
 	}
+	// Entries are kept by the key's digest: a caller's long names and
+	// paths take no room in the cache, which is bounded by its entry
+	// count alone (denied requests of made-up paths included).
+	key := sha256.Sum256([]byte(text))
 	if d, ok := c.cache.Get(key); ok {
 		d := d.(cachedDecision)
 		return d.decision, d.reason, nil
