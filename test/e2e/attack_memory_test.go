@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// floodBound is how much crproxy's heap in use (after a GC) may grow over a
+// flood of requests from callers it does not authenticate or authorize.
+// Nothing of such a request may outlive it; what is allowed is the fixed
+// state a flood warms up (the authentication and authorization caches at
+// their entry bounds, TLS and HTTP/2 buffers, runtime pools). A leak of
+// even 100 bytes per request would pass 4 MiB over floodRequests.
+const floodBound = 8 << 20
+
+// floodRequests is the number of requests of each shape in a flood: 32,000
+// of unauthenticated callers, 16,000 of a caller without RBAC.
+const floodRequests = 4_000
+
+// floodShape is one way to send requests crproxy refuses.
+type floodShape struct {
+	name string
+	// tls is the caller's TLS configuration (its client certificate).
+	tls *tls.Config
+	// padded paths carry 20 KB of a unique segment; the others a short one.
+	padded bool
+	// shared sends every request on one HTTP/2 connection (as far as
+	// crproxy keeps it open); otherwise each request opens its own.
+	shared bool
+	// code is the answer every request must get.
+	code int
+}
+
+// heapInUse is team-b's crproxy's heap in use right after a garbage
+// collection, read from its heap profile's memory statistics.
+func (a *arena) heapInUse(t *testing.T, ctx context.Context) uint64 {
+	t.Helper()
+	got := a.send(t, ctx, true, "GET", "/debug/pprof/heap?debug=1&gc=1", "", nil)
+	if got.code != http.StatusOK {
+		t.Fatalf("heap profile: %d %s", got.code, truncate(got.body))
+	}
+	m := regexp.MustCompile(`(?m)^# HeapInuse = (\d+)$`).FindSubmatch(got.body)
+	if m == nil {
+		t.Fatalf("no HeapInuse in the heap profile:\n%s", truncate(got.body))
+	}
+	n, _ := strconv.ParseUint(string(m[1]), 10, 64)
+	return n
+}
+
+// flood sends n requests of shape s at team-b's crproxy, each to a unique
+// path, from 8 workers, and fails at the first answer that is not s.code.
+func (a *arena) flood(t *testing.T, ctx context.Context, s floodShape, n int) {
+	t.Helper()
+	newTransport := func() *http.Transport {
+		return &http.Transport{TLSClientConfig: s.tls.Clone(), ForceAttemptHTTP2: s.shared, DisableKeepAlives: !s.shared}
+	}
+	shared := newTransport()
+	defer shared.CloseIdleConnections()
+	pad := ""
+	if s.padded {
+		pad = strings.Repeat("p", 20_000)
+	}
+	var next, failures atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) || ctx.Err() != nil || failures.Load() > 0 {
+					return
+				}
+				tr := shared
+				if !s.shared {
+					tr = newTransport()
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/apis/example.com/v1/namespaces/ns-%d/myresources/x-%d/%d%s", a.directBase, i, i, i, pad), nil)
+				resp, err := (&http.Client{Transport: tr}).Do(req)
+				if err != nil {
+					if failures.Add(1) == 1 {
+						t.Errorf("%s, request %d: %v", s.name, i, err)
+					}
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != s.code && failures.Add(1) == 1 {
+					t.Errorf("%s, request %d: %d, want %d", s.name, i, resp.StatusCode, s.code)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// floodShapes are the refused callers' shapes: with no certificate, with a
+// self-signed one (both answered 401), and with one of the client
+// cluster's CA for a user it grants nothing (403); each with short and
+// 20 KB paths, one connection per request and one shared HTTP/2
+// connection.
+func floodShapes(t *testing.T, a *arena) []floodShape {
+	t.Helper()
+	noRBAC, err := a.proxyB.DirectConfig("mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authenticated, err := rest.TLSConfigFor(noRBAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callers := []struct {
+		name string
+		tls  *tls.Config
+		code int
+	}{
+		{"no certificate", &tls.Config{InsecureSkipVerify: true}, http.StatusUnauthorized},
+		{"a self-signed certificate", selfSignedClient(t, "system:admin", "system:masters").Transport.(*http.Transport).TLSClientConfig, http.StatusUnauthorized},
+		{"a client certificate without RBAC", authenticated, http.StatusForbidden},
+	}
+	var shapes []floodShape
+	for _, c := range callers {
+		for _, padded := range []bool{false, true} {
+			for _, shared := range []bool{false, true} {
+				name := c.name
+				name += map[bool]string{false: ", short paths", true: ", 20 KB paths"}[padded]
+				name += map[bool]string{false: ", a connection each", true: ", one HTTP/2 connection"}[shared]
+				shapes = append(shapes, floodShape{name: name, tls: c.tls, padded: padded, shared: shared, code: c.code})
+			}
+		}
+	}
+	return shapes
+}
+
+// testFloodLeavesMemoryBounded floods team-b's crproxy with requests it
+// refuses, floodRequests of each shape, while team-b's admin keeps reading;
+// the heap in use after a GC must stay within floodBound of where it was,
+// and the admin must be served throughout.
+func testFloodLeavesMemoryBounded(t *testing.T, ctx context.Context, a *arena) {
+	shapes := floodShapes(t, a)
+	// Warm up what a flood may fill once: the caches to their bounds,
+	// buffers and pools.
+	for _, s := range shapes {
+		a.flood(t, ctx, s, 200)
+	}
+	before := a.heapInUse(t, ctx)
+
+	stop := make(chan struct{})
+	var served, refused atomic.Int64
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			got := a.send(t, ctx, true, "GET", "/apis/example.com/v1/namespaces/arena/myresources", "", nil)
+			if got.code == http.StatusOK && strings.Contains(string(got.body), "b-own") {
+				served.Add(1)
+			} else if refused.Add(1) == 1 {
+				t.Errorf("team-b's admin, during the flood: %d %s", got.code, truncate(got.body))
+			}
+		}
+	})
+	start := time.Now()
+	for _, s := range shapes {
+		a.flood(t, ctx, s, floodRequests)
+	}
+	took := time.Since(start)
+	total := len(shapes) * floodRequests
+	close(stop)
+	reader.Wait()
+
+	after := a.heapInUse(t, ctx)
+	grew := int64(after) - int64(before)
+	t.Logf("heap in use after GC: %.1f MiB before, %.1f MiB after %d refused requests in %s (%+.1f MiB); team-b's admin was served %d lists meanwhile",
+		float64(before)/(1<<20), float64(after)/(1<<20), total, took.Round(time.Second), float64(grew)/(1<<20), served.Load())
+	if grew > floodBound {
+		t.Errorf("crproxy's heap in use grew by %.1f MiB over %d refused requests, more than the bound of %d MiB", float64(grew)/(1<<20), total, floodBound>>20)
+	}
+	if served.Load() == 0 {
+		t.Error("team-b's admin was not served a single list during the flood")
+	}
+	metrics := a.send(t, ctx, true, "GET", "/metrics", "", nil)
+	for _, segment := range []string{"ns-1", "x-1", "pppp"} {
+		if strings.Contains(string(metrics.body), segment) {
+			t.Errorf("/metrics shows %q, a path segment of a refused request", segment)
+		}
+	}
+}
