@@ -198,11 +198,6 @@ func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 	return w.send(ctx, req, http.MethodPost, req.Query, "application/json", body)
 }
 
-// maxConflictRetries bounds the retries of a write crproxy itself made
-// conditional on the resourceVersion it read (as the kube-apiserver
-// retries an unconditional update or patch on a conflict).
-const maxConflictRetries = 3
-
 // current returns the object a write replaces, for its target-only
 // ownerReferences: the one the ownership check saw, else the mirror's,
 // else the target's (nil when it does not exist).
@@ -304,7 +299,7 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 	// ownerReferences it puts back, and retries on a conflict.
 	rv, _ := meta["resourceVersion"].(string)
 	conditional := rv == "" && current != nil
-	for attempt := 0; ; attempt++ {
+	resp, _, err := w.retryOnConflict(ctx, req, checked, current, conditional, func(current *store.Object) (*Response, error) {
 		sent := deepCopyJSON(obj)
 		sentMeta, _ := metadataOf(sent)
 		if err := translator(req).wholeObject(sentMeta, targetOnlyOf(decodeJSON(current))); err != nil {
@@ -317,22 +312,12 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
-		resp, err := w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
-		if err != nil {
-			return nil, err
-		}
-		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			fresh, err := w.refresh(ctx, req, checked)
-			if err != nil {
-				return nil, err
-			}
-			if fresh != nil {
-				current = fresh
-				continue
-			}
-		}
-		return w.maskLostPrecondition(ctx, req, checked, resp)
+		return w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return w.maskLostPrecondition(ctx, req, checked, resp)
 }
 
 func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
@@ -402,39 +387,37 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	if createOnly {
 		resp, err := w.send(ctx, req, http.MethodPatch, req.Query, contentType, body)
+		if err != nil || resp.Code != http.StatusConflict {
+			return resp, err
+		}
+		// Created meanwhile: apply to it if it is this client's, else
+		// it is none of the caller's business.
+		fresh, err := w.checkOwnership(ctx, req, false)
 		if err != nil {
 			return nil, err
 		}
-		if createOnly && resp.Code == http.StatusConflict {
-			// Created meanwhile: apply to it if it is this client's,
-			// else it is none of the caller's business.
-			createOnly = false
-			fresh, err := w.checkOwnership(ctx, req, false)
-			if err != nil {
-				return nil, err
-			}
-			checked, uid = fresh, fresh.UID
-			if body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
-				return nil, err
-			}
-			continue
+		checked, current, uid = fresh, fresh, fresh.UID
+		if body, conditional, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
+			return nil, err
 		}
-		if conditional && resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			fresh, err := w.refresh(ctx, req, checked)
-			if err != nil {
-				return nil, err
-			}
-			if fresh != nil {
-				if body, _, err = w.stampDocumentPatch(ctx, req, patchType, fresh, uid, false); err != nil {
-					return nil, err
-				}
-				continue
-			}
-		}
-		return w.maskLostPrecondition(ctx, req, checked, resp)
 	}
+	stamped := current // what body was stamped from
+	resp, _, err := w.retryOnConflict(ctx, req, checked, current, conditional, func(current *store.Object) (*Response, error) {
+		if current != stamped {
+			var err error
+			if body, _, err = w.stampDocumentPatch(ctx, req, patchType, current, uid, false); err != nil {
+				return nil, err
+			}
+			stamped = current
+		}
+		return w.send(ctx, req, http.MethodPatch, req.Query, contentType, body)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.maskLostPrecondition(ctx, req, checked, resp)
 }
 
 // createOnlyResourceVersion is a resourceVersion no object has: etcd's
@@ -491,25 +474,21 @@ func (w *Writer) jsonPatchLocally(ctx context.Context, req *Request, checked *st
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := w.send(ctx, req, http.MethodPatch, req.Query, string(types.MergePatchType), body)
-		if err != nil {
-			return nil, err
-		}
-		if resp.Code == http.StatusConflict && attempt < maxConflictRetries {
-			fresh, err := w.refresh(ctx, req, checked)
-			if err != nil {
+	built := current // what body was built from
+	resp, _, err := w.retryOnConflict(ctx, req, checked, current, true, func(current *store.Object) (*Response, error) {
+		if current != built {
+			var err error
+			if body, err = build(current); err != nil {
 				return nil, err
 			}
-			if fresh != nil {
-				if body, err = build(fresh); err != nil {
-					return nil, err
-				}
-				continue
-			}
+			built = current
 		}
-		return w.maskLostPrecondition(ctx, req, checked, resp)
+		return w.send(ctx, req, http.MethodPatch, req.Query, string(types.MergePatchType), body)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return w.maskLostPrecondition(ctx, req, checked, resp)
 }
 
 // isUnprocessable reports a 422 Status error.
@@ -706,47 +685,40 @@ func (w *Writer) addFinalizer(ctx context.Context, req *Request, opts *metav1.De
 	if opts.Preconditions != nil && opts.Preconditions.ResourceVersion != nil {
 		callerRV = *opts.Preconditions.ResourceVersion
 	}
-	for attempt := 0; ; attempt++ {
+	needed := true
+	resp, gone, err := w.retryOnConflict(ctx, req, checked, current, callerRV == "", func(current *store.Object) (*Response, error) {
 		rv := callerRV
 		if rv == "" {
 			rv = fmt.Sprint(current.ResourceVersion)
 		}
 		patch := finalizerPatch(decodeJSON(current), f, rv)
 		if patch == nil {
-			return nil, nil, nil
+			needed = false
+			return &Response{}, nil
 		}
-		resp, err := w.do(ctx, req.Resource.Target, w.caller(req), targetRequest{
+		return w.do(ctx, req.Resource.Target, w.caller(req), targetRequest{
 			method: http.MethodPatch, path: req.Path, query: url.Values{}, contentType: string(types.MergePatchType), body: patch,
 		})
+	})
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !needed:
+		return nil, nil, nil
+	case resp.Code == http.StatusOK:
+		o, err := store.NewObject(mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, apierrors.NewInternalError(err)
 		}
-		switch {
-		case resp.Code == http.StatusOK:
-			o, err := store.NewObject(mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough))
-			if err != nil {
-				return nil, nil, apierrors.NewInternalError(err)
-			}
-			return nil, o, nil
-		case resp.Code == http.StatusConflict && callerRV == "" && attempt < maxConflictRetries:
-			// A 404 here tells the caller the object is gone (a delete's
-			// success to many controllers): only a read that says so may
-			// give it.
-			fresh, err := w.refresh(ctx, req, checked)
-			if err != nil {
-				return nil, nil, err
-			}
-			if fresh != nil {
-				current = fresh
-				continue
-			}
-			return nil, nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
-		case resp.Code == http.StatusNotFound:
-			return nil, nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
-		}
-		resp, err = w.maskLostPrecondition(ctx, req, checked, resp)
-		return resp, nil, err
+		return nil, o, nil
+	case gone, resp.Code == http.StatusNotFound:
+		// A 404 here tells the caller the object is gone (a delete's
+		// success to many controllers): only a read that says so may
+		// give it.
+		return nil, nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
 	}
+	resp, err = w.maskLostPrecondition(ctx, req, checked, resp)
+	return resp, nil, err
 }
 
 // removeFinalizer takes back the finalizer addFinalizer added, when the
