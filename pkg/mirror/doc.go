@@ -5,9 +5,9 @@
 // (Resource.run) as the client identity loft:vcluster:p-<project>:<name>, by
 // impersonation, so the target's RBAC decides what the mirror may read: a
 // watch from the cache's resourceVersion whenever the cache holds a state,
-// and a client-go Reflector (tools/cache) for full syncs. In owned mode the informer's list and
-// watch select only objects carrying this client's owner labels; in all mode
-// every object. Wildcard keys (*.group/version) expand to every resource the
+// and a client-go Reflector (tools/cache) for full syncs. In owned mode the
+// follower's list and watch select only objects carrying this client's
+// owner labels; in all mode every object. Wildcard keys (*.group/version) expand to every resource the
 // target's discovery lists for the group/version. The mirror hands pkg/store
 // ordered events and the latest resourceVersion, bookmarks included, and
 // resumes from the resourceVersion the store holds (after a restart, the

@@ -15,12 +15,14 @@
 // back on every write, and the GC finalizers orphan/foregroundDeletion
 // carry crproxy names at the target, so each side's garbage collector acts
 // only on owners it holds. A namespaced write needs the namespace in the client
-// cluster; a missing namespace is created on the target first. A
-// successful write returns once the mirror holds its resourceVersion
-// (bounded wait), so the caller reads its own write. Bad input answers a
-// Kubernetes Status and nothing reaches the target; a target that cannot be
-// reached answers 503 (nothing written), a lost answer 504 (outcome
-// unknown). Nothing is queued or retried. See docs/design/write-path.md.
+// cluster; a missing namespace is created on the target first. A write
+// returns as soon as the target has answered; the caller reads its own
+// write because a consistent read waits for the target's current state
+// (pkg/mirror). Bad input answers a Kubernetes Status and nothing reaches
+// the target; a target that cannot be reached answers 503 (nothing
+// written), a lost answer 504 (outcome unknown). Nothing is queued; the
+// only retries are of conditions crproxy added itself, on 409 Conflict
+// (retry.go). See docs/design/write-path.md.
 //
 // Use:
 //
