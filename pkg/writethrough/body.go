@@ -27,12 +27,19 @@ var objectMediaTypes = []string{"application/json", "application/yaml"}
 // kube-apiserver does: Strict fails with 400, Warn (the default) adds a
 // warning, Ignore drops them.
 func decodeDocument(ctx context.Context, body []byte, yamlBody bool, fieldValidation string) (any, error) {
-	return decodeWith(ctx, body, yamlBody, fieldValidation, func(err error) error {
+	doc, strictErr, err := decodeWith(ctx, body, yamlBody, fieldValidation, func(err error) error {
 		if yamlBody {
 			return errDecodingYAML(err)
 		}
 		return apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
 	})
+	if err != nil {
+		return nil, err
+	}
+	if strictErr != "" {
+		return nil, apierrors.NewBadRequest(strictErr)
+	}
+	return doc, nil
 }
 
 // errDecodingYAML is the kube-apiserver's 400 for an apply configuration
@@ -43,8 +50,11 @@ func errDecodingYAML(err error) error {
 
 // decodeWith decodes a JSON or YAML document; decodeErr makes the answer
 // to a body that does not decode at all (malformed, nested past the
-// decoders' 10000 levels).
-func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation string, decodeErr func(error) error) (any, error) {
+// decoders' 10000 levels). Under fieldValidation=Strict, duplicate and
+// malformed fields are returned as strictErr, the kube-apiserver's
+// "strict decoding error: ..." text, for the caller to answer once the
+// checks the kube-apiserver makes before it have passed.
+func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation string, decodeErr func(error) error) (doc any, strictErr string, err error) {
 	var strictErrs []error
 	data := body
 	if yamlBody {
@@ -53,16 +63,15 @@ func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation
 			var err error
 			converted, err = yaml.YAMLToJSON(body)
 			if err != nil {
-				return nil, decodeErr(err)
+				return nil, "", decodeErr(err)
 			}
 			strictErrs = append(strictErrs, strictErr)
 		}
 		data = converted
 	}
-	var doc any
 	errs, err := sigsjson.UnmarshalStrict(data, &doc, sigsjson.DisallowDuplicateFields)
 	if err != nil {
-		return nil, decodeErr(err)
+		return nil, "", decodeErr(err)
 	}
 	strictErrs = append(strictErrs, errs...)
 	if len(strictErrs) > 0 {
@@ -72,7 +81,7 @@ func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation
 			for i, e := range strictErrs {
 				msgs[i] = e.Error()
 			}
-			return nil, apierrors.NewBadRequest("strict decoding error: " + strings.Join(msgs, ", "))
+			return doc, "strict decoding error: " + strings.Join(msgs, ", "), nil
 		case metav1.FieldValidationIgnore:
 		default:
 			for _, e := range strictErrs {
@@ -80,7 +89,7 @@ func decodeWith(ctx context.Context, body []byte, yamlBody bool, fieldValidation
 			}
 		}
 	}
-	return doc, nil
+	return doc, "", nil
 }
 
 // decodeObject decodes the body of a create or update and checks it the
@@ -98,7 +107,7 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 	res := req.Resource
 	wantGVK := res.GVR.GroupVersion().WithKind(res.API.Kind)
 	yamlBody := mediaType == "application/yaml"
-	doc, err := decodeWith(ctx, req.Body, yamlBody, req.Query.Get("fieldValidation"), func(err error) error {
+	doc, strictErr, err := decodeWith(ctx, req.Body, yamlBody, req.Query.Get("fieldValidation"), func(err error) error {
 		// As the kube-apiserver's create and update handlers answer
 		// (transformDecodeError, the serializer's Interpret).
 		if !yamlBody {
@@ -127,6 +136,10 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 	}
 	if kind != wantGVK.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the kind in the data does not match the resource", kind, gv.Version, wantGVK.Kind))
+	}
+	if strictErr != "" {
+		// The create and update handlers' words (transformDecodeError).
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %s", kind, gv.Version, wantGVK.Kind, strictErr))
 	}
 	meta, err := metadataOf(obj)
 	if err != nil {

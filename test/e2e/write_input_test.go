@@ -116,9 +116,9 @@ func TestWriteBadInput(t *testing.T) {
 		{"JSON patch test fails", "PATCH", item, "application/json-patch+json", []byte(`[{"op":"test","path":"/spec/name","value":"nope"}]`), 422, metav1.StatusReasonInvalid, ""},
 		{"merge patch not an object", "PATCH", item, "application/merge-patch+json", []byte(`[1]`), 400, metav1.StatusReasonBadRequest, ""},
 		{"duplicate field with fieldValidation=Strict", "POST", collection + "?fieldValidation=Strict", "application/json",
-			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"dup"},"spec":{"name":"a","name":"b"}}`), 400, metav1.StatusReasonBadRequest, `duplicate field "spec.name"`},
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"dup"},"spec":{"name":"a","name":"b"}}`), 400, metav1.StatusReasonBadRequest, `MyResource in version "v1" cannot be handled as a MyResource: strict decoding error: duplicate field "spec.name"`},
 		{"unknown field with fieldValidation=Strict (the target decides)", "POST", collection + "?fieldValidation=Strict", "application/json",
-			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"unknown"},"spec":{"bogus":1}}`), 400, metav1.StatusReasonBadRequest, `unknown field "spec.bogus"`},
+			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"unknown"},"spec":{"bogus":1}}`), 400, metav1.StatusReasonBadRequest, `MyResource in version "v1" cannot be handled as a MyResource: strict decoding error: unknown field "spec.bogus"`},
 		{"POST to an object's path", "POST", item, "application/json", object("example.com/v1", "MyResource", "test-resource", "default"), 405, metav1.StatusReasonMethodNotAllowed, ""},
 	}
 	for _, c := range cases {
