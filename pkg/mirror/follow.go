@@ -107,7 +107,7 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 			return err
 		}
 		checked = true
-		conn.Synced()
+		conn.MarkSynced()
 		if err := r.applyEvents(ctx, w, apply, log); err != nil {
 			return err
 		}

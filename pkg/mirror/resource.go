@@ -27,8 +27,8 @@ type Resource struct {
 	GVR schema.GroupVersionResource
 	// API is the resource's discovery entry at the target.
 	API metav1.APIResource
-	// Status is true when the target serves the status subresource.
-	Status bool
+	// StatusSubresource is true when the target serves the status subresource.
+	StatusSubresource bool
 	// Access is the client's access mode for the resource's group/version.
 	Access config.AccessMode
 	// Selector is what the mirror watches: the client's owner labels in
@@ -50,13 +50,13 @@ type Resource struct {
 
 func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, ownerLabels map[string]string, c *store.Cache) *Resource {
 	r := &Resource{
-		GVR:      gvp.GroupVersion.WithResource(api.Name),
-		API:      api,
-		Status:   status,
-		Access:   gvp.Access,
-		Selector: selector,
-		Cache:    c,
-		Target:   t,
+		GVR:               gvp.GroupVersion.WithResource(api.Name),
+		API:               api,
+		StatusSubresource: status,
+		Access:            gvp.Access,
+		Selector:          selector,
+		Cache:             c,
+		Target:            t,
 
 		ownerLabels: ownerLabels,
 	}
@@ -68,7 +68,7 @@ func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource
 // ServesSubresource reports whether the target serves the subresource
 // name of the resource's objects ("" is the object itself).
 func (r *Resource) ServesSubresource(name string) bool {
-	return name == "" || (name == "status" && r.Status)
+	return name == "" || (name == "status" && r.StatusSubresource)
 }
 
 // client is the dynamic client of the resource across all namespaces.
@@ -124,7 +124,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error, onReplac
 				return err
 			})
 			if err == nil {
-				conn.Synced()
+				conn.MarkSynced()
 			}
 			return list, err
 		},
@@ -153,7 +153,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error, onReplac
 			// merely because it was opened.
 			return watch.Filter(w, func(e watch.Event) (watch.Event, bool) {
 				conn.EventReceived()
-				conn.Synced()
+				conn.MarkSynced()
 				return e, true
 			}), nil
 		},

@@ -68,7 +68,7 @@ func TestTargetClientRecordsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target.Connection.Synced()
+	target.Connection.MarkSynced()
 
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -127,9 +127,9 @@ func (t *Tracker) Observe(err error) {
 	}
 }
 
-// Synced records that the mirror is current again (a list or a watch was
-// established): the target is Connected.
-func (t *Tracker) Synced() { t.set(Connected, nil) }
+// MarkSynced records that the mirror is current again (a list or a watch
+// was established): the target is Connected.
+func (t *Tracker) MarkSynced() { t.set(Connected, nil) }
 
 // EventReceived records that an event or bookmark arrived.
 func (t *Tracker) EventReceived() {

@@ -54,7 +54,7 @@ func TestObserveMovesThroughTheStates(t *testing.T) {
 	}
 	tr.Observe(apierrors.NewNotFound(schema.GroupResource{}, "x")) // an answer, but not a success: no change
 	tr.Observe(nil)
-	tr.Synced()
+	tr.MarkSynced()
 	want := []State{Unreachable, Resyncing, Connected}
 	if fmt.Sprint(changes) != fmt.Sprint(want) {
 		t.Fatalf("changes %v, want %v", changes, want)

@@ -89,7 +89,7 @@ func resourceList(gv *mirror.GroupVersion) metav1.APIResourceList {
 	}
 	for _, res := range gv.Resources() {
 		list.APIResources = append(list.APIResources, res.API)
-		if res.Status {
+		if res.StatusSubresource {
 			list.APIResources = append(list.APIResources, metav1.APIResource{
 				Name:       res.API.Name + "/status",
 				Namespaced: res.API.Namespaced,

@@ -157,7 +157,7 @@ func resourceDiscovery(res *mirror.Resource) apidiscoveryv2.APIResourceDiscovery
 		ShortNames:       api.ShortNames,
 		Categories:       api.Categories,
 	}
-	if res.Status {
+	if res.StatusSubresource {
 		d.Subresources = []apidiscoveryv2.APISubresourceDiscovery{{
 			Subresource:  "status",
 			ResponseKind: kind,

@@ -22,7 +22,7 @@ func discoveryTestGroupVersions() []discoveredGroupVersion {
 		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"},
 		API: metav1.APIResource{Name: "widgets", SingularName: "widget", Namespaced: true, Kind: "Widget", Verbs: crudVerbs,
 			ShortNames: []string{"wd"}, Categories: []string{"all", "toys"}, StorageVersionHash: "abc="},
-		Status: true,
+		StatusSubresource: true,
 	}
 	gadgets := &mirror.Resource{
 		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"},

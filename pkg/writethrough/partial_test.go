@@ -37,7 +37,7 @@ func (u unreachableFor) RoundTrip(r *http.Request) (*http.Response, error) {
 // deleteForeground deletes default/x of res, propagationPolicy Foreground,
 // as client "client", with the target up.
 func deleteForeground(res *mirror.Resource) error {
-	res.Target.Connection.Synced()
+	res.Target.Connection.MarkSynced()
 	w := New(Options{Client: config.Client{Name: "client"}})
 	_, err := w.Write(context.Background(), &Request{
 		Resource: res, Verb: "delete", Namespace: "default", Name: "x",
@@ -81,7 +81,7 @@ func TestAFallbackDeleteCollectionFailingLateIsPartial(t *testing.T) {
 	res.Target.HTTP = &http.Client{Transport: unreachableFor{next: next, refuse: func(r *http.Request) bool {
 		return r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/b")
 	}}}
-	res.Target.Connection.Synced()
+	res.Target.Connection.MarkSynced()
 	w := New(Options{Client: config.Client{Name: "client"}})
 	_, err := w.Write(context.Background(), &Request{
 		Resource: res, Verb: "deletecollection", Namespace: "default",

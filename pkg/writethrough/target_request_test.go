@@ -127,7 +127,7 @@ func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	target := testTarget(t, strings.TrimPrefix(srv.URL, "http://"))
-	target.Connection.Synced()
+	target.Connection.MarkSynced()
 	w := New(Options{})
 	for range 40 {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -177,7 +177,7 @@ func TestALostLookupSaysNothingWasWritten(t *testing.T) {
 			conn.Close()
 		}
 	}))
-	res.Target.Connection.Synced()
+	res.Target.Connection.MarkSynced()
 	w := New(Options{Client: config.Client{Name: "client"}})
 	// The mirror does not hold default/x: the update looks it up at the
 	// target.
