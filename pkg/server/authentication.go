@@ -89,13 +89,22 @@ const tlsConfigSettle = 200 * time.Millisecond
 // closed (Connection: close; a GOAWAY on HTTP/2): a TLS handshake made
 // while the CA list was still incomplete named no CA that issued the
 // caller's certificate, so the client sent none, and every later request
-// on that connection would stay unauthenticated.
+// on that connection would stay unauthenticated. A 401 on HTTP/2 closes
+// its connection too, as at the kube-apiserver.
 func unauthenticated(caPending func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			w.Header().Set("Connection", "close")
 		}
-		if caPending() {
+		pending := caPending()
+		if r.ProtoMajor == 2 && !pending {
+			// As the kube-apiserver's UnauthenticatedHTTP2DOSMitigation:
+			// an unauthenticated caller does not keep an HTTP/2
+			// connection, whose streams are cheap to open and costly to
+			// serve (CVE-2023-44487).
+			w.Header().Set("Connection", "close")
+		}
+		if pending {
 			err := apierrors.NewServiceUnavailable("crproxy is loading the client cluster's CA bundles")
 			err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
 			writeError(w, err)
