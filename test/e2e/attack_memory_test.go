@@ -22,25 +22,31 @@ import (
 // Nothing of such a request may outlive it; what is allowed is the fixed
 // state a flood warms up (the authentication and authorization caches at
 // their entry bounds, TLS and HTTP/2 buffers, runtime pools). A leak of
-// even 100 bytes per request would pass 4 MiB over floodRequests.
+// even 250 bytes per request would pass it over a flood's 36,000.
 const floodBound = 8 << 20
 
-// floodRequests is the number of requests of each shape in a flood: 32,000
-// of unauthenticated callers, 16,000 of a caller without RBAC.
-const floodRequests = 4_000
+// unauthenticatedRequests and unauthorizedRequests are the requests of
+// each shape in a flood: 30,000 of unauthenticated callers, 6,000 of a
+// caller without RBAC (each of which costs a SubjectAccessReview).
+const (
+	unauthenticatedRequests = 3_750
+	unauthorizedRequests    = 1_500
+)
 
 // floodShape is one way to send requests crproxy refuses.
 type floodShape struct {
 	name string
 	// tls is the caller's TLS configuration (its client certificate).
 	tls *tls.Config
-	// padded paths carry 20 KB of a unique segment; the others a short one.
-	padded bool
+	// pad is the bytes of padding in each unique path (0: a short path).
+	pad int
 	// shared sends every request on one HTTP/2 connection (as far as
 	// crproxy keeps it open); otherwise each request opens its own.
 	shared bool
 	// code is the answer every request must get.
 	code int
+	// requests is how many of them a flood sends.
+	requests int
 }
 
 // heapInUse is team-b's crproxy's heap in use right after a garbage
@@ -68,10 +74,7 @@ func (a *arena) flood(t *testing.T, ctx context.Context, s floodShape, n int) {
 	}
 	shared := newTransport()
 	defer shared.CloseIdleConnections()
-	pad := ""
-	if s.padded {
-		pad = strings.Repeat("p", 20_000)
-	}
+	pad := strings.Repeat("p", s.pad)
 	var next, failures atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
@@ -107,8 +110,9 @@ func (a *arena) flood(t *testing.T, ctx context.Context, s floodShape, n int) {
 // floodShapes are the refused callers' shapes: with no certificate, with a
 // self-signed one (both answered 401), and with one of the client
 // cluster's CA for a user it grants nothing (403); each with short and
-// 20 KB paths, one connection per request and one shared HTTP/2
-// connection.
+// long paths (20 KB; 9 KB for the 403s, the longest a review kept by its
+// text would have been cached), one connection per request and one
+// shared HTTP/2 connection.
 func floodShapes(t *testing.T, a *arena) []floodShape {
 	t.Helper()
 	noRBAC, err := a.proxyB.DirectConfig("mallory")
@@ -120,22 +124,21 @@ func floodShapes(t *testing.T, a *arena) []floodShape {
 		t.Fatal(err)
 	}
 	callers := []struct {
-		name string
-		tls  *tls.Config
-		code int
+		name           string
+		tls            *tls.Config
+		code, pad, ask int
 	}{
-		{"no certificate", &tls.Config{InsecureSkipVerify: true}, http.StatusUnauthorized},
-		{"a self-signed certificate", selfSignedClient(t, "system:admin", "system:masters").Transport.(*http.Transport).TLSClientConfig, http.StatusUnauthorized},
-		{"a client certificate without RBAC", authenticated, http.StatusForbidden},
+		{"no certificate", &tls.Config{InsecureSkipVerify: true}, http.StatusUnauthorized, 20_000, unauthenticatedRequests},
+		{"a self-signed certificate", selfSignedClient(t, "system:admin", "system:masters").Transport.(*http.Transport).TLSClientConfig, http.StatusUnauthorized, 20_000, unauthenticatedRequests},
+		{"a client certificate without RBAC", authenticated, http.StatusForbidden, 9_000, unauthorizedRequests},
 	}
 	var shapes []floodShape
 	for _, c := range callers {
-		for _, padded := range []bool{false, true} {
+		for _, pad := range []int{0, c.pad} {
 			for _, shared := range []bool{false, true} {
-				name := c.name
-				name += map[bool]string{false: ", short paths", true: ", 20 KB paths"}[padded]
-				name += map[bool]string{false: ", a connection each", true: ", one HTTP/2 connection"}[shared]
-				shapes = append(shapes, floodShape{name: name, tls: c.tls, padded: padded, shared: shared, code: c.code})
+				name := fmt.Sprintf("%s, %d bytes of padding, ", c.name, pad)
+				name += map[bool]string{false: "a connection each", true: "one HTTP/2 connection"}[shared]
+				shapes = append(shapes, floodShape{name: name, tls: c.tls, pad: pad, shared: shared, code: c.code, requests: c.ask})
 			}
 		}
 	}
@@ -143,7 +146,7 @@ func floodShapes(t *testing.T, a *arena) []floodShape {
 }
 
 // testFloodLeavesMemoryBounded floods team-b's crproxy with requests it
-// refuses, floodRequests of each shape, while team-b's admin keeps reading;
+// refuses, each shape's number, while team-b's admin keeps reading;
 // the heap in use after a GC must stay within floodBound of where it was,
 // and the admin must be served throughout.
 func testFloodLeavesMemoryBounded(t *testing.T, ctx context.Context, a *arena) {
@@ -174,11 +177,12 @@ func testFloodLeavesMemoryBounded(t *testing.T, ctx context.Context, a *arena) {
 		}
 	})
 	start := time.Now()
+	total := 0
 	for _, s := range shapes {
-		a.flood(t, ctx, s, floodRequests)
+		a.flood(t, ctx, s, s.requests)
+		total += s.requests
 	}
 	took := time.Since(start)
-	total := len(shapes) * floodRequests
 	close(stop)
 	reader.Wait()
 

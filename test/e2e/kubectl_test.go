@@ -12,8 +12,11 @@ import (
 
 // testContext bounds a test's calls so a hang fails the test instead of the
 // whole binary.
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+func testContext(t *testing.T) context.Context { return testContextWithin(t, 3*time.Minute) }
+
+// testContextWithin is a test's context that ends after d or with the test.
+func testContextWithin(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
