@@ -35,15 +35,6 @@ func newAuthorizer(opts *options.DelegatingAuthorizationOptions) (authorizer.Aut
 	if opts == nil {
 		return nil, fmt.Errorf("delegated authorization: no options")
 	}
-	opts = opts.WithAlwaysAllowGroups("system:masters")
-	authorizers := []authorizer.Authorizer{authorizerfactory.NewPrivilegedGroups(opts.AlwaysAllowGroups...)}
-	if len(opts.AlwaysAllowPaths) > 0 {
-		paths, err := path.NewAuthorizer(opts.AlwaysAllowPaths)
-		if err != nil {
-			return nil, fmt.Errorf("delegated authorization: %w", err)
-		}
-		authorizers = append(authorizers, paths)
-	}
 	cfg, err := reviewClientConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("delegated authorization: %w", err)
@@ -52,12 +43,30 @@ func newAuthorizer(opts *options.DelegatingAuthorizationOptions) (authorizer.Aut
 	if err != nil {
 		return nil, fmt.Errorf("delegated authorization: %w", err)
 	}
+	a, err := delegatedAuthorizer(opts, reviews.SubjectAccessReviews(), clock.RealClock{})
+	if err != nil {
+		return nil, fmt.Errorf("delegated authorization: %w", err)
+	}
+	return a, nil
+}
+
+// delegatedAuthorizer is newAuthorizer's union, asking reviews.
+func delegatedAuthorizer(opts *options.DelegatingAuthorizationOptions, reviews authorizationv1client.SubjectAccessReviewInterface, clock clock.PassiveClock) (authorizer.Authorizer, error) {
+	opts = opts.WithAlwaysAllowGroups("system:masters")
+	authorizers := []authorizer.Authorizer{authorizerfactory.NewPrivilegedGroups(opts.AlwaysAllowGroups...)}
+	if len(opts.AlwaysAllowPaths) > 0 {
+		paths, err := path.NewAuthorizer(opts.AlwaysAllowPaths)
+		if err != nil {
+			return nil, err
+		}
+		authorizers = append(authorizers, paths)
+	}
 	backoff := options.DefaultAuthWebhookRetryBackoff()
 	if opts.WebhookRetryBackoff != nil {
 		backoff = opts.WebhookRetryBackoff
 	}
-	reviewer := &subjectAccessReviewer{reviews: reviews.SubjectAccessReviews(), backoff: *backoff}
-	authorizers = append(authorizers, newDecisionCache(reviewer, opts.AllowCacheTTL, opts.DenyCacheTTL, clock.RealClock{}))
+	reviewer := &subjectAccessReviewer{reviews: reviews, backoff: *backoff}
+	authorizers = append(authorizers, newDecisionCache(reviewer, opts.AllowCacheTTL, opts.DenyCacheTTL, clock))
 	return union.New(authorizers...), nil
 }
 

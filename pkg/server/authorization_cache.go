@@ -16,13 +16,14 @@ import (
 // webhook authorizer bounds its own.
 const authorizationEntries = 8192
 
-// decisionCache remembers the delegating authorizer's decisions, allowed
-// ones for allowTTL and the others for denyTTL, as the webhook authorizer
-// would. It stands in for the webhook's own cache, which newAuthorizer
-// turns off: that cache keys each request by the JSON of its
-// SubjectAccessReview, and marshalling it was an eighth of crproxy's CPU
-// in the profile of B2 (GET by name, 64 clients, straight). The key here
-// holds the same fields, written out plainly and kept as their SHA-256.
+// decisionCache remembers the client cluster's answers to
+// subjectAccessReviewer, allowed ones for allowTTL and the others for
+// denyTTL, as k8s.io/apiserver's webhook authorizer would. Its key holds
+// the fields of the review, written out plainly and kept as their SHA-256:
+// the webhook's cache keys each request by the JSON of its review, and
+// marshalling it was an eighth of crproxy's CPU in the profile of B2 (GET
+// by name, 64 clients, straight); keeping that JSON let a caller fill the
+// memory with made-up names.
 //
 // Only answers are cached; an error (the client cluster could not be
 // asked) is not, so the next request asks again.

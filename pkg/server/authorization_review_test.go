@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,8 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // The reviewer sends the review the webhook authorizer would, and maps
@@ -93,4 +96,41 @@ func TestSubjectAccessReviewer(t *testing.T) {
 func mustRequirements(s labels.Selector) labels.Requirements {
 	reqs, _ := s.Requirements()
 	return reqs
+}
+
+// The authorizer newAuthorizer builds lets system:masters and the
+// always-allowed paths pass without asking, asks the client cluster about
+// everyone else, and remembers its answers.
+func TestDelegatedAuthorizer(t *testing.T) {
+	reviews := 0
+	client := fake.NewClientset()
+	client.PrependReactor("create", "subjectaccessreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+		reviews++
+		return true, &authorizationv1.SubjectAccessReview{Status: authorizationv1.SubjectAccessReviewStatus{Allowed: true}}, nil
+	})
+	opts := options.NewDelegatingAuthorizationOptions()
+	a, err := delegatedAuthorizer(opts, client.AuthorizationV1().SubjectAccessReviews(), clocktesting.NewFakeClock(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := &user.DefaultInfo{Name: "root", Groups: []string{"system:masters"}}
+	alice := &user.DefaultInfo{Name: "alice"}
+	for _, c := range []struct {
+		what        string
+		attrs       authorizer.AttributesRecord
+		wantReviews int
+	}{
+		{"system:masters", authorizer.AttributesRecord{User: masters, Verb: "get", Path: "/metrics"}, 0},
+		{"/healthz", authorizer.AttributesRecord{User: alice, Verb: "get", Path: "/healthz"}, 0},
+		{"alice, asked", authorizer.AttributesRecord{User: alice, Verb: "get", Path: "/metrics"}, 1},
+		{"alice again, remembered", authorizer.AttributesRecord{User: alice, Verb: "get", Path: "/metrics"}, 1},
+		{"alice, another path", authorizer.AttributesRecord{User: alice, Verb: "get", Path: "/status"}, 2},
+	} {
+		if d, _, err := a.Authorize(context.Background(), c.attrs); d != authorizer.DecisionAllow || err != nil {
+			t.Errorf("%s: %v %v, want allowed", c.what, d, err)
+		}
+		if reviews != c.wantReviews {
+			t.Errorf("%s: %d reviews in all, want %d", c.what, reviews, c.wantReviews)
+		}
+	}
 }

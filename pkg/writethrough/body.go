@@ -127,6 +127,13 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 	if kind == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("Object 'Kind' is missing in '%s'", summarize(req.Body)))
 	}
+	if strictErr != "" {
+		// As the create and update handlers answer (transformDecodeError):
+		// the decoder reports it before the kind and group/version are
+		// compared with the resource's, into an object of the body's kind.
+		bodyGV, _ := schema.ParseGroupVersion(apiVersion)
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %s", kind, bodyGV.Version, kind, strictErr))
+	}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil || apiVersion == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", apiVersion, wantGVK.GroupVersion()))
@@ -136,10 +143,6 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 	}
 	if kind != wantGVK.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the kind in the data does not match the resource", kind, gv.Version, wantGVK.Kind))
-	}
-	if strictErr != "" {
-		// The create and update handlers' words (transformDecodeError).
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %s", kind, gv.Version, wantGVK.Kind, strictErr))
 	}
 	meta, err := metadataOf(obj)
 	if err != nil {

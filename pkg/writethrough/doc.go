@@ -20,9 +20,9 @@
 // write because a consistent read waits for the target's current state
 // (pkg/mirror). Bad input answers a Kubernetes Status and nothing reaches
 // the target; a target that cannot be reached answers 503 (nothing
-// written), a lost answer 504 (outcome unknown). Nothing is queued; the
-// only retries are of conditions crproxy added itself, on 409 Conflict
-// (retry.go). See docs/design/write-path.md.
+// written), a lost answer 504 (outcome unknown). Nothing is queued; a
+// write is sent again only when a condition crproxy added itself did not
+// hold (retry.go). See docs/design/write-path.md.
 //
 // Use:
 //

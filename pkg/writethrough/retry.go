@@ -12,7 +12,7 @@ import (
 // retries an unconditional update or patch on a conflict).
 const maxConflictRetries = 3
 
-// retryOnConflict is the one place a write is tried again, as the
+// retryOnConflict is the one conflict loop of the writes, as the
 // kube-apiserver's GuaranteedUpdate retries its tryUpdate: attempt makes
 // and sends the write from current, the object as crproxy last read it.
 // When crproxy made the write conditional on current's resourceVersion
@@ -20,6 +20,11 @@ const maxConflictRetries = 3
 // again at the target (refresh, with checked, the object the ownership
 // check saw) and attempt runs with it, at most maxConflictRetries times.
 // A conflict on a condition the caller set is the caller's answer.
+//
+// Two other reruns are not conflict loops: Write runs a whole write again,
+// checking at the target, when the object its checks saw was replaced
+// (errCheckedReplaced), and an apply that would create sends once more as
+// an apply to the object another caller created meanwhile (patch).
 //
 // It returns the last answer; gone reports that the retries stopped on a
 // conflict because the object is gone or no longer this client's (resp is

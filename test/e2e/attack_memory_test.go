@@ -19,10 +19,12 @@ import (
 
 // floodBound is how much crproxy's heap in use (after a GC) may grow over a
 // flood of requests from callers it does not authenticate or authorize.
-// Nothing of such a request may outlive it; what is allowed is the fixed
-// state a flood warms up (the authentication and authorization caches at
-// their entry bounds, TLS and HTTP/2 buffers, runtime pools). A leak of
-// even 250 bytes per request would pass it over a flood's 36,000.
+// Nothing of such a request may outlive it; what is allowed is state of a
+// fixed size: the decision cache's entries (6,000 of the flood's denials,
+// each a digest and a short answer: about 1 to 2 MiB), TLS and HTTP/2
+// buffers, runtime pools. A cache keyed by the requests' text would hold
+// 6,000 of the 9 KB paths (over 50 MiB); a metric series per path, over
+// 100 MiB.
 const floodBound = 8 << 20
 
 // unauthenticatedRequests and unauthorizedRequests are the requests of
@@ -151,8 +153,7 @@ func floodShapes(t *testing.T, a *arena) []floodShape {
 // and the admin must be served throughout.
 func testFloodLeavesMemoryBounded(t *testing.T, ctx context.Context, a *arena) {
 	shapes := floodShapes(t, a)
-	// Warm up what a flood may fill once: the caches to their bounds,
-	// buffers and pools.
+	// Warm up buffers, pools and connections.
 	for _, s := range shapes {
 		a.flood(t, ctx, s, 200)
 	}
