@@ -117,6 +117,10 @@ func TestWriteBadInput(t *testing.T) {
 		{"merge patch not an object", "PATCH", item, "application/merge-patch+json", []byte(`[1]`), 400, metav1.StatusReasonBadRequest, ""},
 		{"duplicate field with fieldValidation=Strict", "POST", collection + "?fieldValidation=Strict", "application/json",
 			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"dup"},"spec":{"name":"a","name":"b"}}`), 400, metav1.StatusReasonBadRequest, `MyResource in version "v1" cannot be handled as a MyResource: strict decoding error: duplicate field "spec.name"`},
+		{"duplicate field and another kind with fieldValidation=Strict", "POST", collection + "?fieldValidation=Strict", "application/json",
+			[]byte(`{"apiVersion":"example.com/v1","kind":"Other","metadata":{"name":"dup"},"spec":{"name":"a","name":"b"}}`), 400, metav1.StatusReasonBadRequest, `Other in version "v1" cannot be handled as a Other: strict decoding error: duplicate field "spec.name"`},
+		{"duplicate YAML key with fieldValidation=Strict", "POST", collection + "?fieldValidation=Strict", "application/yaml",
+			[]byte("apiVersion: example.com/v1\nkind: MyResource\nmetadata: {name: dup}\nspec:\n  name: a\n  name: b\n"), 400, metav1.StatusReasonBadRequest, "MyResource in version \"v1\" cannot be handled as a MyResource: strict decoding error: yaml: unmarshal errors:\n  line 6: key \"name\" already set in map"},
 		{"unknown field with fieldValidation=Strict (the target decides)", "POST", collection + "?fieldValidation=Strict", "application/json",
 			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"unknown"},"spec":{"bogus":1}}`), 400, metav1.StatusReasonBadRequest, `MyResource in version "v1" cannot be handled as a MyResource: strict decoding error: unknown field "spec.bogus"`},
 		{"POST to an object's path", "POST", item, "application/json", object("example.com/v1", "MyResource", "test-resource", "default"), 405, metav1.StatusReasonMethodNotAllowed, ""},
@@ -130,6 +134,14 @@ func TestWriteBadInput(t *testing.T) {
 			}
 			if !strings.Contains(s.Message, c.message) {
 				t.Fatalf("message %q, want it to contain %q", s.Message, c.message)
+			}
+			if strings.Contains(c.path, "fieldValidation=Strict") {
+				// crproxy decodes these itself: the answer is the one the
+				// target gives the same request, word for word.
+				native := clientRequest(t, ctx, target, c.method, c.path, c.ctype, c.body)
+				if ns := native.status(t); ns.Code != s.Code || ns.Message != s.Message {
+					t.Errorf("through crproxy %d %q; natively %d %q", s.Code, s.Message, ns.Code, ns.Message)
+				}
 			}
 		})
 	}
