@@ -93,15 +93,13 @@ const tlsConfigSettle = 200 * time.Millisecond
 // its connection too, as at the kube-apiserver.
 func unauthenticated(caPending func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			w.Header().Set("Connection", "close")
-		}
 		pending := caPending()
-		if r.ProtoMajor == 2 && !pending {
-			// As the kube-apiserver's UnauthenticatedHTTP2DOSMitigation:
-			// an unauthenticated caller does not keep an HTTP/2
-			// connection, whose streams are cheap to open and costly to
-			// serve (CVE-2023-44487).
+		noCertificate := r.TLS == nil || len(r.TLS.PeerCertificates) == 0
+		// On HTTP/2, as the kube-apiserver's
+		// UnauthenticatedHTTP2DOSMitigation: an unauthenticated caller
+		// does not keep a connection whose streams are cheap to open and
+		// costly to serve (CVE-2023-44487).
+		if noCertificate || (r.ProtoMajor == 2 && !pending) {
 			w.Header().Set("Connection", "close")
 		}
 		if pending {

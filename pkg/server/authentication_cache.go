@@ -36,8 +36,8 @@ const (
 //
 // The key is a digest of the certificate and of every header the
 // front-proxy (request-header) authentication reads, so a front proxy
-// speaking for different users gets one entry per user. Requests with an Authorization
-// header are not cached here (the token authenticator caches its
+// speaking for different users gets one entry per user. Requests with an
+// Authorization header are not cached here (the token authenticator caches its
 // TokenReviews itself), nor are failures or the anonymous fallback.
 type certificateAuthCache struct {
 	delegate      authenticator.Request
