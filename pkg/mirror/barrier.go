@@ -75,7 +75,7 @@ func (r *Resource) barrierID() string {
 func (r *Resource) barrierName() string { return "crproxy-barrier-" + r.barrierID() }
 
 func (r *Resource) barrierClient() dynamic.ResourceInterface {
-	if r.API.Namespaced {
+	if r.API().Namespaced {
 		return r.client().Namespace(BarrierNamespace)
 	}
 	return r.client()
@@ -137,9 +137,9 @@ func refused(err error) bool {
 func (r *Resource) createBarrier(ctx context.Context) (*unstructured.Unstructured, error) {
 	obj := &unstructured.Unstructured{}
 	obj.SetAPIVersion(r.GVR.GroupVersion().String())
-	obj.SetKind(r.API.Kind)
+	obj.SetKind(r.API().Kind)
 	obj.SetName(r.barrierName())
-	if r.API.Namespaced {
+	if r.API().Namespaced {
 		obj.SetNamespace(BarrierNamespace)
 	}
 	objLabels := map[string]string{BarrierLabel: r.barrierID()}
@@ -152,7 +152,7 @@ func (r *Resource) createBarrier(ctx context.Context) (*unstructured.Unstructure
 		return r.barrierClient().Create(ctx, obj, metav1.CreateOptions{FieldManager: "crproxy"})
 	}
 	u, err := create()
-	if apierrors.IsNotFound(err) && r.API.Namespaced {
+	if apierrors.IsNotFound(err) && r.API().Namespaced {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: BarrierNamespace}}
 		if _, nsErr := r.Target.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); nsErr != nil && !apierrors.IsAlreadyExists(nsErr) {
 			return nil, nsErr

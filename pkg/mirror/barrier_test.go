@@ -44,9 +44,9 @@ func barrierResource(t *testing.T, writes func(verb string) (runtime.Object, err
 		})
 	}
 	owner := map[string]string{"vcluster.com/owner-vcluster": "c", "vcluster.com/owner-project": "p"}
-	r := &Resource{GVR: gvr, API: metav1.APIResource{Name: "things", Kind: "Thing", Namespaced: true}, Selector: labels.SelectorFromSet(owner), Cache: c,
-		Target:      &Target{ID: "p/t", Identity: "loft:vcluster:p-p:c", Dynamic: dyn, Kube: kubefake.NewClientset(), Connection: reconnect.NewTracker("p/t", reconnect.Options{})},
-		ownerLabels: owner}
+	r := NewResource(gvr, metav1.APIResource{Name: "things", Kind: "Thing", Namespaced: true})
+	r.Selector, r.Cache, r.ownerLabels = labels.SelectorFromSet(owner), c, owner
+	r.Target = &Target{ID: "p/t", Identity: "loft:vcluster:p-p:c", Dynamic: dyn, Kube: kubefake.NewClientset(), Connection: reconnect.NewTracker("p/t", reconnect.Options{})}
 	r.barriers.probe = r.writeBarrier
 	r.probe.probe = func(context.Context) (uint64, error) { return 10, nil }
 	return r, c, &verbs

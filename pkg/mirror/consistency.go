@@ -354,7 +354,7 @@ const probeNamespace = "crproxy-consistency-probe"
 // probeNamespace for a namespaced resource.
 func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
 	var lister dynamic.ResourceInterface = r.client()
-	if r.API.Namespaced {
+	if r.API().Namespaced {
 		lister = r.client().Namespace(probeNamespace)
 	}
 	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})

@@ -25,12 +25,11 @@ func TestGetAtTargetCallerGivingUpLeavesTheTargetUp(t *testing.T) {
 	closed.Close()
 	resource := func(server string) *Resource {
 		u, _ := url.Parse(server)
-		return &Resource{
-			GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"},
-			API: metav1.APIResource{Name: "things", Kind: "Thing", Namespaced: true},
-			Target: &Target{ID: "p/t", HTTP: &http.Client{}, Host: u,
-				Connection: reconnect.NewTracker("p/t", reconnect.Options{})},
-		}
+		r := NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"},
+			metav1.APIResource{Name: "things", Kind: "Thing", Namespaced: true})
+		r.Target = &Target{ID: "p/t", HTTP: &http.Client{}, Host: u,
+			Connection: reconnect.NewTracker("p/t", reconnect.Options{})}
+		return r
 	}
 
 	r := resource(hang.URL)

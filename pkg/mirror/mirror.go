@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,10 +27,6 @@ import (
 	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
-
-// rediscoverInterval is how often a wildcard group/version looks for new
-// resources at its target.
-const rediscoverInterval = time.Minute
 
 // Options configures a Mirror.
 type Options struct {
@@ -74,6 +73,9 @@ type Mirror struct {
 	log           *zap.Logger
 	targets       map[string]*Target
 	groupVersions []*GroupVersion
+
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced when a group/version's resources change
 }
 
 // New builds the mirror's targets and group/versions; Run starts them.
@@ -81,7 +83,7 @@ func New(opts Options) (*Mirror, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	m := &Mirror{opts: opts, log: opts.Logger, targets: map[string]*Target{}}
+	m := &Mirror{opts: opts, log: opts.Logger, targets: map[string]*Target{}, changed: make(chan struct{})}
 	client := opts.Config.Client
 	for _, gvp := range opts.Config.GroupVersions() {
 		id := TargetID(gvp.Target)
@@ -148,6 +150,42 @@ func (m *Mirror) GroupVersion(group, version string) *GroupVersion {
 	return nil
 }
 
+// DiscoveryChanged returns a channel closed the next time the resources of
+// a group/version, or their descriptions, change (the target's CRDs
+// changed): the client's aggregator should read discovery again.
+func (m *Mirror) DiscoveryChanged() <-chan struct{} {
+	m.changedMu.Lock()
+	defer m.changedMu.Unlock()
+	return m.changed
+}
+
+func (m *Mirror) notifyDiscoveryChanged() {
+	m.changedMu.Lock()
+	defer m.changedMu.Unlock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// DiscoveryFingerprint identifies what crproxy serves as the discovery of
+// the group/version now ("" if it is not proxied): equal on every replica
+// that discovered the same.
+func (m *Mirror) DiscoveryFingerprint(gv schema.GroupVersion) string {
+	g := m.GroupVersion(gv.Group, gv.Version)
+	if g == nil {
+		return ""
+	}
+	var served []*servedAPI
+	for _, r := range g.Resources() {
+		served = append(served, r.served.Load())
+	}
+	h := sha256.New()
+	for _, s := range served {
+		data, _ := json.Marshal([]any{s.api, s.subresources})
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 // Targets returns the targets by ID.
 func (m *Mirror) Targets() map[string]*Target { return m.targets }
 
@@ -161,6 +199,11 @@ func (m *Mirror) Run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			t.Connection.Run(ctx)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.discoveryFollower.run(ctx)
 		}()
 	}
 	for _, gv := range m.groupVersions {
@@ -258,8 +301,9 @@ type GroupVersion struct {
 	mirror    *Mirror
 
 	mu        sync.RWMutex
-	resources map[string]*Resource // by plural name
-	running   map[string]bool
+	resources map[string]*Resource          // by plural name
+	running   map[string]context.CancelFunc // stops each resource's reflector
+	missing   string                        // configured resources the target does not serve, as last logged
 }
 
 // Resources returns the group/version's resources, sorted by name.
@@ -281,111 +325,187 @@ func (gv *GroupVersion) Resource(name string) *Resource {
 	return gv.resources[name]
 }
 
+// run follows the target's discovery of gv and mirrors what it serves
+// until ctx ends: a resource the target starts serving is mirrored, one
+// whose CRD changed is described anew, and one it stops serving is
+// dropped. A target that does not answer is retried; what was discovered
+// before (persisted) keeps being mirrored and served meanwhile.
 func (gv *GroupVersion) run(ctx context.Context) {
 	log := gv.mirror.log.With(zap.String("target", gv.Target.ID), zap.String("groupVersion", gv.Proxy.GroupVersion.String()))
+	defer gv.Target.discoveryFollower.follow()()
 	backoff := gv.Target.Connection.NewBackoff()
+	// Mirror what was discovered before (persisted) at once: it resumes
+	// the moment the target answers.
+	gv.startReflectors(ctx)
+	applied, first := "", true
 	for ctx.Err() == nil {
-		list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
-		if reconnect.Classify(err) != "" {
-			gv.Target.Connection.Observe(err)
-		}
-		if err == nil {
-			err = gv.apply(list, true)
-			// Mirror what the target serves even when a configured
-			// resource is missing there; look for the rest later.
-			gv.startReflectors(ctx)
-		}
-		if err != nil {
-			log.Warn("discovery failed; serving what is persisted", zap.Error(err))
-			// Mirror what was discovered before (persisted) meanwhile:
-			// it resumes the moment the target answers, woken by the
-			// target's probe, not after this loop's next attempt.
-			gv.startReflectors(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff.NextBackOff()):
+		fingerprint, changed := gv.Target.discoveryFollower.state(gv.Proxy.GroupVersion)
+		// An empty fingerprint (not listed, or no aggregated document)
+		// says nothing about the legacy document: read it at every change.
+		if first || fingerprint != applied || fingerprint == "" {
+			if err := gv.refresh(ctx, log); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("reading the target's discovery failed; serving what is persisted", zap.Error(err))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff.NextBackOff()):
+				}
+				continue
 			}
-			continue
+			backoff.Reset()
+			applied, first = fingerprint, false
+			gv.startReflectors(ctx)
 		}
-		backoff.Reset()
-		gv.startReflectors(ctx)
-		if !gv.Proxy.Wildcard && len(gv.Resources()) == len(gv.Proxy.Resources) {
-			<-ctx.Done()
-			return
-		}
-		// A wildcard, or a configured resource whose CRD the target does
-		// not serve yet: look again later.
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(rediscoverInterval):
+		case <-changed:
 		}
 	}
 }
 
-// apply turns the target's discovery document into resources: the
-// configured ones (all of them for a wildcard), with their status
-// subresource noted. It persists the document when persist is set.
-func (gv *GroupVersion) apply(list *metav1.APIResourceList, persist bool) error {
-	wanted := map[string]bool{}
-	for _, name := range gv.Proxy.Resources {
-		wanted[name] = true
+// refresh reads the target's discovery of gv and applies it. A resource
+// leaves only when the target is ready (its /readyz waits for the CRDs'
+// discovery after a start) and no longer lists it.
+func (gv *GroupVersion) refresh(ctx context.Context, log *zap.Logger) error {
+	list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
+	if reconnect.Classify(err) != "" {
+		gv.Target.Connection.Observe(err)
 	}
-	status := map[string]bool{}
-	var kept []metav1.APIResource
-	for _, api := range list.APIResources {
-		if base, sub, ok := strings.Cut(api.Name, "/"); ok {
-			if sub == "status" {
-				status[base] = true
-			}
-			continue
-		}
-		if gv.Proxy.Wildcard || wanted[api.Name] {
-			kept = append(kept, api)
-		}
+	switch {
+	case apierrors.IsNotFound(err):
+		// The target serves nothing of the group/version (any more).
+		list = &metav1.APIResourceList{GroupVersion: gv.Proxy.GroupVersion.String()}
+	case err != nil:
+		return err
 	}
-	var missing []string
-	for name := range wanted {
-		if !containsResource(kept, name) {
-			missing = append(missing, name)
+	plan := gv.plan(list)
+	if len(plan.removed) > 0 {
+		if err := gv.Target.probe(ctx); err != nil {
+			return fmt.Errorf("not dropping %s before the target is ready: %w", strings.Join(resourceNames(plan.removed), ", "), err)
 		}
 	}
-	gv.mu.Lock()
-	for _, api := range kept {
-		if _, ok := gv.resources[api.Name]; ok {
-			continue
-		}
-		c := gv.mirror.opts.Store.Cache(store.Key{
-			Target:    gv.Target.ID,
-			Group:     gv.Proxy.GroupVersion.Group,
-			Version:   gv.Proxy.GroupVersion.Version,
-			Resource:  api.Name,
-			Selection: gv.selection,
-		})
-		gv.resources[api.Name] = newResource(gv.Target, gv.Proxy, api, status[api.Name], gv.selector, gv.ownerLabels, c)
-		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: api.Kind})
+	gv.apply(plan)
+	if len(plan.added)+len(plan.changed)+len(plan.removed) > 0 {
+		gv.mirror.notifyDiscoveryChanged()
 	}
-	gv.mu.Unlock()
-	if persist {
-		if err := gv.saveDiscovery(list); err != nil {
-			gv.mirror.log.Warn("could not persist discovery", zap.Error(err))
+	for _, r := range plan.removed {
+		log.Info("the target no longer serves the resource; dropped its mirror", zap.String("resource", r.GVR.Resource))
+	}
+	for _, r := range plan.added {
+		log.Info("the target serves the resource; mirroring it", zap.String("resource", r.api.Name), zap.String("kind", r.api.Kind))
+	}
+	if missing := strings.Join(plan.missing, ", "); missing != gv.missing {
+		gv.missing = missing
+		if missing != "" {
+			log.Warn("the target does not serve configured resources (yet): is their CRD installed there?", zap.String("resources", missing))
 		}
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return fmt.Errorf("target %s does not serve %s in %s: is the CRD installed there?", gv.Target.ID, strings.Join(missing, ", "), gv.Proxy.GroupVersion)
+	if err := gv.saveDiscovery(list); err != nil {
+		log.Warn("could not persist discovery", zap.Error(err))
 	}
 	return nil
 }
 
-func containsResource(list []metav1.APIResource, name string) bool {
-	for _, api := range list {
-		if api.Name == name {
-			return true
+// discoveryPlan is how a discovery document changes gv's resources.
+type discoveryPlan struct {
+	added   []*servedAPI          // resources to mirror
+	changed map[string]*servedAPI // resources described anew, by name
+	removed []*Resource           // resources to drop (gone, or of another kind or scope now)
+	missing []string              // configured resources the target does not serve
+}
+
+// plan compares the target's discovery document with gv's resources: the
+// configured ones (all of them for a wildcard). A resource whose kind or
+// scope changed (its CRD was deleted and created anew) is dropped and
+// mirrored again from nothing.
+func (gv *GroupVersion) plan(list *metav1.APIResourceList) discoveryPlan {
+	wanted := map[string]bool{}
+	for _, name := range gv.Proxy.Resources {
+		wanted[name] = true
+	}
+	p := discoveryPlan{changed: map[string]*servedAPI{}}
+	served := map[string]*servedAPI{}
+	for _, api := range list.APIResources {
+		if strings.Contains(api.Name, "/") || !(gv.Proxy.Wildcard || wanted[api.Name]) {
+			continue
+		}
+		served[api.Name] = newServedAPI(api, list.APIResources)
+	}
+	for _, name := range gv.Proxy.Resources {
+		if served[name] == nil {
+			p.missing = append(p.missing, name)
 		}
 	}
-	return false
+	gv.mu.RLock()
+	defer gv.mu.RUnlock()
+	for name, r := range gv.resources {
+		s, ok := served[name]
+		old := r.served.Load()
+		switch {
+		case !ok || s.api.Kind != old.api.Kind || s.api.Namespaced != old.api.Namespaced:
+			p.removed = append(p.removed, r)
+		case !reflect.DeepEqual(s, old):
+			p.changed[name] = s
+		}
+	}
+	for name, s := range served {
+		if r, ok := gv.resources[name]; !ok || slices.Contains(p.removed, r) {
+			p.added = append(p.added, s)
+		}
+	}
+	sort.Slice(p.added, func(i, j int) bool { return p.added[i].api.Name < p.added[j].api.Name })
+	sort.Strings(p.missing)
+	return p
+}
+
+// apply carries out p: dropped resources stop being mirrored and their
+// caches leave the store (their watchers end); changed ones are described
+// anew; added ones get a cache (startReflectors starts them).
+func (gv *GroupVersion) apply(p discoveryPlan) {
+	gv.mu.Lock()
+	defer gv.mu.Unlock()
+	for _, r := range p.removed {
+		name := r.GVR.Resource
+		if gv.resources[name] != r {
+			continue
+		}
+		delete(gv.resources, name)
+		if stop := gv.running[name]; stop != nil {
+			stop()
+			delete(gv.running, name)
+		}
+		if gv.mirror.opts.Store != nil {
+			gv.mirror.opts.Store.Remove(r.Cache.Key())
+		}
+	}
+	for name, s := range p.changed {
+		if r := gv.resources[name]; r != nil {
+			r.served.Store(s)
+		}
+	}
+	for _, s := range p.added {
+		c := gv.mirror.opts.Store.Cache(store.Key{
+			Target:    gv.Target.ID,
+			Group:     gv.Proxy.GroupVersion.Group,
+			Version:   gv.Proxy.GroupVersion.Version,
+			Resource:  s.api.Name,
+			Selection: gv.selection,
+		})
+		gv.resources[s.api.Name] = newResource(gv.Target, gv.Proxy, s, gv.selector, gv.ownerLabels, c)
+		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: s.api.Kind})
+	}
+}
+
+func resourceNames(rs []*Resource) []string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.GVR.Resource
+	}
+	return names
 }
 
 // startReflectors starts mirroring each resource not mirrored yet
@@ -396,13 +516,14 @@ func (gv *GroupVersion) startReflectors(ctx context.Context) {
 	gv.mu.Lock()
 	defer gv.mu.Unlock()
 	if gv.running == nil {
-		gv.running = map[string]bool{}
+		gv.running = map[string]context.CancelFunc{}
 	}
 	for name, r := range gv.resources {
-		if gv.running[name] {
+		if gv.running[name] != nil {
 			continue
 		}
-		gv.running[name] = true
+		ctx, stop := context.WithCancel(ctx)
+		gv.running[name] = stop
 		go r.run(ctx, func(ctx context.Context) error { return gv.checkIdentity(ctx, r) }, gv.mirror.log)
 	}
 }
@@ -466,8 +587,6 @@ func (gv *GroupVersion) loadDiscovery() error {
 	if err := json.Unmarshal(data, &list); err != nil {
 		return err
 	}
-	// A persisted document may lack a resource the target has since
-	// gained; that is not an error until the target is asked.
-	_ = gv.apply(&list, false)
+	gv.apply(gv.plan(&list))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,10 +26,6 @@ import (
 type Resource struct {
 	// GVR names the resource.
 	GVR schema.GroupVersionResource
-	// API is the resource's discovery entry at the target.
-	API metav1.APIResource
-	// StatusSubresource is true when the target serves the status subresource.
-	StatusSubresource bool
 	// Access is the client's access mode for the resource's group/version.
 	Access config.AccessMode
 	// Selector is what the mirror watches: the client's owner labels in
@@ -40,6 +37,9 @@ type Resource struct {
 	Target *Target
 
 	ownerLabels map[string]string
+	// served is the target's discovery of the resource, replaced when the
+	// target's CRD changes (discovery_follower.go).
+	served atomic.Pointer[servedAPI]
 
 	barrier  barrier
 	barriers coalescedProbe // barrier writes shared by concurrent reads
@@ -48,27 +48,76 @@ type Resource struct {
 	inflight atomic.Int32 // consistent reads under way
 }
 
-func newResource(t *Target, gvp config.GroupVersionProxy, api metav1.APIResource, status bool, selector labels.Selector, ownerLabels map[string]string, c *store.Cache) *Resource {
+// servedAPI is what the target's discovery says of a resource.
+type servedAPI struct {
+	api          metav1.APIResource
+	subresources []metav1.APIResource // "<plural>/<subresource>" entries crproxy serves
+}
+
+// servedSubresources are the subresources crproxy serves when the target
+// does.
+var servedSubresources = map[string]bool{"status": true}
+
+// newServedAPI keeps api and the entries of its subresources in list that
+// crproxy serves.
+func newServedAPI(api metav1.APIResource, list []metav1.APIResource) *servedAPI {
+	s := &servedAPI{api: api}
+	for _, sub := range list {
+		if base, name, ok := strings.Cut(sub.Name, "/"); ok && base == api.Name && servedSubresources[name] {
+			s.subresources = append(s.subresources, sub)
+		}
+	}
+	return s
+}
+
+func newResource(t *Target, gvp config.GroupVersionProxy, served *servedAPI, selector labels.Selector, ownerLabels map[string]string, c *store.Cache) *Resource {
 	r := &Resource{
-		GVR:               gvp.GroupVersion.WithResource(api.Name),
-		API:               api,
-		StatusSubresource: status,
-		Access:            gvp.Access,
-		Selector:          selector,
-		Cache:             c,
-		Target:            t,
+		GVR:      gvp.GroupVersion.WithResource(served.api.Name),
+		Access:   gvp.Access,
+		Selector: selector,
+		Cache:    c,
+		Target:   t,
 
 		ownerLabels: ownerLabels,
 	}
+	r.served.Store(served)
 	r.probe.probe = r.currentResourceVersion
 	r.barriers.probe = r.writeBarrier
 	return r
 }
 
+// NewResource returns a resource that is described but not mirrored (no
+// target, no cache): for documents built from discovery, and for tests.
+// subresources are the target's "<plural>/<subresource>" entries.
+func NewResource(gvr schema.GroupVersionResource, api metav1.APIResource, subresources ...metav1.APIResource) *Resource {
+	r := &Resource{GVR: gvr}
+	r.served.Store(newServedAPI(api, subresources))
+	return r
+}
+
+// API returns the resource's discovery entry at the target. Its name, kind
+// and scope never change for a Resource (a change of kind or scope makes a
+// new one); the rest follows the target's CRD.
+func (r *Resource) API() metav1.APIResource { return r.served.Load().api }
+
+// Subresources returns the target's discovery entries of the subresources
+// crproxy serves for the resource ("<plural>/status"), as the target
+// describes them.
+func (r *Resource) Subresources() []metav1.APIResource { return r.served.Load().subresources }
+
 // ServesSubresource reports whether the target serves the subresource
-// name of the resource's objects ("" is the object itself).
+// name of the resource's objects ("" is the object itself) and crproxy
+// serves it too.
 func (r *Resource) ServesSubresource(name string) bool {
-	return name == "" || (name == "status" && r.StatusSubresource)
+	if name == "" {
+		return true
+	}
+	for _, sub := range r.served.Load().subresources {
+		if sub.Name == r.GVR.Resource+"/"+name {
+			return true
+		}
+	}
+	return false
 }
 
 // client is the dynamic client of the resource across all namespaces.
@@ -159,7 +208,7 @@ func (r *Resource) newReflector(beforeList func(context.Context) error, onReplac
 		},
 	}
 	expected := &unstructured.Unstructured{}
-	expected.SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.API.Kind))
+	expected.SetGroupVersionKind(r.GVR.GroupVersion().WithKind(r.API().Kind))
 	return cache.NewReflectorWithOptions(lw, expected, reflectorStore{cache: r.Cache, onReplace: onReplace, passthrough: r.Target.Passthrough}, cache.ReflectorOptions{
 		Name: fmt.Sprintf("%s %s", r.Target.ID, r.GVR),
 	})

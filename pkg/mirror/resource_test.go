@@ -77,8 +77,9 @@ func TestProbeListsWhereItIsCheap(t *testing.T) {
 			list.SetResourceVersion("42")
 			return true, list, nil
 		})
-		r := &Resource{GVR: gvr, API: metav1.APIResource{Name: "things", Namespaced: namespaced}, Selector: labels.Everything(),
-			Target: &Target{ID: "p/t", Dynamic: dyn, Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
+		r := NewResource(gvr, metav1.APIResource{Name: "things", Namespaced: namespaced})
+		r.Selector = labels.Everything()
+		r.Target = &Target{ID: "p/t", Dynamic: dyn, Connection: reconnect.NewTracker("p/t", reconnect.Options{})}
 		rv, err := r.currentResourceVersion(context.Background())
 		if err != nil || rv != 42 {
 			t.Fatalf("namespaced %v: rv %d, %v", namespaced, rv, err)

@@ -53,6 +53,9 @@ type Target struct {
 	// ownerKinds are the group/kinds proxied to this target: the
 	// passthrough owners (owner_view.go).
 	ownerKinds ownerKinds
+	// discoveryFollower tells the group/versions when the target's API
+	// changes.
+	discoveryFollower *discoveryFollower
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -113,6 +116,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		Discovery: kube.Discovery(),
 		Kube:      kube,
 	}
+	target.discoveryFollower = newDiscoveryFollower(target)
 	conn.Probe = target.probe
 	target.Connection = reconnect.NewTracker(target.ID, conn)
 	return target, nil

@@ -19,7 +19,7 @@ import (
 func (h *apiHandler) discovery(w http.ResponseWriter, r *http.Request, _ *request.RequestInfo) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if r.Method != http.MethodGet || parts[0] != "apis" || len(parts) > 3 {
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 		return
 	}
 	aggregated, err := negotiateDiscovery(r, len(parts) == 1)
@@ -46,16 +46,16 @@ func (h *apiHandler) discovery(w http.ResponseWriter, r *http.Request, _ *reques
 				return
 			}
 		}
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 	case 3:
 		gv := h.mirror.GroupVersion(parts[1], parts[2])
 		if gv == nil {
-			writeError(w, notFoundPath(r))
+			notFound(w, r)
 			return
 		}
 		writeJSON(w, http.StatusOK, resourceList(gv))
 	default:
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 	}
 }
 
@@ -79,8 +79,8 @@ func (h *apiHandler) groups() []metav1.APIGroup {
 }
 
 // resourceList is the discovery document of one group/version: the
-// configured resources as the target describes them, and their status
-// subresources.
+// configured resources and their served subresources, as the target
+// describes them.
 func resourceList(gv *mirror.GroupVersion) metav1.APIResourceList {
 	list := metav1.APIResourceList{
 		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
@@ -88,15 +88,8 @@ func resourceList(gv *mirror.GroupVersion) metav1.APIResourceList {
 		APIResources: []metav1.APIResource{},
 	}
 	for _, res := range gv.Resources() {
-		list.APIResources = append(list.APIResources, res.API)
-		if res.StatusSubresource {
-			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name:       res.API.Name + "/status",
-				Namespaced: res.API.Namespaced,
-				Kind:       res.API.Kind,
-				Verbs:      metav1.Verbs{"get", "patch", "update"},
-			})
-		}
+		list.APIResources = append(list.APIResources, res.API())
+		list.APIResources = append(list.APIResources, res.Subresources()...)
 	}
 	return list
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,7 +143,7 @@ func versionDiscovery(v string, resources []*mirror.Resource) apidiscoveryv2.API
 // resourceDiscovery is apiextensions-apiserver's aggregated entry of a
 // custom resource, built from the target's legacy entry.
 func resourceDiscovery(res *mirror.Resource) apidiscoveryv2.APIResourceDiscovery {
-	api := res.API
+	api := res.API()
 	scope := apidiscoveryv2.ScopeCluster
 	if api.Namespaced {
 		scope = apidiscoveryv2.ScopeNamespace
@@ -157,12 +158,19 @@ func resourceDiscovery(res *mirror.Resource) apidiscoveryv2.APIResourceDiscovery
 		ShortNames:       api.ShortNames,
 		Categories:       api.Categories,
 	}
-	if res.StatusSubresource {
-		d.Subresources = []apidiscoveryv2.APISubresourceDiscovery{{
-			Subresource:  "status",
-			ResponseKind: kind,
-			Verbs:        metav1.Verbs{"get", "patch", "update"},
-		}}
+	for _, sub := range res.Subresources() {
+		_, name, _ := strings.Cut(sub.Name, "/")
+		// The legacy entry names another kind (autoscaling/v1 Scale) in
+		// Group and Version; empty ones mean the resource's own.
+		subKind := &metav1.GroupVersionKind{Group: sub.Group, Version: sub.Version, Kind: sub.Kind}
+		if sub.Group == "" && sub.Version == "" {
+			subKind = &metav1.GroupVersionKind{Group: res.GVR.Group, Version: res.GVR.Version, Kind: sub.Kind}
+		}
+		d.Subresources = append(d.Subresources, apidiscoveryv2.APISubresourceDiscovery{
+			Subresource:  name,
+			ResponseKind: subKind,
+			Verbs:        sub.Verbs,
+		})
 	}
 	return d
 }

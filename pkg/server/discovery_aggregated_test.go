@@ -18,20 +18,14 @@ import (
 // cluster-scoped gadget) and v1beta1, other.io v1 not discovered yet.
 func discoveryTestGroupVersions() []discoveredGroupVersion {
 	crudVerbs := metav1.Verbs{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
-	widgets := &mirror.Resource{
-		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"},
-		API: metav1.APIResource{Name: "widgets", SingularName: "widget", Namespaced: true, Kind: "Widget", Verbs: crudVerbs,
+	widgets := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"},
+		metav1.APIResource{Name: "widgets", SingularName: "widget", Namespaced: true, Kind: "Widget", Verbs: crudVerbs,
 			ShortNames: []string{"wd"}, Categories: []string{"all", "toys"}, StorageVersionHash: "abc="},
-		StatusSubresource: true,
-	}
-	gadgets := &mirror.Resource{
-		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"},
-		API: metav1.APIResource{Name: "gadgets", SingularName: "gadget", Kind: "Gadget", Verbs: crudVerbs},
-	}
-	oldWidgets := &mirror.Resource{
-		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1beta1", Resource: "widgets"},
-		API: metav1.APIResource{Name: "widgets", SingularName: "widget", Namespaced: true, Kind: "Widget", Verbs: crudVerbs},
-	}
+		metav1.APIResource{Name: "widgets/status", Namespaced: true, Kind: "Widget", Verbs: metav1.Verbs{"get", "patch", "update"}})
+	gadgets := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "gadgets"},
+		metav1.APIResource{Name: "gadgets", SingularName: "gadget", Kind: "Gadget", Verbs: crudVerbs})
+	oldWidgets := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1beta1", Resource: "widgets"},
+		metav1.APIResource{Name: "widgets", SingularName: "widget", Namespaced: true, Kind: "Widget", Verbs: crudVerbs})
 	return []discoveredGroupVersion{
 		{schema.GroupVersion{Group: "other.io", Version: "v1"}, nil},
 		{schema.GroupVersion{Group: "example.com", Version: "v1beta1"}, []*mirror.Resource{oldWidgets}},

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/warning"
@@ -43,16 +42,16 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	gv := h.mirror.GroupVersion(info.APIGroup, info.APIVersion)
 	if gv == nil {
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 		return
 	}
 	res := gv.Resource(info.Resource)
-	if res == nil || (res.API.Namespaced && info.Namespace == "" && info.Name != "") || (!res.API.Namespaced && info.Namespace != "") {
-		writeError(w, notFoundPath(r))
+	if res == nil || (res.API().Namespaced && info.Namespace == "" && info.Name != "") || (!res.API().Namespaced && info.Namespace != "") {
+		notFound(w, r)
 		return
 	}
 	if !res.ServesSubresource(info.Subresource) || (info.Subresource != "" && info.Name == "") {
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 		return
 	}
 	// The platform's permission to use the target (allowed without a
@@ -81,15 +80,10 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// notFoundPath is the apiserver's answer to a path it does not serve.
-func notFoundPath(r *http.Request) error {
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusNotFound,
-		Reason:  metav1.StatusReasonNotFound,
-		Message: "the server could not find the requested resource",
-		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeUnexpectedServerResponse, Message: "404 page not found"}}},
-	}}
-}
+// notFound is the apiserver's answer to a path it does not serve (its
+// notfoundhandler's, once ready): a plain-text 404, not a Status. Clients
+// such as kubectl turn it into "the server could not find the requested
+// resource" themselves.
+func notFound(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
 
 func groupResource(res *mirror.Resource) schema.GroupResource { return res.GVR.GroupResource() }

@@ -21,10 +21,8 @@ import (
 // has no target: reaching it would panic).
 func TestWriteBodyLimits(t *testing.T) {
 	h := &apiHandler{writer: writethrough.New(writethrough.Options{})}
-	res := &mirror.Resource{
-		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"},
-		API: metav1.APIResource{Name: "myresources", Namespaced: true, Kind: "MyResource"},
-	}
+	res := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"},
+		metav1.APIResource{Name: "myresources", Namespaced: true, Kind: "MyResource"})
 	const collection = "/apis/example.com/v1/namespaces/default/myresources"
 	for _, c := range []struct {
 		name, method, path, contentType string

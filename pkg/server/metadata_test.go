@@ -125,10 +125,8 @@ func TestMetadataList(t *testing.T) {
 // testWatchStream is a metadata watch of Widgets writing to a recorder.
 func testWatchStream(out output, bookmarks bool) (*watchStream, *httptest.ResponseRecorder) {
 	rec := httptest.NewRecorder()
-	res := &mirror.Resource{
-		GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"},
-		API: metav1.APIResource{Name: "widgets", Kind: "Widget", Namespaced: true},
-	}
+	res := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"},
+		metav1.APIResource{Name: "widgets", Kind: "Widget", Namespaced: true})
 	opts := &readOptions{ListOptions: metav1.ListOptions{AllowWatchBookmarks: bookmarks}, labels: labels.Everything(), fields: fields.Everything()}
 	return &watchStream{w: rec, res: res, opts: opts, format: out.format, metaAPIVersion: out.metaAPIVersion()}, rec
 }

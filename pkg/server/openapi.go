@@ -13,7 +13,8 @@ import (
 	"github.com/crproxy/crproxy/pkg/mirror"
 )
 
-// openAPITTL is how long a target's OpenAPI document is reused.
+// openAPITTL is how long a target's OpenAPI document is reused while the
+// mirror's discovery does not change.
 const openAPITTL = time.Minute
 
 // openAPICache keeps the targets' OpenAPI documents by path, so
@@ -26,6 +27,8 @@ type openAPICache struct {
 type openAPIEntry struct {
 	data    []byte
 	fetched time.Time
+	// discovery is closed when the mirror's discovery changed since.
+	discovery <-chan struct{}
 }
 
 // openAPI passes the proxied group/versions' OpenAPI through from their
@@ -57,12 +60,12 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/openapi/v3/apis/"):
 		parts := strings.Split(strings.TrimPrefix(path, "/openapi/v3/apis/"), "/")
 		if len(parts) != 2 {
-			writeError(w, notFoundPath(r))
+			notFound(w, r)
 			return
 		}
 		gv := h.mirror.GroupVersion(parts[0], parts[1])
 		if gv == nil {
-			writeError(w, notFoundPath(r))
+			notFound(w, r)
 			return
 		}
 		data, err := h.fetchOpenAPI(r.Context(), gv.Target, path)
@@ -74,7 +77,7 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 	case path == "/openapi/v2":
 		h.openAPIV2(w, r)
 	default:
-		writeError(w, notFoundPath(r))
+		notFound(w, r)
 	}
 }
 
@@ -141,9 +144,10 @@ func (h *apiHandler) fetchOpenAPI(ctx context.Context, t *mirror.Target, path st
 	}
 	e, ok := h.openapi.entries[key]
 	h.openapi.mu.Unlock()
-	if ok && time.Since(e.fetched) < openAPITTL {
+	if ok && time.Since(e.fetched) < openAPITTL && !isClosed(e.discovery) {
 		return e.data, nil
 	}
+	discovery := h.mirror.DiscoveryChanged()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	data, err := t.Discovery.RESTClient().Get().AbsPath(path).SetHeader("Accept", "application/json").DoRaw(ctx)
@@ -154,7 +158,17 @@ func (h *apiHandler) fetchOpenAPI(ctx context.Context, t *mirror.Target, path st
 		return nil, err
 	}
 	h.openapi.mu.Lock()
-	h.openapi.entries[key] = openAPIEntry{data: data, fetched: time.Now()}
+	h.openapi.entries[key] = openAPIEntry{data: data, fetched: time.Now(), discovery: discovery}
 	h.openapi.mu.Unlock()
 	return data, nil
+}
+
+// isClosed reports whether c is closed (a nil channel never is).
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -119,7 +119,7 @@ func writeList(w http.ResponseWriter, res *mirror.Resource, items []*store.Objec
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fmt.Fprintf(bw, `{"apiVersion":%q,"kind":%q,"metadata":{"resourceVersion":%q`, res.GVR.GroupVersion().String(), res.API.Kind+"List", meta.ResourceVersion)
+	fmt.Fprintf(bw, `{"apiVersion":%q,"kind":%q,"metadata":{"resourceVersion":%q`, res.GVR.GroupVersion().String(), res.API().Kind+"List", meta.ResourceVersion)
 	if meta.Continue != "" {
 		fmt.Fprintf(bw, `,"continue":%q`, meta.Continue)
 	}

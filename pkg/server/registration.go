@@ -43,17 +43,40 @@ type Registration struct {
 	CABundle []byte
 	// GroupVersions are the proxied group/versions.
 	GroupVersions []schema.GroupVersion
+	// Discovery, when set, says when what crproxy serves as discovery
+	// changes: each APIService then carries the new fingerprint in its
+	// discoveryAnnotation, and the change to it makes the client's
+	// aggregator read crproxy's discovery and OpenAPI again at once
+	// (instead of at its one-minute refresh).
+	Discovery DiscoverySource
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
 }
 
-// Run applies the registration now and every reregisterInterval until ctx
-// ends.
+// DiscoverySource is what the registration needs of the mirror.
+type DiscoverySource interface {
+	// DiscoveryFingerprint identifies the discovery crproxy serves for
+	// gv, the same on every replica that discovered the same.
+	DiscoveryFingerprint(gv schema.GroupVersion) string
+	// DiscoveryChanged is closed at the next change of a fingerprint.
+	DiscoveryChanged() <-chan struct{}
+}
+
+// discoveryAnnotation on an APIService is the fingerprint of the discovery
+// crproxy serves for its group/version.
+const discoveryAnnotation = "crproxy.dev/discovery"
+
+// Run applies the registration now, every reregisterInterval, and at
+// every change of discovery until ctx ends.
 func (r *Registration) Run(ctx context.Context) {
 	if r.Logger == nil {
 		r.Logger = zap.NewNop()
 	}
 	for {
+		var changed <-chan struct{}
+		if r.Discovery != nil {
+			changed = r.Discovery.DiscoveryChanged()
+		}
 		if err := r.Apply(ctx); err != nil && ctx.Err() == nil {
 			r.Logger.Warn("registering the APIServices failed; retrying", zap.Error(err))
 		}
@@ -61,6 +84,7 @@ func (r *Registration) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(reregisterInterval):
+		case <-changed:
 		}
 	}
 }
@@ -78,16 +102,20 @@ func (r *Registration) Apply(ctx context.Context) error {
 		return err
 	}
 	labels := map[string]any{"app.kubernetes.io/managed-by": "crproxy"}
-	apiServiceMeta := func(name string) map[string]any {
+	apiServiceMeta := func(gv schema.GroupVersion) map[string]any {
+		meta := map[string]any{"name": gv.Version + "." + gv.Group}
+		if r.Discovery != nil {
+			meta["annotations"] = map[string]any{discoveryAnnotation: r.Discovery.DiscoveryFingerprint(gv)}
+		}
 		// With an in-cluster Service a deployment tool (the Helm chart)
 		// owns the APIServices and their labels: Helm sets
 		// managed-by=Helm by server-side apply, and a label forced by
 		// crproxy would fail the next helm upgrade with a conflict. Only
 		// when crproxy creates everything itself does it say so.
-		if r.ExternalName == "" {
-			return map[string]any{"name": name}
+		if r.ExternalName != "" {
+			meta["labels"] = labels
 		}
-		return map[string]any{"name": name, "labels": labels}
+		return meta
 	}
 	if r.ExternalName != "" {
 		if err := apply(namespaceResource, "", map[string]any{
@@ -111,7 +139,7 @@ func (r *Registration) Apply(ctx context.Context) error {
 	for _, gv := range r.GroupVersions {
 		if err := apply(apiServiceResource, "", map[string]any{
 			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-			"metadata": apiServiceMeta(gv.Version + "." + gv.Group),
+			"metadata": apiServiceMeta(gv),
 			"spec": map[string]any{
 				"group":                gv.Group,
 				"version":              gv.Version,

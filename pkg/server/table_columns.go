@@ -19,7 +19,7 @@ import (
 )
 
 // columnsTTL is how long a resource's printer columns are reused before the
-// CRD is read again.
+// CRD is read again, while the mirror's discovery does not change.
 const columnsTTL = time.Minute
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -33,6 +33,8 @@ type tableConvertors struct {
 type tableConvertorEntry struct {
 	convertor *TableConvertor
 	expires   time.Time
+	// discovery is closed when the mirror's discovery changed since.
+	discovery <-chan struct{}
 }
 
 // tableConvertor returns how to render res as a Table: the CRD's
@@ -45,9 +47,10 @@ func (h *apiHandler) tableConvertor(ctx context.Context, res *mirror.Resource) *
 	}
 	e, ok := h.tables.entries[res.GVR]
 	h.tables.mu.Unlock()
-	if ok && time.Now().Before(e.expires) {
+	if ok && time.Now().Before(e.expires) && !isClosed(e.discovery) {
 		return e.convertor
 	}
+	discovery := h.mirror.DiscoveryChanged()
 	columns := h.printerColumns(ctx, res)
 	convertor, err := NewTableConvertor(columns)
 	if err != nil {
@@ -55,7 +58,7 @@ func (h *apiHandler) tableConvertor(ctx context.Context, res *mirror.Resource) *
 		convertor, _ = NewTableConvertor(nil)
 	}
 	h.tables.mu.Lock()
-	h.tables.entries[res.GVR] = tableConvertorEntry{convertor: convertor, expires: time.Now().Add(columnsTTL)}
+	h.tables.entries[res.GVR] = tableConvertorEntry{convertor: convertor, expires: time.Now().Add(columnsTTL), discovery: discovery}
 	h.tables.mu.Unlock()
 	return convertor
 }

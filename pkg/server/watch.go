@@ -280,7 +280,7 @@ func (s *watchStream) writeBookmark(rv uint64, initialEventsEnd bool) {
 	obj := struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        metav1.ObjectMeta `json:"metadata"`
-	}{metav1.TypeMeta{APIVersion: s.res.GVR.GroupVersion().String(), Kind: s.res.API.Kind}, meta}
+	}{metav1.TypeMeta{APIVersion: s.res.GVR.GroupVersion().String(), Kind: s.res.API().Kind}, meta}
 	data, _ := json.Marshal(obj)
 	s.writeObject(watch.Bookmark, data)
 }

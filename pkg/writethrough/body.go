@@ -105,7 +105,7 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 		return nil, negotiation.NewUnsupportedMediaTypeError(objectMediaTypes)
 	}
 	res := req.Resource
-	wantGVK := res.GVR.GroupVersion().WithKind(res.API.Kind)
+	wantGVK := res.GVR.GroupVersion().WithKind(res.API().Kind)
 	yamlBody := mediaType == "application/yaml"
 	doc, strictErr, err := decodeWith(ctx, req.Body, yamlBody, req.Query.Get("fieldValidation"), func(err error) error {
 		// As the kube-apiserver's create and update handlers answer
@@ -154,7 +154,7 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", name, req.Name))
 	}
 	switch {
-	case !res.API.Namespaced:
+	case !res.API().Namespaced:
 		delete(meta, "namespace")
 	case namespace == "":
 		meta["namespace"] = req.Namespace

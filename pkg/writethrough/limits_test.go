@@ -275,12 +275,10 @@ func (f *fakeTarget) written() []string {
 // testResource is the namespaced example.com/v1 myresources of target (a
 // target that is never reached when nil).
 func testResource(target *mirror.Target) *mirror.Resource {
-	return &mirror.Resource{
-		GVR:    schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"},
-		API:    metav1.APIResource{Name: "myresources", Namespaced: true, Kind: "MyResource"},
-		Access: config.AccessOwned,
-		Target: target,
-	}
+	r := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"},
+		metav1.APIResource{Name: "myresources", Namespaced: true, Kind: "MyResource"})
+	r.Access, r.Target = config.AccessOwned, target
+	return r
 }
 
 // newFakeTargetWriter is a Writer in owned mode for client "client" whose

@@ -43,7 +43,7 @@ func translator(req *Request) refTranslator {
 	res := req.Resource
 	return refTranslator{
 		passthrough: res.Target.Passthrough,
-		gk:          schema.GroupKind{Group: res.GVR.Group, Kind: res.API.Kind},
+		gk:          schema.GroupKind{Group: res.GVR.Group, Kind: res.API().Kind},
 		gr:          res.GVR.GroupResource(),
 		name:        req.Name,
 	}

@@ -154,7 +154,7 @@ func namespaceMissing(resp *Response, namespace string) bool {
 // write: the namespace must exist in the client cluster, and not be
 // terminating for a write that may create an object.
 func (w *Writer) checkNamespace(ctx context.Context, req *Request, creating bool) error {
-	if !req.Resource.API.Namespaced || req.Namespace == "" || w.namespaces == nil {
+	if !req.Resource.API().Namespaced || req.Namespace == "" || w.namespaces == nil {
 		return nil
 	}
 	return w.namespaces.checkClient(ctx, req.Resource.GVR.GroupResource(), req.Name, req.Namespace, creating)
@@ -164,7 +164,7 @@ func (w *Writer) checkNamespace(ctx context.Context, req *Request, creating bool
 // create an object exists at the target, once every check has passed. A
 // dry run creates nothing: it needs the namespace to be there already.
 func (w *Writer) ensureTargetNamespace(ctx context.Context, req *Request) error {
-	if !req.Resource.API.Namespaced || req.Namespace == "" || w.namespaces == nil {
+	if !req.Resource.API().Namespaced || req.Namespace == "" || w.namespaces == nil {
 		return nil
 	}
 	return w.namespaces.ensureTarget(ctx, req.Resource.Target, req.Namespace, !isDryRun(req))

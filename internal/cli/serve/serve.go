@@ -295,6 +295,7 @@ func registration(o *Options, cfg *config.Config, serving *options.SecureServing
 		Port:             portNumber,
 		CABundle:         caBundle,
 		GroupVersions:    gvs,
+		Discovery:        m,
 		Logger:           log,
 	}, nil
 }
