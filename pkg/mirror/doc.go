@@ -7,9 +7,12 @@
 // watch from the cache's resourceVersion whenever the cache holds a state,
 // and a client-go Reflector (tools/cache) for full syncs. In owned mode the
 // follower's list and watch select only objects carrying this client's
-// owner labels; in all mode every object. Wildcard keys (*.group/version) expand to every resource the
-// target's discovery lists for the group/version. The mirror hands pkg/store
-// ordered events and the latest resourceVersion, bookmarks included, and
+// owner labels; in all mode every object. Wildcard keys (*.group/version)
+// expand to every resource the target's discovery lists for the
+// group/version, and the mirror follows that discovery as it changes
+// (discovery_poller.go): a resource the target starts serving is
+// mirrored, one it stops serving is dropped with its cache. The mirror
+// hands pkg/store ordered events and the latest resourceVersion, bookmarks included, and
 // resumes from the resourceVersion the store holds (after a restart, the
 // persisted one; after a broken watch, the latest); when the target says
 // that is too old (410) it relists and hands over the difference. Every

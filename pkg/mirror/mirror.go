@@ -203,7 +203,7 @@ func (m *Mirror) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.discoveryFollower.run(ctx)
+			t.discoveryPoller.run(ctx)
 		}()
 	}
 	for _, gv := range m.groupVersions {
@@ -332,14 +332,14 @@ func (gv *GroupVersion) Resource(name string) *Resource {
 // before (persisted) keeps being mirrored and served meanwhile.
 func (gv *GroupVersion) run(ctx context.Context) {
 	log := gv.mirror.log.With(zap.String("target", gv.Target.ID), zap.String("groupVersion", gv.Proxy.GroupVersion.String()))
-	defer gv.Target.discoveryFollower.follow()()
+	defer gv.Target.discoveryPoller.subscribe()()
 	backoff := gv.Target.Connection.NewBackoff()
 	// Mirror what was discovered before (persisted) at once: it resumes
 	// the moment the target answers.
 	gv.startReflectors(ctx)
 	applied, first := "", true
 	for ctx.Err() == nil {
-		fingerprint, changed := gv.Target.discoveryFollower.state(gv.Proxy.GroupVersion)
+		fingerprint, changed := gv.Target.discoveryPoller.state(gv.Proxy.GroupVersion)
 		// An empty fingerprint (not listed, or no aggregated document)
 		// says nothing about the legacy document: read it at every change.
 		if first || fingerprint != applied || fingerprint == "" {

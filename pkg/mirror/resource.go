@@ -38,7 +38,7 @@ type Resource struct {
 
 	ownerLabels map[string]string
 	// served is the target's discovery of the resource, replaced when the
-	// target's CRD changes (discovery_follower.go).
+	// target's CRD changes (discovery_poller.go).
 	served atomic.Pointer[servedAPI]
 
 	barrier  barrier

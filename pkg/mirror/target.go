@@ -53,9 +53,9 @@ type Target struct {
 	// ownerKinds are the group/kinds proxied to this target: the
 	// passthrough owners (owner_view.go).
 	ownerKinds ownerKinds
-	// discoveryFollower tells the group/versions when the target's API
+	// discoveryPoller tells the group/versions when the target's API
 	// changes.
-	discoveryFollower *discoveryFollower
+	discoveryPoller *discoveryPoller
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -116,7 +116,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		Discovery: kube.Discovery(),
 		Kube:      kube,
 	}
-	target.discoveryFollower = newDiscoveryFollower(target)
+	target.discoveryPoller = newDiscoveryPoller(target)
 	conn.Probe = target.probe
 	target.Connection = reconnect.NewTracker(target.ID, conn)
 	return target, nil

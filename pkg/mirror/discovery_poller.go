@@ -30,38 +30,38 @@ const acceptAggregatedDiscovery = "application/json;g=apidiscovery.k8s.io;v=v2;a
 // maxDiscoveryBytes bounds a target's aggregated discovery document.
 const maxDiscoveryBytes = 64 << 20
 
-// discoveryFollower follows a target's API: it reads the target's
+// discoveryPoller watches a target's API change: it reads the target's
 // aggregated discovery (GET /apis, one request for every group, answered
 // with 304 while nothing changed) every discoveryPoll while a group/version
-// follows it, and wakes the group/versions when the document changes. A
+// subscribes, and wakes the group/versions when the document changes. A
 // group/version then reads its own legacy document (which the target
 // updates before the aggregated one), so what it serves is exactly the
 // target's, storage version hashes included.
 //
 // The aggregated document carries no deprecation, printer columns or
 // schema: those are read where they are used.
-type discoveryFollower struct {
+type discoveryPoller struct {
 	target *Target
 
 	mu          sync.Mutex
-	followers   int
+	subscribers int
 	etag        string
 	fingerprint map[schema.GroupVersion]string // of each group/version's entry
 	aggregated  bool                           // the target serves the aggregated document
 	changed     chan struct{}                  // closed and replaced at each change
-	wake        chan struct{}                  // a follower arrived
+	wake        chan struct{}                  // a subscriber arrived
 }
 
-func newDiscoveryFollower(t *Target) *discoveryFollower {
-	return &discoveryFollower{target: t, changed: make(chan struct{}), wake: make(chan struct{}, 1)}
+func newDiscoveryPoller(t *Target) *discoveryPoller {
+	return &discoveryPoller{target: t, changed: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
-// follow registers a follower of the target's discovery; the returned func
-// ends it. The target is polled only while it has followers, so a target
+// subscribe registers a subscriber to the target's discovery; the returned
+// func ends it. The target is polled only while it has subscribers, so a target
 // the platform does not allow now is not asked.
-func (f *discoveryFollower) follow() (stop func()) {
+func (f *discoveryPoller) subscribe() (unsubscribe func()) {
 	f.mu.Lock()
-	f.followers++
+	f.subscribers++
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
@@ -69,7 +69,7 @@ func (f *discoveryFollower) follow() (stop func()) {
 	}
 	return func() {
 		f.mu.Lock()
-		f.followers--
+		f.subscribers--
 		f.mu.Unlock()
 	}
 }
@@ -77,20 +77,20 @@ func (f *discoveryFollower) follow() (stop func()) {
 // state returns gv's fingerprint in the target's last document ("" when
 // the target does not list it, or serves no aggregated document) and a
 // channel closed at the next change. Without an aggregated document every
-// poll is a change: the followers read their legacy documents each time.
-func (f *discoveryFollower) state(gv schema.GroupVersion) (fingerprint string, changed <-chan struct{}) {
+// poll is a change: the subscribers read their legacy documents each time.
+func (f *discoveryPoller) state(gv schema.GroupVersion) (fingerprint string, changed <-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.fingerprint[gv], f.changed
 }
 
 // run polls the target until ctx ends.
-func (f *discoveryFollower) run(ctx context.Context) {
+func (f *discoveryPoller) run(ctx context.Context) {
 	tick := time.NewTicker(discoveryPoll)
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		f.mu.Lock()
-		idle := f.followers == 0
+		idle := f.subscribers == 0
 		f.mu.Unlock()
 		if !idle {
 			// While the target is down this waits by its backoff, and
@@ -107,7 +107,7 @@ func (f *discoveryFollower) run(ctx context.Context) {
 }
 
 // poll reads the target's aggregated discovery once.
-func (f *discoveryFollower) poll(ctx context.Context) error {
+func (f *discoveryPoller) poll(ctx context.Context) error {
 	u := *f.target.Host
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/apis"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -154,9 +154,9 @@ func (f *discoveryFollower) poll(ctx context.Context) error {
 	return nil
 }
 
-// publish records a new document and wakes the followers when a
+// publish records a new document and wakes the subscribers when a
 // group/version's entry changed (always, without an aggregated document).
-func (f *discoveryFollower) publish(etag string, fingerprints map[schema.GroupVersion]string, aggregated bool) {
+func (f *discoveryPoller) publish(etag string, fingerprints map[schema.GroupVersion]string, aggregated bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.etag = etag
