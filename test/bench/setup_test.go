@@ -101,8 +101,10 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	}
 	e.dir = t.TempDir()
 	var err error
+	cfg := crproxytest.Config("client", e.client, e.target)
+	withPropagationGroup(t, ctx, e, &cfg)
 	e.proxy, err = crproxytest.New(crproxytest.Options{
-		Client: e.client, Config: crproxytest.Config("client", e.client, e.target), Dir: e.dir,
+		Client: e.client, Config: cfg, Dir: e.dir,
 		Process: true, ExtraArgs: []string{"--profiling"}, ServiceName: "crproxy-bench",
 	})
 	if err != nil {
@@ -251,13 +253,17 @@ func (e *benchEnv) extra(t *testing.T, ctx context.Context, n int) int {
 	return total - len(barriers.Items) - n
 }
 
-// waitMirrored waits until crproxy's mirror holds n objects.
+// waitMirrored waits until crproxy's mirror holds n MyResources.
 func (e *benchEnv) waitMirrored(t *testing.T, ctx context.Context, n int) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		st, err := e.status(ctx)
-		if err == nil && len(st.Targets) == 1 && len(st.Targets[0].Resources) == 1 && st.Targets[0].Resources[0].Objects == n {
-			return
+		if err == nil && len(st.Targets) == 1 {
+			for _, r := range st.Targets[0].Resources {
+				if r.Resource == crproxytest.MyResources.Resource && r.Objects == n {
+					return
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("crproxy's mirror does not hold %d objects after 5 minutes: %+v %v", n, st, err)
@@ -271,6 +277,7 @@ type proxyStatus struct {
 	Targets []struct {
 		State     string `json:"state"`
 		Resources []struct {
+			Resource        string `json:"resource"`
 			Objects         int    `json:"objects"`
 			ResourceVersion string `json:"resourceVersion"`
 		} `json:"resources"`
