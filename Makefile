@@ -103,7 +103,7 @@ soak: tools build
 	$(GO) test -count=1 -timeout 90m -v ./test/soak -run 'TestSoak$$' $(SOAK_FLAGS)
 	$(GO) test -count=1 -timeout 60m -v ./test/soak -run 'TestLinearizabilitySoak$$' $(LINEARIZABILITY_SOAK_FLAGS)
 
-## bench: B1-B6 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 16 minutes)
+## bench: B1-B6 and B8 of docs/benchmarks.md, crproxy side by side with the target kube-apiserver; one table, bench.json and profiles (about 16 minutes)
 BENCH_FLAGS ?= -bench.objects=10000
 BENCH_OUT ?= $(CURDIR)/bench-out
 bench: tools build
