@@ -134,7 +134,8 @@ func TestGroupVersionPlan(t *testing.T) {
 		want     want
 	}{
 		{"unchanged", false, []metav1.APIResource{api("things", "Thing", true, "th"), status("things", "Thing"), api("others", "Other", true)}, want{}},
-		{"a subresource crproxy does not serve changes nothing", false, []metav1.APIResource{api("things", "Thing", true, "th"), status("things", "Thing"), scale, api("others", "Other", true)}, want{}},
+		{"a scale subresource added", false, []metav1.APIResource{api("things", "Thing", true, "th"), status("things", "Thing"), scale, api("others", "Other", true)}, want{changed: "things"}},
+		{"a subresource crproxy does not serve changes nothing", false, []metav1.APIResource{api("things", "Thing", true, "th"), status("things", "Thing"), {Name: "things/exec", Namespaced: true}, api("others", "Other", true)}, want{}},
 		{"short names changed", false, []metav1.APIResource{api("things", "Thing", true, "th", "thg"), status("things", "Thing"), api("others", "Other", true)}, want{changed: "things"}},
 		{"status subresource gone", false, []metav1.APIResource{api("things", "Thing", true, "th"), api("others", "Other", true)}, want{changed: "things"}},
 		{"deleted", false, []metav1.APIResource{api("things", "Thing", true, "th"), status("things", "Thing")}, want{removed: "others", missing: "others"}},

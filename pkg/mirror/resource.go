@@ -56,7 +56,7 @@ type servedAPI struct {
 
 // servedSubresources are the subresources crproxy serves when the target
 // does.
-var servedSubresources = map[string]bool{"status": true}
+var servedSubresources = map[string]bool{"status": true, "scale": true}
 
 // newServedAPI keeps api and the entries of its subresources in list that
 // crproxy serves.

@@ -105,7 +105,7 @@ func decodeObject(ctx context.Context, req *Request) (map[string]any, error) {
 		return nil, negotiation.NewUnsupportedMediaTypeError(objectMediaTypes)
 	}
 	res := req.Resource
-	wantGVK := res.GVR.GroupVersion().WithKind(res.API().Kind)
+	wantGVK := req.bodyKind()
 	yamlBody := mediaType == "application/yaml"
 	doc, strictErr, err := decodeWith(ctx, req.Body, yamlBody, req.Query.Get("fieldValidation"), func(err error) error {
 		// As the kube-apiserver's create and update handlers answer

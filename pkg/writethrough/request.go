@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/authentication/user"
 
@@ -24,7 +25,8 @@ type Request struct {
 	// Resource is the proxied resource written to.
 	Resource *mirror.Resource
 	// Verb is the Kubernetes verb: create, update, patch, delete or
-	// deletecollection.
+	// deletecollection; or get of the scale subresource, which only the
+	// target can compute (from its CRD's replica paths).
 	Verb string
 	// Namespace, Name and Subresource come from the URL ("" when absent).
 	Namespace, Name, Subresource string
@@ -95,4 +97,24 @@ func MediaType(contentType string) string {
 		return ""
 	}
 	return mediaType
+}
+
+// scaleSubresource is the subresource whose body is an autoscaling/v1
+// Scale the target computes from the object, not the object itself.
+const scaleSubresource = "scale"
+
+// scaleGVK is the kind of a scale subresource's body.
+var scaleGVK = schema.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+
+// scale reports whether req addresses the scale subresource: its body is a
+// Scale, whose metadata is not the object's (no labels or owners to stamp)
+// and whose resourceVersion, not UID, is the target's precondition.
+func (req *Request) scale() bool { return req.Subresource == scaleSubresource }
+
+// bodyKind is the group/version/kind a create's or update's body must have.
+func (req *Request) bodyKind() schema.GroupVersionKind {
+	if req.scale() {
+		return scaleGVK
+	}
+	return req.Resource.GVR.GroupVersion().WithKind(req.Resource.API().Kind)
 }

@@ -85,8 +85,12 @@ func New(o Options) *Writer {
 func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 	conn := req.Resource.Target.Connection
 	if since, down := conn.CheckReachable(ctx); down {
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s unreachable since %s; nothing was written (writes are not queued)",
-			req.Resource.Target.ID, since.UTC().Format(time.RFC3339)))
+		what := "nothing was written (writes are not queued)"
+		if req.Verb == "get" {
+			what = "the " + req.Subresource + " subresource is read from the target"
+		}
+		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s unreachable since %s; %s",
+			req.Resource.Target.ID, since.UTC().Format(time.RFC3339), what))
 		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 		return nil, e
 	}
@@ -117,6 +121,10 @@ func (w *Writer) write(ctx context.Context, req *Request) (*Response, error) {
 		return w.delete(ctx, req)
 	case "deletecollection":
 		return w.deleteCollection(ctx, req)
+	case "get":
+		if req.scale() {
+			return w.getScale(ctx, req)
+		}
 	}
 	return nil, apierrors.NewMethodNotSupported(req.Resource.GVR.GroupResource(), req.Verb)
 }
@@ -263,10 +271,12 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 			return nil, err
 		}
 	}
-	if err := w.labelsFor(current).stampObject(obj); err != nil {
-		return nil, err
+	if !req.scale() {
+		if err := w.labelsFor(current).stampObject(obj); err != nil {
+			return nil, err
+		}
 	}
-	if checked != nil {
+	if checked != nil && !req.scale() {
 		// The UID in the body is a precondition of the update: it cannot
 		// land on an object recreated since the check. A UID the caller
 		// set must be the object's: another one is refused here, as the
@@ -282,7 +292,8 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 		}
 	}
 	if req.Subresource != "" {
-		// A status write: the target ignores metadata there.
+		// A status or scale write: the target ignores metadata there
+		// (a Scale's resourceVersion is a precondition, as the object's).
 		body, err := json.Marshal(obj)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
@@ -361,6 +372,13 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 			if current == nil {
 				return nil, apierrors.NewNotFound(gr, req.Name)
 			}
+		}
+		if req.scale() {
+			// The patch applies to the Scale the target computes, not to
+			// the object: only its UID, which the Scale carries, is a
+			// precondition to add.
+			body, err = scaleJSONPatch(req.Body, uid)
+			break
 		}
 		body, err = w.labelsFor(current).stampJSONPatch(gr, req.Name, req.Body, current.JSON, uid)
 		if apierrors.IsInvalid(err) && checked != nil {
@@ -515,9 +533,12 @@ func (w *Writer) stampDocumentPatch(ctx context.Context, req *Request, patchType
 	if !ok {
 		return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the patch is not a JSON object: %s", summarize(req.Body)))
 	}
-	if apply {
+	switch {
+	case req.scale():
+		// A Scale's metadata is not the object's: no labels to keep.
+	case apply:
 		err = w.labelsFor(current).stampObject(patch)
-	} else {
+	default:
 		if current == nil {
 			if o, _, ok := req.Resource.Cache.Get(req.Namespace, req.Name); ok {
 				current = o
