@@ -201,6 +201,9 @@ func (w *Writer) create(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	if err := w.ensureTargetNamespace(ctx, req); err != nil {
+		if dryRunNamespaceMissing(req, err) {
+			return w.dryRunInStandIn(ctx, req, http.MethodPost, "application/json", body, err)
+		}
 		return nil, err
 	}
 	return w.send(ctx, req, http.MethodPost, req.Query, "application/json", body)
@@ -402,6 +405,9 @@ func (w *Writer) patch(ctx context.Context, req *Request) (*Response, error) {
 		// Once every check has passed and the body is stamped: an apply
 		// that is refused must not leave a namespace behind.
 		if err := w.ensureTargetNamespace(ctx, req); err != nil {
+			if dryRunNamespaceMissing(req, err) {
+				return w.dryRunInStandIn(ctx, req, http.MethodPatch, contentType, body, err)
+			}
 			return nil, err
 		}
 	}
