@@ -224,4 +224,3 @@ func scaleClient(t *testing.T, s *localcluster.APIServer) scale.ScalesGetter {
 	}
 	return scales
 }
-
