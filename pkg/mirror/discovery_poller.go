@@ -74,6 +74,14 @@ func (f *discoveryPoller) subscribe() (unsubscribe func()) {
 	}
 }
 
+// subscribed reports whether a group/version follows the target now (the
+// platform allows it).
+func (f *discoveryPoller) subscribed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subscribers > 0
+}
+
 // state returns gv's fingerprint in the target's last document ("" when
 // the target does not list it, or serves no aggregated document) and a
 // channel closed at the next change. Without an aggregated document every

@@ -205,6 +205,17 @@ func (m *Mirror) Run(ctx context.Context) {
 			defer wg.Done()
 			t.discoveryPoller.run(ctx)
 		}()
+		groups := map[string]bool{}
+		for _, gv := range m.groupVersions {
+			if gv.Target == t {
+				groups[gv.Proxy.GroupVersion.Group] = true
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.watchCRDs(ctx, groups, m.log)
+		}()
 	}
 	for _, gv := range m.groupVersions {
 		wg.Add(1)

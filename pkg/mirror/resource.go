@@ -100,6 +100,16 @@ func NewResource(gvr schema.GroupVersionResource, api metav1.APIResource, subres
 // new one); the rest follows the target's CRD.
 func (r *Resource) API() metav1.APIResource { return r.served.Load().api }
 
+// VersionWarnings returns the warnings the target adds to every request of
+// the resource's version (its deprecation), for reads served from the
+// mirror to carry.
+func (r *Resource) VersionWarnings() []string {
+	if r.Target == nil {
+		return nil
+	}
+	return r.Target.warnings.get(r.GVR)
+}
+
 // Subresources returns the target's discovery entries of the subresources
 // crproxy serves for the resource ("<plural>/status"), as the target
 // describes them.

@@ -56,6 +56,9 @@ type Target struct {
 	// discoveryPoller tells the group/versions when the target's API
 	// changes.
 	discoveryPoller *discoveryPoller
+	// warnings are the target's warnings of each proxied resource's
+	// version (version_warnings.go).
+	warnings versionWarnings
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -85,6 +88,15 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 	target := &Target{}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return recordFailures(rt, func() *reconnect.Tracker { return target.Connection })
+	})
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				target.warnings.observe(req, resp)
+			}
+			return resp, err
+		})
 	})
 	// One HTTP client, so one connection pool and one set of TLS
 	// sessions, for everything crproxy asks of the target: the mirror,

@@ -66,6 +66,13 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if warn := platform.Warning(d); warn != "" {
 		warning.AddWarning(r.Context(), "crproxy", warn)
 	}
+	if !write {
+		// As the target's CRD handler adds them to every request of a
+		// deprecated version (writes carry the target's own).
+		for _, text := range res.VersionWarnings() {
+			warning.AddWarning(r.Context(), "", text)
+		}
+	}
 	switch info.Verb {
 	case "get":
 		if info.Subresource == "scale" {
