@@ -13,9 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // discoveryPoll is how often a target's aggregated discovery is read (a 304
@@ -30,7 +33,7 @@ const acceptAggregatedDiscovery = "application/json;g=apidiscovery.k8s.io;v=v2;a
 // maxDiscoveryBytes bounds a target's aggregated discovery document.
 const maxDiscoveryBytes = 64 << 20
 
-// discoveryPoller watches a target's API change: it reads the target's
+// discoveryPoller tracks a target's API: it reads the target's
 // aggregated discovery (GET /apis, one request for every group, answered
 // with 304 while nothing changed) every discoveryPoll while a group/version
 // subscribes, and wakes the group/versions when the document changes. A
@@ -46,7 +49,7 @@ type discoveryPoller struct {
 	mu          sync.Mutex
 	subscribers int
 	etag        string
-	fingerprint map[schema.GroupVersion]string // of each group/version's entry
+	digests     map[schema.GroupVersion]string // of each group/version's entry
 	aggregated  bool                           // the target serves the aggregated document
 	changed     chan struct{}                  // closed and replaced at each change
 	wake        chan struct{}                  // a subscriber arrived
@@ -59,76 +62,87 @@ func newDiscoveryPoller(t *Target) *discoveryPoller {
 // subscribe registers a subscriber to the target's discovery; the returned
 // func ends it. The target is polled only while it has subscribers, so a target
 // the platform does not allow now is not asked.
-func (f *discoveryPoller) subscribe() (unsubscribe func()) {
-	f.mu.Lock()
-	f.subscribers++
-	f.mu.Unlock()
+func (p *discoveryPoller) subscribe() (unsubscribe func()) {
+	p.mu.Lock()
+	p.subscribers++
+	p.mu.Unlock()
 	select {
-	case f.wake <- struct{}{}:
+	case p.wake <- struct{}{}:
 	default:
 	}
 	return func() {
-		f.mu.Lock()
-		f.subscribers--
-		f.mu.Unlock()
+		p.mu.Lock()
+		p.subscribers--
+		p.mu.Unlock()
 	}
 }
 
-// subscribed reports whether a group/version follows the target now (the
+// subscribed reports whether a group/version tracks the target now (the
 // platform allows it).
-func (f *discoveryPoller) subscribed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.subscribers > 0
+func (p *discoveryPoller) subscribed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subscribers > 0
 }
 
-// state returns gv's fingerprint in the target's last document ("" when
-// the target does not list it, or serves no aggregated document) and a
-// channel closed at the next change. Without an aggregated document every
+// state returns the digest of gv's entry in the target's last document (""
+// when the target does not list it, or serves no aggregated document) and
+// a channel closed at the next change. Without an aggregated document every
 // poll is a change: the subscribers read their legacy documents each time.
-func (f *discoveryPoller) state(gv schema.GroupVersion) (fingerprint string, changed <-chan struct{}) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.fingerprint[gv], f.changed
+func (p *discoveryPoller) state(gv schema.GroupVersion) (digest string, changed <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.digests[gv], p.changed
 }
 
-// run polls the target until ctx ends.
-func (f *discoveryPoller) run(ctx context.Context) {
+// run polls the target until ctx ends, while it has subscribers and is
+// not known to be unreachable: the target's tracker probes it then, and
+// the polls resume once it answers. A failure to connect is reported to
+// the tracker; successes are not (a poll of discovery says nothing of
+// whether the mirror's identity is refused).
+func (p *discoveryPoller) run(ctx context.Context, log *zap.Logger) {
 	tick := time.NewTicker(discoveryPoll)
 	defer tick.Stop()
+	failing := ""
 	for ctx.Err() == nil {
-		f.mu.Lock()
-		idle := f.subscribers == 0
-		f.mu.Unlock()
-		if !idle {
-			// While the target is down this waits by its backoff, and
-			// polls again the moment the target answers.
-			_ = f.target.Connection.Retry(ctx, f.poll)
+		if p.subscribed() && p.target.Connection.Status().State != reconnect.Unreachable {
+			err := p.poll(ctx)
+			if reconnect.Classify(err) == reconnect.Unreachable {
+				p.target.Connection.Observe(err)
+			}
+			// Logged once per kind of failure, not at every poll.
+			if err != nil && err.Error() != failing && ctx.Err() == nil {
+				log.Info("reading the target's discovery failed; polling on", zap.String("target", p.target.ID), zap.Error(err))
+			}
+			failing = ""
+			if err != nil {
+				failing = err.Error()
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-f.wake:
+		case <-p.wake:
 		}
 	}
 }
 
 // poll reads the target's aggregated discovery once.
-func (f *discoveryPoller) poll(ctx context.Context) error {
-	u := *f.target.Host
+func (p *discoveryPoller) poll(ctx context.Context) error {
+	u := *p.target.Host
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/apis"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", acceptAggregatedDiscovery+",application/json")
-	f.mu.Lock()
-	if f.etag != "" {
-		req.Header.Set("If-None-Match", f.etag)
+	p.mu.Lock()
+	if p.etag != "" {
+		req.Header.Set("If-None-Match", p.etag)
 	}
-	f.mu.Unlock()
-	resp, err := f.target.HTTP.Do(req)
+	p.mu.Unlock()
+	resp, err := p.target.HTTP.Do(req)
 	if err != nil {
 		return err
 	}
@@ -143,39 +157,39 @@ func (f *discoveryPoller) poll(ctx context.Context) error {
 	case resp.StatusCode != http.StatusOK:
 		return apierrors.NewGenericServerResponse(resp.StatusCode, http.MethodGet, schema.GroupResource{}, "", strings.TrimSpace(string(body)), 0, false)
 	case !isAggregatedDiscovery(resp.Header.Get("Content-Type")):
-		f.publish("", nil, false)
+		p.publish("", nil, false)
 		return nil
 	}
 	var list apidiscoveryv2.APIGroupDiscoveryList
 	if err := json.Unmarshal(body, &list); err != nil {
 		return fmt.Errorf("decoding the target's aggregated discovery: %w", err)
 	}
-	fingerprints := map[schema.GroupVersion]string{}
+	digests := map[schema.GroupVersion]string{}
 	for _, g := range list.Items {
 		for _, v := range g.Versions {
 			entry, _ := json.Marshal(v)
 			sum := sha256.Sum256(entry)
-			fingerprints[schema.GroupVersion{Group: g.Name, Version: v.Version}] = hex.EncodeToString(sum[:8])
+			digests[schema.GroupVersion{Group: g.Name, Version: v.Version}] = hex.EncodeToString(sum[:8])
 		}
 	}
-	f.publish(resp.Header.Get("ETag"), fingerprints, true)
+	p.publish(resp.Header.Get("ETag"), digests, true)
 	return nil
 }
 
 // publish records a new document and wakes the subscribers when a
 // group/version's entry changed (always, without an aggregated document).
-func (f *discoveryPoller) publish(etag string, fingerprints map[schema.GroupVersion]string, aggregated bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.etag = etag
-	same := aggregated && f.aggregated && len(fingerprints) == len(f.fingerprint)
-	for gv, fp := range fingerprints {
-		same = same && f.fingerprint[gv] == fp
+func (p *discoveryPoller) publish(etag string, digests map[schema.GroupVersion]string, aggregated bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.etag = etag
+	same := aggregated && p.aggregated && len(digests) == len(p.digests)
+	for gv, fp := range digests {
+		same = same && p.digests[gv] == fp
 	}
-	f.fingerprint, f.aggregated = fingerprints, aggregated
+	p.digests, p.aggregated = digests, aggregated
 	if !same {
-		close(f.changed)
-		f.changed = make(chan struct{})
+		close(p.changed)
+		p.changed = make(chan struct{})
 	}
 }
 

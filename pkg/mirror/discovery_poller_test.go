@@ -19,7 +19,7 @@ import (
 
 // TestDiscoveryPollerWakesOnChange: the poller asks with the last ETag,
 // a 304 changes nothing, a changed entry of any group/version wakes the
-// subscribers with its new fingerprint, and a target without aggregated
+// subscribers with its new digest, and a target without aggregated
 // discovery wakes them at every poll.
 func TestDiscoveryPollerWakesOnChange(t *testing.T) {
 	var doc atomic.Value
@@ -75,28 +75,28 @@ func TestDiscoveryPollerWakesOnChange(t *testing.T) {
 	mustPoll()
 	fp1, next := p.state(gv)
 	if fp0 != "" || fp1 == "" || !woken(changed) {
-		t.Fatalf("first document: fingerprint %q -> %q, woken %v", fp0, fp1, woken(changed))
+		t.Fatalf("first document: digest %q -> %q, woken %v", fp0, fp1, woken(changed))
 	}
 	mustPoll()
 	if got := lastIfNoneMatch.Load(); got == "" {
 		t.Error("the second poll sent no If-None-Match")
 	}
 	if fp, _ := p.state(gv); fp != fp1 || woken(next) {
-		t.Fatalf("a 304 changed the fingerprint (%q) or woke subscribers (%v)", fp, woken(next))
+		t.Fatalf("a 304 changed the digest (%q) or woke subscribers (%v)", fp, woken(next))
 	}
 
 	doc.Store(`{"kind":"APIGroupDiscoveryList","items":[{"metadata":{"name":"example.com"},"versions":[{"version":"v1","resources":[{"resource":"things","shortNames":["th"]}]}]}]}`)
 	mustPoll()
 	fp2, after := p.state(gv)
 	if fp2 == fp1 || !woken(next) {
-		t.Fatalf("a changed entry: fingerprint %q -> %q, woken %v", fp1, fp2, woken(next))
+		t.Fatalf("a changed entry: digest %q -> %q, woken %v", fp1, fp2, woken(next))
 	}
 
 	legacy.Store(true)
 	mustPoll()
 	fp3, again := p.state(gv)
 	if fp3 != "" || !woken(after) {
-		t.Fatalf("legacy discovery: fingerprint %q, woken %v", fp3, woken(after))
+		t.Fatalf("legacy discovery: digest %q, woken %v", fp3, woken(after))
 	}
 	mustPoll()
 	if !woken(again) {
@@ -156,7 +156,7 @@ func TestGroupVersionPlan(t *testing.T) {
 			for _, s := range p.added {
 				added = append(added, s.api.Name)
 			}
-			for name := range p.changed {
+			for name := range p.redescribed {
 				changed = append(changed, name)
 			}
 			removed := resourceNames(p.removed)
@@ -167,5 +167,23 @@ func TestGroupVersionPlan(t *testing.T) {
 				t.Fatalf("plan: %+v, want %+v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestPlanWithoutDrops: drops that wait keep the resource, and the
+// resource of another kind or scope that would replace it waits with
+// them; other additions and changes go ahead.
+func TestPlanWithoutDrops(t *testing.T) {
+	gvr := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}
+	things := NewResource(gvr, metav1.APIResource{Name: "things", Kind: "Thing"})
+	others := NewResource(gvr.GroupVersion().WithResource("others"), metav1.APIResource{Name: "others", Kind: "Other"})
+	p := discoveryPlan{
+		added:       []*servedAPI{{api: metav1.APIResource{Name: "things", Kind: "Thingy"}}, {api: metav1.APIResource{Name: "news", Kind: "New"}}},
+		redescribed: map[string]*servedAPI{"olds": {api: metav1.APIResource{Name: "olds"}}},
+		removed:     []*Resource{things, others},
+	}
+	w := p.withoutDrops()
+	if len(w.removed) != 0 || len(w.added) != 1 || w.added[0].api.Name != "news" || len(w.redescribed) != 1 {
+		t.Fatalf("without drops: %+v", w)
 	}
 }

@@ -9,7 +9,7 @@
 // follower's list and watch select only objects carrying this client's
 // owner labels; in all mode every object. Wildcard keys (*.group/version)
 // expand to every resource the target's discovery lists for the
-// group/version, and the mirror follows that discovery as it changes
+// group/version, and the mirror tracks that discovery as it changes
 // (discovery_poller.go): a resource the target starts serving is
 // mirrored, one it stops serving is dropped with its cache. The mirror
 // hands pkg/store ordered events and the latest resourceVersion, bookmarks included, and

@@ -107,6 +107,9 @@ func New(opts Options) (*Mirror, error) {
 		}
 		m.groupVersions = append(m.groupVersions, gv)
 	}
+	for _, t := range m.targets {
+		t.crds.onChange = m.notifyDiscoveryChanged
+	}
 	m.forgetOtherSelections()
 	return m, nil
 }
@@ -174,13 +177,13 @@ func (m *Mirror) DiscoveryFingerprint(gv schema.GroupVersion) string {
 	if g == nil {
 		return ""
 	}
-	var served []*servedAPI
-	for _, r := range g.Resources() {
-		served = append(served, r.served.Load())
-	}
 	h := sha256.New()
-	for _, s := range served {
-		data, _ := json.Marshal([]any{s.api, s.subresources})
+	for _, r := range g.Resources() {
+		s := r.served.Load()
+		// The CRD's generation, where crproxy watches the CRDs, covers
+		// what discovery does not show: schema, printer columns,
+		// deprecation.
+		data, _ := json.Marshal([]any{s.api, s.subresources, g.Target.crds.generation(r.GVR.GroupResource())})
 		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
@@ -203,7 +206,7 @@ func (m *Mirror) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.discoveryPoller.run(ctx)
+			t.discoveryPoller.run(ctx, m.log)
 		}()
 		groups := map[string]bool{}
 		for _, gv := range m.groupVersions {
@@ -315,6 +318,8 @@ type GroupVersion struct {
 	resources map[string]*Resource          // by plural name
 	running   map[string]context.CancelFunc // stops each resource's reflector
 	missing   string                        // configured resources the target does not serve, as last logged
+	// savedDigest is the SHA-256 of the discovery document last persisted.
+	savedDigest string
 }
 
 // Resources returns the group/version's resources, sorted by name.
@@ -336,7 +341,7 @@ func (gv *GroupVersion) Resource(name string) *Resource {
 	return gv.resources[name]
 }
 
-// run follows the target's discovery of gv and mirrors what it serves
+// run tracks the target's discovery of gv and mirrors what it serves
 // until ctx ends: a resource the target starts serving is mirrored, one
 // whose CRD changed is described anew, and one it stops serving is
 // dropped. A target that does not answer is retried; what was discovered
@@ -350,10 +355,10 @@ func (gv *GroupVersion) run(ctx context.Context) {
 	gv.startReflectors(ctx)
 	applied, first := "", true
 	for ctx.Err() == nil {
-		fingerprint, changed := gv.Target.discoveryPoller.state(gv.Proxy.GroupVersion)
-		// An empty fingerprint (not listed, or no aggregated document)
-		// says nothing about the legacy document: read it at every change.
-		if first || fingerprint != applied || fingerprint == "" {
+		digest, changed := gv.Target.discoveryPoller.state(gv.Proxy.GroupVersion)
+		// An empty digest (not listed, or no aggregated document) says
+		// nothing about the legacy document: read it at every change.
+		if first || digest != applied || digest == "" {
 			if err := gv.refresh(ctx, log); err != nil {
 				if ctx.Err() != nil {
 					return
@@ -367,40 +372,53 @@ func (gv *GroupVersion) run(ctx context.Context) {
 				continue
 			}
 			backoff.Reset()
-			applied, first = fingerprint, false
+			applied, first = digest, false
 			gv.startReflectors(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-time.After(rediscoverInterval):
+			first = true
 		}
 	}
 }
 
+// rediscoverInterval is how often a group/version reads its legacy
+// discovery document even when the poller saw no change: behind a load
+// balancer, the read the poller's wake-up caused may have reached an
+// apiserver that had not caught up yet.
+const rediscoverInterval = time.Minute
+
 // refresh reads the target's discovery of gv and applies it. A resource
 // leaves only when the target is ready (its /readyz waits for the CRDs'
-// discovery after a start) and no longer lists it.
+// discovery after a start) and a second read, after the readiness check,
+// still does not list it (behind a load balancer the first may have
+// reached an apiserver that is starting). Until then the drops wait (the
+// error says why) while additions and changes apply.
 func (gv *GroupVersion) refresh(ctx context.Context, log *zap.Logger) error {
-	list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
-	if reconnect.Classify(err) != "" {
-		gv.Target.Connection.Observe(err)
-	}
-	switch {
-	case apierrors.IsNotFound(err):
-		// The target serves nothing of the group/version (any more).
-		list = &metav1.APIResourceList{GroupVersion: gv.Proxy.GroupVersion.String()}
-	case err != nil:
+	list, err := gv.readDiscovery()
+	if err != nil {
 		return err
 	}
 	plan := gv.plan(list)
+	var deferred error
 	if len(plan.removed) > 0 {
-		if err := gv.Target.probe(ctx); err != nil {
-			return fmt.Errorf("not dropping %s before the target is ready: %w", strings.Join(resourceNames(plan.removed), ", "), err)
+		// A 403 is an answer: the target is up (as the tracker's probe
+		// counts it).
+		if err := gv.Target.probe(ctx); err != nil && !apierrors.IsForbidden(err) {
+			deferred = fmt.Errorf("not dropping %s before the target is ready: %w", strings.Join(resourceNames(plan.removed), ", "), err)
+			plan = plan.withoutDrops()
+		} else {
+			if list, err = gv.readDiscovery(); err != nil {
+				return err
+			}
+			plan = gv.plan(list)
 		}
 	}
 	gv.apply(plan)
-	if len(plan.added)+len(plan.changed)+len(plan.removed) > 0 {
+	if len(plan.added)+len(plan.redescribed)+len(plan.removed) > 0 {
 		gv.mirror.notifyDiscoveryChanged()
 	}
 	for _, r := range plan.removed {
@@ -415,18 +433,55 @@ func (gv *GroupVersion) refresh(ctx context.Context, log *zap.Logger) error {
 			log.Warn("the target does not serve configured resources (yet): is their CRD installed there?", zap.String("resources", missing))
 		}
 	}
+	if deferred != nil {
+		// The document persisted stays the one served.
+		return deferred
+	}
 	if err := gv.saveDiscovery(list); err != nil {
 		log.Warn("could not persist discovery", zap.Error(err))
 	}
 	return nil
 }
 
+// readDiscovery reads the target's legacy discovery document of gv; a
+// group/version the target does not serve is an empty document.
+func (gv *GroupVersion) readDiscovery() (*metav1.APIResourceList, error) {
+	list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
+	if reconnect.Classify(err) != "" {
+		gv.Target.Connection.Observe(err)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return &metav1.APIResourceList{GroupVersion: gv.Proxy.GroupVersion.String()}, nil
+	case err != nil:
+		return nil, err
+	}
+	return list, nil
+}
+
 // discoveryPlan is how a discovery document changes gv's resources.
 type discoveryPlan struct {
-	added   []*servedAPI          // resources to mirror
-	changed map[string]*servedAPI // resources described anew, by name
-	removed []*Resource           // resources to drop (gone, or of another kind or scope now)
-	missing []string              // configured resources the target does not serve
+	added       []*servedAPI          // resources to mirror
+	redescribed map[string]*servedAPI // resources described anew, by name
+	removed     []*Resource           // resources to drop (gone, or of another kind or scope now)
+	missing     []string              // configured resources the target does not serve
+}
+
+// withoutDrops is p without its drops, nor the additions that replace a
+// dropped resource (another kind or scope under the same name).
+func (p discoveryPlan) withoutDrops() discoveryPlan {
+	replaced := map[string]bool{}
+	for _, r := range p.removed {
+		replaced[r.GVR.Resource] = true
+	}
+	var added []*servedAPI
+	for _, s := range p.added {
+		if !replaced[s.api.Name] {
+			added = append(added, s)
+		}
+	}
+	p.added, p.removed = added, nil
+	return p
 }
 
 // plan compares the target's discovery document with gv's resources: the
@@ -438,7 +493,7 @@ func (gv *GroupVersion) plan(list *metav1.APIResourceList) discoveryPlan {
 	for _, name := range gv.Proxy.Resources {
 		wanted[name] = true
 	}
-	p := discoveryPlan{changed: map[string]*servedAPI{}}
+	p := discoveryPlan{redescribed: map[string]*servedAPI{}}
 	served := map[string]*servedAPI{}
 	for _, api := range list.APIResources {
 		if strings.Contains(api.Name, "/") || !(gv.Proxy.Wildcard || wanted[api.Name]) {
@@ -460,7 +515,7 @@ func (gv *GroupVersion) plan(list *metav1.APIResourceList) discoveryPlan {
 		case !ok || s.api.Kind != old.api.Kind || s.api.Namespaced != old.api.Namespaced:
 			p.removed = append(p.removed, r)
 		case !reflect.DeepEqual(s, old):
-			p.changed[name] = s
+			p.redescribed[name] = s
 		}
 	}
 	for name, s := range served {
@@ -493,7 +548,7 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 			gv.mirror.opts.Store.Remove(r.Cache.Key())
 		}
 	}
-	for name, s := range p.changed {
+	for name, s := range p.redescribed {
 		if r := gv.resources[name]; r != nil {
 			r.served.Store(s)
 		}
@@ -572,6 +627,12 @@ func (gv *GroupVersion) saveDiscovery(list *metav1.APIResourceList) error {
 	if err != nil {
 		return err
 	}
+	// Written on change only: a target without aggregated discovery is
+	// read at every poll.
+	sum := sha256.Sum256(data)
+	if hex.EncodeToString(sum[:]) == gv.savedDigest {
+		return nil
+	}
 	path := gv.discoveryPath()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -580,7 +641,11 @@ func (gv *GroupVersion) saveDiscovery(list *metav1.APIResourceList) error {
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	gv.savedDigest = hex.EncodeToString(sum[:])
+	return nil
 }
 
 func (gv *GroupVersion) loadDiscovery() error {

@@ -107,12 +107,12 @@ func (r *Resource) VersionWarnings() []string {
 	if r.Target == nil {
 		return nil
 	}
-	return r.Target.warnings.get(r.GVR)
+	return r.Target.crds.get(r.GVR)
 }
 
 // Subresources returns the target's discovery entries of the subresources
-// crproxy serves for the resource ("<plural>/status"), as the target
-// describes them.
+// crproxy serves for the resource ("<plural>/status", "<plural>/scale"),
+// as the target describes them.
 func (r *Resource) Subresources() []metav1.APIResource { return r.served.Load().subresources }
 
 // ServesSubresource reports whether the target serves the subresource

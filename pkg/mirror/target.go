@@ -56,9 +56,10 @@ type Target struct {
 	// discoveryPoller tells the group/versions when the target's API
 	// changes.
 	discoveryPoller *discoveryPoller
-	// warnings are the target's warnings of each proxied resource's
-	// version (version_warnings.go).
-	warnings versionWarnings
+	// crds is what crproxy knows of the target's CRDs of proxied
+	// resources: each version's warnings, and their generations
+	// (target_crds.go).
+	crds targetCRDs
 }
 
 // TargetID is the ID of a target entry: "<project>/<name>".
@@ -93,7 +94,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 			resp, err := rt.RoundTrip(req)
 			if err == nil {
-				target.warnings.observe(req, resp)
+				target.crds.observe(req, resp)
 			}
 			return resp, err
 		})

@@ -29,8 +29,11 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // may not read is asked again.
 const crdAccessRecheck = 5 * time.Minute
 
-// versionWarnings are the warnings the target adds to every request of a
-// custom resource's version: its deprecation ("example.com/v1beta1 Widget
+// targetCRDs is what crproxy knows of the target's CRDs of proxied
+// resources beyond discovery.
+//
+// Their version warnings are the warnings the target adds to every request
+// of a custom resource's version: its deprecation ("example.com/v1beta1 Widget
 // is deprecated; use example.com/v1 Widget", or the CRD's own
 // deprecationWarning). Reads served from the mirror carry them as the
 // target's own answers do (writes carry the target's answers' headers).
@@ -40,8 +43,19 @@ const crdAccessRecheck = 5 * time.Minute
 // of deprecation shows at once (watchCRDs). Otherwise, the Warning headers
 // of the target's answers to the mirror's own lists and watches of the
 // resource (observe), which reflect a change at the next list or watch.
-type versionWarnings struct {
+//
+// With the watch, each CRD's generation (which changes with its spec:
+// schema, printer columns, deprecation) is known too: it is part of the
+// discovery fingerprint, so such a change makes the client's aggregator
+// read crproxy's discovery and OpenAPI again, and crproxy's own printer
+// columns and OpenAPI be read anew (onChange).
+type targetCRDs struct {
+	// onChange is called when a watched CRD's generation changes.
+	onChange func()
+
 	mu sync.RWMutex
+	// generations of the CRDs the watch has seen, by group/resource.
+	generations map[schema.GroupResource]int64
 	// fromCRDs holds, per resource whose CRD the watch has seen, the
 	// warnings its CRD gives; it wins over observed.
 	fromCRDs map[schema.GroupVersionResource][]string
@@ -50,7 +64,7 @@ type versionWarnings struct {
 }
 
 // get returns the warnings of gvr's requests.
-func (v *versionWarnings) get(gvr schema.GroupVersionResource) []string {
+func (v *targetCRDs) get(gvr schema.GroupVersionResource) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if w, ok := v.fromCRDs[gvr]; ok || v.watching {
@@ -64,7 +78,7 @@ func (v *versionWarnings) get(gvr schema.GroupVersionResource) []string {
 // watch across namespaces: the mirror's own). Other requests say nothing
 // of the version alone: a write's answer carries admission's warnings
 // too.
-func (v *versionWarnings) observe(req *http.Request, resp *http.Response) {
+func (v *targetCRDs) observe(req *http.Request, resp *http.Response) {
 	if req.Method != http.MethodGet || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
@@ -91,12 +105,36 @@ func (v *versionWarnings) observe(req *http.Request, resp *http.Response) {
 	v.observed[gvr] = texts
 }
 
-// setCRD records the warnings of every version of crd (nil: deleted).
-func (v *versionWarnings) setCRD(group, plural string, byVersion map[string][]string, versions []string) {
+// generation returns the generation of gr's CRD, 0 when the watch has
+// not seen it.
+func (v *targetCRDs) generation(gr schema.GroupResource) int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.generations[gr]
+}
+
+// setCRD records the warnings of every version of a CRD and its
+// generation (versions nil: deleted).
+func (v *targetCRDs) setCRD(group, plural string, generation int64, byVersion map[string][]string, versions []string) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
+	changed := v.generations[schema.GroupResource{Group: group, Resource: plural}] != generation
+	v.setCRDLocked(group, plural, generation, byVersion, versions)
+	v.mu.Unlock()
+	if changed && v.onChange != nil {
+		v.onChange()
+	}
+}
+
+func (v *targetCRDs) setCRDLocked(group, plural string, generation int64, byVersion map[string][]string, versions []string) {
 	if v.fromCRDs == nil {
 		v.fromCRDs = map[schema.GroupVersionResource][]string{}
+		v.generations = map[schema.GroupResource]int64{}
+	}
+	gr := schema.GroupResource{Group: group, Resource: plural}
+	if versions == nil {
+		delete(v.generations, gr)
+	} else {
+		v.generations[gr] = generation
 	}
 	for gvr := range v.fromCRDs {
 		if gvr.Group == group && gvr.Resource == plural {
@@ -108,13 +146,17 @@ func (v *versionWarnings) setCRD(group, plural string, byVersion map[string][]st
 	}
 }
 
-func (v *versionWarnings) setWatching(on bool) {
+func (v *targetCRDs) setWatching(on bool) {
 	v.mu.Lock()
 	v.watching = on
+	changed := !on && len(v.generations) > 0
 	if !on {
-		v.fromCRDs = nil
+		v.fromCRDs, v.generations = nil, nil
 	}
 	v.mu.Unlock()
+	if changed && v.onChange != nil {
+		v.onChange()
+	}
 }
 
 // crdWarnings returns the warnings of each served version of crd, as
@@ -171,7 +213,7 @@ func crdWarnings(crd *unstructured.Unstructured) (group, plural string, byVersio
 }
 
 // watchCRDs keeps t's version warnings from the CRDs of groups while a
-// group/version follows t (the platform allows it) and the client
+// group/version tracks t (the platform allows it) and the client
 // identity may list and watch CRDs at t (asked by a
 // SelfSubjectAccessReview, again every crdAccessRecheck when not), until
 // ctx ends.
@@ -185,31 +227,40 @@ func (t *Target) watchCRDs(ctx context.Context, groups map[string]bool, log *zap
 			}
 			continue
 		}
-		if t.mayWatchCRDs(ctx) && !t.runCRDWatch(ctx, groups, log) {
+		allowed, err := t.mayWatchCRDs(ctx)
+		if allowed && !t.runCRDWatch(ctx, groups, log) {
 			continue
+		}
+		wait := crdAccessRecheck
+		if err != nil {
+			// The target did not answer: ask again soon.
+			wait = gatePoll * 20
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(crdAccessRecheck):
+		case <-time.After(wait):
 		}
 	}
 }
 
 // mayWatchCRDs asks the target whether the client identity may list and
-// watch CRDs.
-func (t *Target) mayWatchCRDs(ctx context.Context) bool {
+// watch CRDs; err is set when the target did not answer.
+func (t *Target) mayWatchCRDs(ctx context.Context) (bool, error) {
 	for _, verb := range []string{"list", "watch"} {
 		review, err := t.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Verb: verb, Group: crdResource.Group, Resource: crdResource.Resource,
 			}},
 		}, metav1.CreateOptions{})
-		if err != nil || !review.Status.Allowed {
-			return false
+		if err != nil {
+			return false, err
+		}
+		if !review.Status.Allowed {
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // runCRDWatch runs an informer of the target's CRDs, keeping only what
@@ -241,7 +292,7 @@ func (t *Target) runCRDWatch(ctx context.Context, groups map[string]bool, log *z
 		}
 		group, plural, byVersion, served := crdWarnings(crd)
 		if groups[group] {
-			t.warnings.setCRD(group, plural, byVersion, served)
+			t.crds.setCRD(group, plural, crd.GetGeneration(), byVersion, served)
 		}
 	}
 	remove := func(obj any) {
@@ -250,7 +301,7 @@ func (t *Target) runCRDWatch(ctx context.Context, groups map[string]bool, log *z
 		}
 		if crd, ok := obj.(*unstructured.Unstructured); ok {
 			group, plural, _, _ := crdWarnings(crd)
-			t.warnings.setCRD(group, plural, nil, nil)
+			t.crds.setCRD(group, plural, 0, nil, nil)
 		}
 	}
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
@@ -291,17 +342,17 @@ func (t *Target) runCRDWatch(ctx context.Context, groups map[string]bool, log *z
 			}
 		}
 	}()
-	defer t.warnings.setWatching(false)
+	defer t.crds.setWatching(false)
 	if cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		t.warnings.setWatching(true)
-		log.Info("following the target's CRDs for deprecation warnings", zap.String("target", t.ID))
+		t.crds.setWatching(true)
+		log.Info("watching the target's CRDs for version warnings and generations", zap.String("target", t.ID))
 	}
 	<-done
 	return forbidden.Load()
 }
 
-// trimCRD keeps of crd its name, group, names and versions' names,
-// served and deprecation fields.
+// trimCRD keeps of crd its name, generation, group, names and versions'
+// names, served and deprecation fields.
 func trimCRD(crd *unstructured.Unstructured) *unstructured.Unstructured {
 	out := &unstructured.Unstructured{Object: map[string]any{}}
 	out.SetAPIVersion(crd.GetAPIVersion())
@@ -309,6 +360,7 @@ func trimCRD(crd *unstructured.Unstructured) *unstructured.Unstructured {
 	out.SetName(crd.GetName())
 	out.SetResourceVersion(crd.GetResourceVersion())
 	out.SetUID(crd.GetUID())
+	out.SetGeneration(crd.GetGeneration())
 	spec := map[string]any{}
 	if g, ok, _ := unstructured.NestedString(crd.Object, "spec", "group"); ok {
 		spec["group"] = g

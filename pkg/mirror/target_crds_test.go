@@ -58,7 +58,7 @@ func TestVersionWarningsObserve(t *testing.T) {
 		}
 		return &http.Request{Method: method, URL: u}, resp
 	}
-	var v versionWarnings
+	var v targetCRDs
 	v.observe(answer(http.MethodGet, "/prefix/apis/example.com/v1beta1/widgets", 200, "deprecated!"))
 	if got := v.get(gvr); !reflect.DeepEqual(got, []string{"deprecated!"}) {
 		t.Fatalf("after a list: %v", got)
@@ -78,12 +78,12 @@ func TestVersionWarningsObserve(t *testing.T) {
 		t.Fatalf("after a list without warnings: %v", got)
 	}
 	v.setWatching(true)
-	v.setCRD("example.com", "widgets", map[string][]string{"v1beta1": {"from the CRD"}}, []string{"v1beta1", "v1"})
+	v.setCRD("example.com", "widgets", 2, map[string][]string{"v1beta1": {"from the CRD"}}, []string{"v1beta1", "v1"})
 	v.observe(answer(http.MethodGet, "/apis/example.com/v1beta1/widgets", 200, "stale"))
 	if got := v.get(gvr); !reflect.DeepEqual(got, []string{"from the CRD"}) {
 		t.Fatalf("with the CRD watch: %v", got)
 	}
-	v.setCRD("example.com", "widgets", nil, nil)
+	v.setCRD("example.com", "widgets", 0, nil, nil)
 	if got := v.get(gvr); got != nil {
 		t.Fatalf("after the CRD was deleted: %v", got)
 	}
