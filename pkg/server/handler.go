@@ -50,8 +50,14 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 		return
 	}
-	if !res.ServesSubresource(info.Subresource) || (info.Subresource != "" && info.Name == "") {
+	if info.Subresource != "" && info.Name == "" {
 		notFound(w, r)
+		return
+	}
+	if !res.ServesSubresource(info.Subresource) {
+		// As the CRD handler answers a subresource its CRD does not
+		// have, before it looks for the object.
+		writeError(w, apierrors.NewNotFound(groupResource(res), info.Name))
 		return
 	}
 	// The platform's permission to use the target (allowed without a

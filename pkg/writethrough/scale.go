@@ -3,9 +3,12 @@ package writethrough
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // getScale reads the scale subresource of an object at the target: the
@@ -34,6 +37,34 @@ func (w *Writer) getScale(ctx context.Context, req *Request) (*Response, error) 
 		return nil, errCheckedReplaced
 	}
 	return nil, apierrors.NewNotFound(req.Resource.GVR.GroupResource(), req.Name)
+}
+
+// updateScale replaces the Scale of an object. The target takes from it
+// spec.replicas and, as its only precondition, the resourceVersion (not
+// the UID): an update without one is made conditional on the version the
+// ownership check saw, retried on a conflict while the object is still
+// this client's, so it cannot land on an object created anew since.
+func (w *Writer) updateScale(ctx context.Context, req *Request, scale map[string]any, checked *store.Object) (*Response, error) {
+	meta, err := metadataOf(scale)
+	if err != nil {
+		return nil, err
+	}
+	_, has := meta["resourceVersion"]
+	conditional := !has && checked != nil
+	resp, _, err := w.retryOnConflict(ctx, req, checked, checked, conditional, func(current *store.Object) (*Response, error) {
+		if conditional {
+			meta["resourceVersion"] = fmt.Sprint(current.ResourceVersion)
+		}
+		body, err := json.Marshal(scale)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		return w.send(ctx, req, http.MethodPut, req.Query, "application/json", body)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.maskLostPrecondition(ctx, req, checked, resp)
 }
 
 // scaleJSONPatch is a JSON patch of a Scale as sent to the target: the

@@ -294,9 +294,11 @@ func (w *Writer) update(ctx context.Context, req *Request) (*Response, error) {
 				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, checked.UID))
 		}
 	}
+	if req.scale() {
+		return w.updateScale(ctx, req, obj, checked)
+	}
 	if req.Subresource != "" {
-		// A status or scale write: the target ignores metadata there
-		// (a Scale's resourceVersion is a precondition, as the object's).
+		// A status write: the target ignores metadata there.
 		body, err := json.Marshal(obj)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)

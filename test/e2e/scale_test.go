@@ -188,6 +188,14 @@ func TestScaleSubresource(t *testing.T) {
 		if _, err := scales.Scales("scaling").Update(ctx, gr, s, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "the object has been modified") {
 			t.Fatalf("Update with a stale resourceVersion: %v, want a conflict", err)
 		}
+		// Without one, the update applies to whatever version is there.
+		s.ResourceVersion, s.Spec.Replicas = "", 8
+		if _, err := scales.Scales("scaling").Update(ctx, gr, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("Update without a resourceVersion: %v", err)
+		}
+		if got := replicasAtTarget("s1"); got != "8" {
+			t.Fatalf("after an update without a resourceVersion the target has %s replicas", got)
+		}
 	})
 
 	t.Run("another client's object is not found", func(t *testing.T) {
@@ -200,6 +208,19 @@ func TestScaleSubresource(t *testing.T) {
 			if err == nil || !strings.Contains(out, `scalables.scale.example.com "other" not found`) {
 				t.Errorf("kubectl %s: %v\n%s\nwant NotFound", strings.Join(args, " "), err, out)
 			}
+		}
+		scales := scaleClient(t, client)
+		gr := schema.GroupResource{Group: "scale.example.com", Resource: "scalables"}
+		if _, err := scales.Scales("scaling").Get(ctx, gr, "other", metav1.GetOptions{}); err == nil || !strings.Contains(err.Error(), `"other" not found`) {
+			t.Errorf("the scale client's Get of another client's object: %v, want NotFound", err)
+		}
+		s, err := scales.Scales("scaling").Get(ctx, gr, "s1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Name, s.ResourceVersion, s.UID, s.Spec.Replicas = "other", "", "", 9
+		if _, err := scales.Scales("scaling").Update(ctx, gr, s, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), `"other" not found`) {
+			t.Errorf("the scale client's Update of another client's object: %v, want NotFound", err)
 		}
 		if got := replicasAtTarget("other"); got != "1" {
 			t.Fatalf("another client's object has %s replicas at the target, want 1", got)
