@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -30,7 +31,7 @@ func dryRunNamespaceMissing(req *Request, err error) bool {
 // object (defaulted, validated, admitted by the target) with its own name
 // and namespace. Nothing is written, not even the namespace. What depends
 // on the namespace itself (quota, a webhook's namespaceSelector) is the
-// stand-in's. When the stand-in refuses the identity, or does not exist,
+// stand-in's. When RBAC refuses the identity there, or it does not exist,
 // the answer is missing, the refusal given.
 func (w *Writer) dryRunInStandIn(ctx context.Context, req *Request, method, contentType string, body []byte, missing error) (*Response, error) {
 	var obj map[string]any
@@ -65,7 +66,7 @@ func (w *Writer) dryRunInStandIn(ctx context.Context, req *Request, method, cont
 	if err != nil {
 		return nil, err
 	}
-	if resp.Code == http.StatusForbidden || resp.Code == http.StatusNotFound {
+	if refusedInStandIn(resp) {
 		return nil, missing
 	}
 	if standIn != "" {
@@ -83,6 +84,25 @@ func (w *Writer) dryRunInStandIn(ctx context.Context, req *Request, method, cont
 		}
 	}
 	return resp, nil
+}
+
+// refusedInStandIn reports whether the target refused the stand-in for
+// being the stand-in: RBAC that does not extend to dryRunStandInNamespace,
+// or a target without it. Other refusals (validation, admission) are the
+// object's and pass through.
+func refusedInStandIn(resp *Response) bool {
+	switch resp.Code {
+	case http.StatusNotFound:
+		return true
+	case http.StatusForbidden:
+		var status *apierrors.StatusError
+		if !errors.As(statusError(resp), &status) {
+			return true
+		}
+		msg := status.ErrStatus.Message
+		return strings.Contains(msg, " cannot ") && strings.Contains(msg, `in the namespace "`+dryRunStandInNamespace+`"`)
+	}
+	return false
 }
 
 // standInName is name with a random suffix, no longer than the longest
