@@ -14,11 +14,37 @@ import (
 )
 
 // gadgetCRD serves dep.example.com v1beta1 (deprecated, with warning when
-// set) and v1, and lets the client identity use gadgets.
-func gadgetCRD(deprecated bool, warning string) string {
+// set; with a printer column and a described spec.size when sized) and v1,
+// and lets the client identity use gadgets.
+func gadgetCRD(deprecated bool, warning string, sized ...bool) string {
 	w := ""
 	if warning != "" {
 		w = fmt.Sprintf("\n    deprecationWarning: %q", warning)
+	}
+	if len(sized) > 0 && sized[0] {
+		w += `
+    additionalPrinterColumns:
+    - name: Size
+      type: integer
+      jsonPath: .spec.size
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+            properties:
+              size:
+                type: integer
+                description: How big the gadget is.`
+	} else {
+		w += `
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true`
 	}
 	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -37,10 +63,6 @@ spec:
     served: true
     storage: false
     deprecated: %t%s
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
   - name: v1
     served: true
     storage: true
@@ -159,7 +181,7 @@ func TestDeprecationWarnings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.Contains(string(log), "following the target's CRDs for deprecation warnings")
+		return strings.Contains(string(log), "watching the target's CRDs for version warnings and generations")
 	}
 
 	t.Run("without CRD access, from crproxy's own reads", func(t *testing.T) {
@@ -201,5 +223,24 @@ func TestDeprecationWarnings(t *testing.T) {
 			return ""
 		})
 		sameWarnings(t, "")
+	})
+
+	t.Run("with CRD access, printer columns and schema follow at once", func(t *testing.T) {
+		kubectlApply(t, ctx, target, gadgetCRD(false, "", true))
+		kubectl(t, ctx, client, "patch", "gadgets.v1beta1.dep.example.com", "g1", "-n", "dep", "--type=merge", "-p", `{"spec":{"size":3}}`)
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
+			out, err := client.Kubectl(ctx, "get", "gadgets.v1beta1.dep.example.com", "-n", "dep")
+			if err != nil || !strings.Contains(out, "SIZE") || !strings.Contains(out, "g1     3") {
+				return fmt.Sprintf("kubectl get through the client prints no SIZE column of 3: %v\n%s", err, out)
+			}
+			return ""
+		})
+		crproxytest.Eventually(t, ctx, 15*time.Second, func() string {
+			out, err := client.Kubectl(ctx, "explain", "gadgets.spec.size", "--api-version=dep.example.com/v1beta1")
+			if err != nil || !strings.Contains(out, "How big the gadget is.") {
+				return fmt.Sprintf("kubectl explain through the client: %v\n%s", err, out)
+			}
+			return ""
+		})
 	})
 }
