@@ -37,6 +37,10 @@ type Options struct {
 	// ServiceName names the Service of its APIServices; default
 	// "crproxy-" and Dir's base name.
 	ServiceName string
+	// EmptyGroupVersions lets Start return while group/versions have no
+	// resources at the target yet (their CRDs come later): it then waits
+	// only for the APIServices to be available.
+	EmptyGroupVersions bool
 }
 
 // Proxy is one crproxy serving a client cluster from its targets. Start and
@@ -116,7 +120,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 		return err
 	}
 	for _, gv := range p.gvs {
-		if err := p.o.Client.WaitForAPIService(ctx, gv); err != nil {
+		wait := p.o.Client.WaitForAPIService
+		if p.o.EmptyGroupVersions {
+			wait = p.o.Client.WaitForAPIServiceAvailable
+		}
+		if err := wait(ctx, gv); err != nil {
 			return err
 		}
 	}

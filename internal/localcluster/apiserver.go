@@ -326,6 +326,17 @@ func WriteKubeconfig(path, name string, cfg *rest.Config) error {
 	return clientcmd.WriteToFile(*kc, path)
 }
 
+// WaitForAPIServiceAvailable waits until the APIService of the aggregated
+// group/version (e.g. "example.com/v1") is Available, whether or not it
+// has resources yet.
+func (s *APIServer) WaitForAPIServiceAvailable(ctx context.Context, groupVersion string) error {
+	group, version, _ := strings.Cut(groupVersion, "/")
+	if out, err := s.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/"+version+"."+group, "--timeout=90s"); err != nil {
+		return fmt.Errorf("APIService %s.%s did not become available: %w\n%s", version, group, err, out)
+	}
+	return nil
+}
+
 // WaitForAPIService waits until the aggregated group/version (e.g.
 // "example.com/v1") is served through this apiserver: its APIService is
 // Available, the group's resources are in discovery, and a GET of the
@@ -334,10 +345,10 @@ func WriteKubeconfig(path, name string, cfg *rest.Config) error {
 // APIService's status changes, and kubectl misses the group's resources
 // for a few hundred milliseconds then.
 func (s *APIServer) WaitForAPIService(ctx context.Context, groupVersion string) error {
-	group, version, _ := strings.Cut(groupVersion, "/")
-	if out, err := s.Kubectl(ctx, "wait", "--for=condition=Available", "apiservice/"+version+"."+group, "--timeout=90s"); err != nil {
-		return fmt.Errorf("APIService %s.%s did not become available: %w\n%s", version, group, err, out)
+	if err := s.WaitForAPIServiceAvailable(ctx, groupVersion); err != nil {
+		return err
 	}
+	group, _, _ := strings.Cut(groupVersion, "/")
 	for stable := 0; stable < 3; {
 		out, err := s.Kubectl(ctx, "api-resources", "--api-group="+group, "-o", "name")
 		if err == nil && !strings.Contains(out, "."+group) {

@@ -1,0 +1,248 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crproxy/crproxy/internal/crproxytest"
+	"github.com/crproxy/crproxy/internal/localcluster"
+	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
+	"github.com/crproxy/crproxy/pkg/config"
+)
+
+// kubectlCasesRBAC lets the client identity use the groups of kubectl's
+// custom-resource cases at the target.
+const kubectlCasesRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: kubectl-cases-client
+rules:
+- apiGroups: ["company.com", "mygroup.example.com", "test.com", "bar.com"]
+  resources: ["*"]
+  verbs: ["*"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch", "create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kubectl-cases-client
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: kubectl-cases-client
+subjects:
+- kind: User
+  name: "loft:vcluster:p-default:client"
+  apiGroup: rbac.authorization.k8s.io
+`
+
+// kubectlCasesDriver runs one function of the kubernetes tree's
+// test/cmd/crd.sh or discovery.sh with its own helpers (hack/lib/test.sh),
+// as hack/make-rules/test-cmd.sh does, with one adaptation: kubectl is a
+// function that sends what concerns CRDs (a customresourcedefinitions
+// argument, or a manifest on stdin or in a -f file that holds a CRD) to the
+// cluster that stores them ($CRD_KUBECONFIG), and everything else to the
+// cluster users work with ($USER_KUBECONFIG); after a CRD was created,
+// changed or deleted there, it waits (up to about 30 s) until the users'
+// cluster describes the group's resources and scopes as the storing
+// cluster does, as its own discovery would at once if it stored the CRD.
+// Natively both are the same cluster.
+const kubectlCasesDriver = `set -o errexit -o nounset -o pipefail
+cd "$KUBE_ROOT"
+source hack/lib/logging.sh
+source hack/lib/test.sh
+source test/cmd/crd.sh
+source test/cmd/discovery.sh
+KUBE_TEMP=$(mktemp -d)
+export KUBE_TEMP
+kube_flags=(--request-timeout=60s)
+kube_flags_with_token=(--request-timeout=60s)
+export id_field=".metadata.name"
+export labels_field=".metadata.labels"
+export annotations_field=".metadata.annotations"
+CONTEXT=$("$KUBECTL" --kubeconfig="$USER_KUBECONFIG" config current-context)
+
+kubectl() {
+  local kubeconfig=$USER_KUBECONFIG cache=$CACHE_DIR/user arg prev="" stdin=0 input=""
+  for arg in "$@"; do
+    case "$arg" in
+      customresourcedefinition|customresourcedefinitions|customresourcedefinition/*|customresourcedefinitions/*|crd|crds|crd/*|crds/*)
+        kubeconfig=$CRD_KUBECONFIG cache=$CACHE_DIR/crd ;;
+      -) stdin=1 ;;
+    esac
+    if [[ ($prev == -f || $prev == --filename) && $arg != - && -f $arg ]] && grep -Eq 'kind: *CustomResourceDefinition' "$arg"; then
+      kubeconfig=$CRD_KUBECONFIG cache=$CACHE_DIR/crd
+    fi
+    prev=$arg
+  done
+  if [[ $stdin == 1 ]]; then
+    input=$(cat)
+    if grep -Eq '"kind": *"CustomResourceDefinition"|kind: *CustomResourceDefinition' <<<"$input"; then
+      kubeconfig=$CRD_KUBECONFIG cache=$CACHE_DIR/crd
+    fi
+  fi
+  if [[ $kubeconfig == "$USER_KUBECONFIG" ]]; then
+    # As it is: a watch streams, stderr stays apart.
+    if [[ $stdin == 1 ]]; then
+      "$KUBECTL" --kubeconfig="$kubeconfig" --cache-dir="$cache" "$@" <<<"$input"
+    else
+      "$KUBECTL" --kubeconfig="$kubeconfig" --cache-dir="$cache" "$@"
+    fi
+    return
+  fi
+  local out rc=0
+  if [[ $stdin == 1 ]]; then
+    out=$("$KUBECTL" --kubeconfig="$kubeconfig" --cache-dir="$cache" "$@" <<<"$input") || rc=$?
+  else
+    out=$("$KUBECTL" --kubeconfig="$kubeconfig" --cache-dir="$cache" "$@") || rc=$?
+  fi
+  [[ -z $out ]] || printf '%s\n' "$out"
+  await_crds "$out"
+  return $rc
+}
+
+# await_crds waits until the users' cluster describes the groups of the
+# CRDs kubectl's output says were created, changed or deleted as the
+# cluster storing them does: the same resources, in the same scopes.
+await_crds() {
+  local line name group i
+  while read -r line; do
+    [[ $line =~ ^customresourcedefinition\.apiextensions\.k8s\.io(/|\ \")([^ \"]+)\"?\ (created|configured|deleted)$ ]] || continue
+    name=${BASH_REMATCH[2]}
+    group=${name#*.}
+    for i in $(seq 1 100); do
+      [[ $(scopes "$USER_KUBECONFIG" "$group") == "$(scopes "$CRD_KUBECONFIG" "$group")" ]] && break
+      sleep 0.1
+    done
+  done <<<"$1"
+}
+
+# scopes lists the namespaced and the cluster-scoped resources of group.
+scopes() {
+  "$KUBECTL" --kubeconfig="$1" --cache-dir="$CACHE_DIR/await" api-resources --api-group="$2" --namespaced=true -o name 2>/dev/null || true
+  echo ---
+  "$KUBECTL" --kubeconfig="$1" --cache-dir="$CACHE_DIR/await" api-resources --api-group="$2" --namespaced=false -o name 2>/dev/null || true
+}
+
+# As test/cmd/legacy-script.sh defines it.
+create_and_use_new_namespace() {
+  local ns_name
+  ns_name="namespace-$(date +%s)-${RANDOM}"
+  kube::log::status "Creating namespace ${ns_name}"
+  kubectl create namespace "${ns_name}"
+  kubectl config set-context "${CONTEXT}" --namespace="${ns_name}"
+}
+
+"$CASE"
+`
+
+// kubernetesSource is the k8s.io/kubernetes module of the version
+// `make tools` builds kubectl and the apiservers from.
+func kubernetesSource(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes")
+	cmd.Dir = filepath.Join("..", "..", "hack", "tools", "kube")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("locating k8s.io/kubernetes (make tools downloads it): %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// runKubectlCase runs the function name of test/cmd/crd.sh with the users'
+// kubectl on userConfig and CRDs on crdConfig, and returns its output and
+// whether it passed.
+func runKubectlCase(t *testing.T, ctx context.Context, source, name string, users, crds *localcluster.APIServer) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	// create_and_use_new_namespace changes the kubeconfig's context: a copy.
+	userConfig := filepath.Join(dir, "user.kubeconfig")
+	data, err := os.ReadFile(users.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(userConfig, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crdConfig := userConfig
+	if crds != users {
+		crdConfig = crds.KubeconfigPath
+	}
+	kubectlPath, err := filepath.Abs(filepath.Join("..", "..", "bin", "kubectl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-c", kubectlCasesDriver)
+	cmd.Env = append(os.Environ(),
+		"KUBE_ROOT="+source, "CASE="+name, "KUBECTL="+kubectlPath, "TERM=xterm",
+		"USER_KUBECONFIG="+userConfig, "CRD_KUBECONFIG="+crdConfig, "CACHE_DIR="+filepath.Join(dir, "cache"),
+		"KUBECONFIG=", "TMPDIR="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// kubectl's own custom-resource test cases (test/cmd/crd.sh of the
+// kubernetes version crproxy builds against), copied by running them from
+// the module's source with their assertions: natively against the target,
+// which serves the CRDs itself, and through crproxy, the CRDs installed at
+// the target and everything else done in the client cluster. Each case
+// must pass both ways.
+func TestKubectlCustomResourceCases(t *testing.T) {
+	ctx := testContextWithin(t, 10*time.Minute)
+	source := kubernetesSource(t)
+	target := clustertest.NewAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	kubectlApply(t, ctx, target, kubectlCasesRBAC)
+	cfg := crproxytest.Config("client", client, target)
+	wildcard := config.CustomResourceProxy{Enabled: true, TargetVirtualCluster: config.VirtualClusterRef{Name: crproxytest.TargetName}}
+	cfg.Experimental.Proxy.CustomResources = map[string]config.CustomResourceProxy{
+		"*.company.com/v1":               wildcard,
+		"*.mygroup.example.com/v1alpha1": wildcard,
+		"*.test.com/v1":                  wildcard,
+		"*.bar.com/v1":                   wildcard,
+	}
+	crproxytest.StartProxy(t, crproxytest.Options{Client: client, Config: cfg, EmptyGroupVersions: true})
+
+	for _, name := range []string{
+		"run_crd_tests", // with run_non_native_resource_tests
+		"run_assert_short_name_tests",
+		"run_assert_singular_name_tests",
+		// Not yet: run_crd_deletion_recreation_tests. Through crproxy,
+		// the first create of a namespaced resource re-created in place of
+		// a cluster-scoped one answers 404 although the client's discovery
+		// already describes it as the target does (issue 25, open).
+		"run_ambiguous_shortname_tests",
+		// Not yet: run_explain_crd_with_additional_properties_tests. A
+		// new CRD's schema reaches kubectl explain through the client only
+		// at the aggregator's next OpenAPI refresh when crproxy fetched
+		// the target's OpenAPI before the target had updated it (issue
+		// 25, open).
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := runKubectlCase(t, ctx, source, name, target, target)
+			if err != nil {
+				t.Fatalf("natively: %v\n%s", err, tail(out, 60))
+			}
+			out, err = runKubectlCase(t, ctx, source, name, client, target)
+			if err != nil {
+				t.Fatalf("through crproxy: %v\n%s", err, tail(out, 80))
+			}
+		})
+	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
