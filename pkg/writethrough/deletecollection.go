@@ -228,7 +228,7 @@ func (w *Writer) deleteListed(ctx context.Context, req *Request, o *store.Object
 	item.Body = nil
 	item.ContentType = ""
 	itemOpts := opts.DeepCopy()
-	resp, err := w.deleteObject(ctx, &item, itemOpts, o, o)
+	resp, err := w.run(ctx, &item, &deleteVerb{opts: itemOpts, listed: o})
 	switch {
 	case apierrors.IsNotFound(err), errors.Is(err, errCheckedReplaced):
 		// Gone, or replaced since the list: not among the listed objects.

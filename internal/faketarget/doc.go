@@ -1,0 +1,22 @@
+// Package faketarget is a fake target for unit tests of crproxy's request
+// logic: an in-memory server of one namespaced custom resource
+// (example.com/v1 myresources, kind MyResource) that applies writes as the
+// kube-apiserver applies them to a custom resource, with the preconditions
+// crproxy relies on (metadata.uid and metadata.resourceVersion in a body
+// or a patch, DeleteOptions preconditions, a failing JSON patch test), and
+// records every request it receives. It is not a cluster: integration and
+// end-to-end tests run real kube-apiservers (internal/localcluster).
+//
+// What it does not do: admission, validation beyond the preconditions,
+// field management (a server-side apply is a merge patch that may
+// create), namespaces, RBAC.
+//
+// In a test:
+//
+//	target := faketarget.New(t)
+//	target.Add(`{"metadata":{"name":"x","namespace":"default","labels":{...}}}`)
+//	res := target.Resource(config.AccessOwned) // its mirror holds x
+//	resp, err := writer.Write(ctx, &writethrough.Request{Resource: res, ...})
+//	target.Writes() // what reached the target
+//	target.Object("default", "x") // what it holds now
+package faketarget

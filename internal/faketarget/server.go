@@ -1,0 +1,533 @@
+package faketarget
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "sigs.k8s.io/json"
+
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/reconnect"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// GVR is the resource the fake target serves; Kind its kind.
+var GVR = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"}
+
+// Kind is the kind of GVR.
+const Kind = "MyResource"
+
+// TargetID is the ID of the fake target.
+const TargetID = "default/target"
+
+// Request is one request the fake target received.
+type Request struct {
+	Method, Path, ContentType string
+	Query                     url.Values
+	Body                      []byte
+}
+
+// String is "METHOD path[/sub]", what tests compare.
+func (r Request) String() string { return r.Method + " " + r.Path }
+
+// Server is the fake target. Its methods are safe for concurrent use.
+type Server struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	objects  map[string]map[string]any // by namespace/name
+	revision uint64
+	uids     int
+	requests []Request
+}
+
+// New starts a fake target, stopped when t ends.
+func New(t testing.TB) *Server {
+	s := &Server{t: t, objects: map[string]map[string]any{}, revision: 10}
+	s.srv = httptest.NewServer(s)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// Add stores an object (JSON, of the resource's kind; apiVersion, kind,
+// uid and resourceVersion filled in when absent) and returns it as stored.
+func (s *Server) Add(object string) map[string]any {
+	s.t.Helper()
+	var obj map[string]any
+	if err := kjson.UnmarshalCaseSensitivePreserveInts([]byte(object), &obj); err != nil {
+		s.t.Fatalf("faketarget: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	meta := metadata(obj)
+	obj["apiVersion"], obj["kind"] = GVR.GroupVersion().String(), Kind
+	if meta["uid"] == nil {
+		meta["uid"] = s.newUID()
+	}
+	if meta["resourceVersion"] == nil {
+		s.revision++
+		meta["resourceVersion"] = fmt.Sprint(s.revision)
+	}
+	s.objects[key(meta)] = obj
+	return copyJSON(obj)
+}
+
+// Object returns the object the target holds, nil when none.
+func (s *Server) Object(namespace, name string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.objects[namespace+"/"+name]; ok {
+		return copyJSON(o)
+	}
+	return nil
+}
+
+// Requests returns every request received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Writes returns the requests received so far that are not reads.
+func (s *Server) Writes() []Request {
+	var out []Request
+	for _, r := range s.Requests() {
+		if r.Method != http.MethodGet {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Target is a mirror.Target that reaches the fake target.
+func (s *Server) Target() *mirror.Target {
+	host, _ := url.Parse(s.srv.URL)
+	return &mirror.Target{ID: TargetID, HTTP: s.srv.Client(), Host: host, Connection: reconnect.NewTracker(TargetID, reconnect.Options{})}
+}
+
+// Resource is the fake target's resource proxied in access mode, with a
+// mirror (a bbolt cache) that holds the objects the target holds now.
+func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
+	s.t.Helper()
+	tgt := s.Target()
+	st, err := store.Open(filepath.Join(s.t.TempDir(), "mirror.db"), store.Options{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { st.Close() })
+	res := mirror.NewResource(GVR, metav1.APIResource{Name: GVR.Resource, Namespaced: true, Kind: Kind, Verbs: metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}},
+		metav1.APIResource{Name: GVR.Resource + "/status", Namespaced: true, Kind: Kind, Verbs: metav1.Verbs{"get", "patch", "update"}})
+	res.Access, res.Target = access, tgt
+	res.Cache = st.Cache(store.Key{Target: tgt.ID, Group: GVR.Group, Version: GVR.Version, Resource: GVR.Resource})
+	s.mu.Lock()
+	var objs []*store.Object
+	for _, o := range s.objects {
+		data, _ := json.Marshal(o)
+		so, err := store.NewObject(data)
+		if err != nil {
+			s.mu.Unlock()
+			s.t.Fatal(err)
+		}
+		objs = append(objs, so)
+	}
+	revision := s.revision
+	s.mu.Unlock()
+	if err := res.Cache.Replace(objs, revision); err != nil {
+		s.t.Fatal(err)
+	}
+	return res
+}
+
+// ServeHTTP serves the resource's paths:
+// /apis/example.com/v1/namespaces/<ns>/myresources[/<name>[/status|/scale]].
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Query: r.URL.Query(), Body: body})
+	prefix := "/apis/" + GVR.Group + "/" + GVR.Version + "/namespaces/"
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, prefix), "/")
+	if !strings.HasPrefix(r.URL.Path, prefix) || len(parts) < 2 || parts[1] != GVR.Resource || len(parts) > 4 {
+		writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource", "")
+		return
+	}
+	namespace := parts[0]
+	var name, sub string
+	if len(parts) > 2 {
+		name = parts[2]
+	}
+	if len(parts) > 3 {
+		sub = parts[3]
+	}
+	a := answer{w: w, name: name}
+	dryRun := r.URL.Query().Get("dryRun") != ""
+	switch {
+	case name == "" && r.Method == http.MethodGet:
+		s.list(a, namespace, r.URL.Query())
+	case name == "" && r.Method == http.MethodPost:
+		s.create(a, namespace, body, dryRun)
+	case name == "" && r.Method == http.MethodDelete:
+		s.deleteCollection(a, namespace, r.URL.Query())
+	case r.Method == http.MethodGet:
+		s.get(a, namespace, name, sub)
+	case r.Method == http.MethodPut:
+		s.update(a, namespace, name, sub, body, dryRun)
+	case r.Method == http.MethodPatch:
+		s.patch(a, namespace, name, sub, r.Header.Get("Content-Type"), body, dryRun)
+	case r.Method == http.MethodDelete:
+		s.delete(a, namespace, name, body, dryRun)
+	default:
+		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed, "method not allowed", name)
+	}
+}
+
+// answer writes the fake target's answers about one object.
+type answer struct {
+	w    http.ResponseWriter
+	name string
+}
+
+func (a answer) object(code int, obj any) {
+	a.w.Header().Set("Content-Type", "application/json")
+	a.w.WriteHeader(code)
+	_ = json.NewEncoder(a.w).Encode(obj)
+}
+
+func (a answer) notFound() {
+	writeStatus(a.w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("%s.%s %q not found", GVR.Resource, GVR.Group, a.name), a.name)
+}
+
+func (a answer) conflict(message string) {
+	writeStatus(a.w, http.StatusConflict, metav1.StatusReasonConflict, fmt.Sprintf("Operation cannot be fulfilled on %s.%s %q: %s", GVR.Resource, GVR.Group, a.name, message), a.name)
+}
+
+func (a answer) badRequest(message string) {
+	writeStatus(a.w, http.StatusBadRequest, metav1.StatusReasonBadRequest, message, a.name)
+}
+
+func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, message, name string) {
+	st := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Code: int32(code), Reason: reason, Message: message,
+		Details: &metav1.StatusDetails{Name: name, Group: GVR.Group, Kind: GVR.Resource}}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(st)
+}
+
+func (s *Server) list(a answer, namespace string, query url.Values) {
+	selector, err := labels.Parse(query.Get("labelSelector"))
+	if err != nil {
+		a.badRequest(err.Error())
+		return
+	}
+	items := []any{}
+	for _, k := range s.sortedKeys() {
+		o := s.objects[k]
+		if meta := metadata(o); meta["namespace"] == namespace && selector.Matches(labels.Set(labelsOf(meta))) {
+			items = append(items, o)
+		}
+	}
+	a.object(http.StatusOK, map[string]any{"apiVersion": GVR.GroupVersion().String(), "kind": Kind + "List",
+		"metadata": map[string]any{"resourceVersion": fmt.Sprint(s.revision)}, "items": items})
+}
+
+func (s *Server) get(a answer, namespace, name, sub string) {
+	o, ok := s.objects[namespace+"/"+name]
+	switch {
+	case !ok:
+		a.notFound()
+	case sub == "scale":
+		a.object(http.StatusOK, scaleOf(o))
+	default:
+		a.object(http.StatusOK, o)
+	}
+}
+
+func (s *Server) create(a answer, namespace string, body []byte, dryRun bool) {
+	obj, ok := decode(a, body)
+	if !ok {
+		return
+	}
+	meta := metadata(obj)
+	meta["namespace"] = namespace
+	a.name, _ = meta["name"].(string)
+	if _, exists := s.objects[key(meta)]; exists {
+		writeStatus(a.w, http.StatusConflict, metav1.StatusReasonAlreadyExists, fmt.Sprintf("%s.%s %q already exists", GVR.Resource, GVR.Group, a.name), a.name)
+		return
+	}
+	delete(meta, "resourceVersion")
+	meta["uid"] = s.newUID()
+	s.store(obj, dryRun)
+	a.object(http.StatusCreated, obj)
+}
+
+func (s *Server) update(a answer, namespace, name, sub string, body []byte, dryRun bool) {
+	current, ok := s.objects[namespace+"/"+name]
+	if !ok {
+		a.notFound()
+		return
+	}
+	obj, ok := decode(a, body)
+	if !ok || !s.preconditions(a, current, metadata(obj)) {
+		return
+	}
+	switch sub {
+	case "status":
+		next := copyJSON(current)
+		next["status"] = obj["status"]
+		obj = next
+	case "scale":
+		next := copyJSON(current)
+		spec, _ := next["spec"].(map[string]any)
+		if spec == nil {
+			spec = map[string]any{}
+			next["spec"] = spec
+		}
+		scaleSpec, _ := obj["spec"].(map[string]any)
+		spec["replicas"] = scaleSpec["replicas"]
+		s.store(next, dryRun)
+		a.object(http.StatusOK, scaleOf(next))
+		return
+	default:
+		meta := metadata(obj)
+		meta["uid"], meta["namespace"] = metadata(current)["uid"], namespace
+		if sub == "" {
+			obj["status"] = current["status"]
+		}
+	}
+	s.store(obj, dryRun)
+	a.object(http.StatusOK, obj)
+}
+
+func (s *Server) patch(a answer, namespace, name, sub, contentType string, body []byte, dryRun bool) {
+	current, exists := s.objects[namespace+"/"+name]
+	if !exists && contentType != "application/apply-patch+yaml" {
+		a.notFound()
+		return
+	}
+	base := current
+	if !exists {
+		base = map[string]any{"apiVersion": GVR.GroupVersion().String(), "kind": Kind, "metadata": map[string]any{"name": name, "namespace": namespace}}
+	}
+	if sub == "scale" {
+		base = scaleOf(current)
+	}
+	baseJSON, _ := json.Marshal(base)
+	var patched []byte
+	var err error
+	switch contentType {
+	case "application/json-patch+json":
+		var p jsonpatch.Patch
+		if p, err = jsonpatch.DecodePatch(body); err == nil {
+			patched, err = p.Apply(baseJSON)
+		}
+		if err != nil {
+			writeStatus(a.w, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid, err.Error(), name)
+			return
+		}
+	case "application/merge-patch+json", "application/apply-patch+yaml":
+		if patched, err = jsonpatch.MergePatch(baseJSON, body); err != nil {
+			a.badRequest(err.Error())
+			return
+		}
+	default:
+		writeStatus(a.w, http.StatusUnsupportedMediaType, metav1.StatusReasonUnsupportedMediaType, "unsupported patch type", name)
+		return
+	}
+	obj, ok := decode(a, patched)
+	if !ok {
+		return
+	}
+	meta := metadata(obj)
+	if !exists {
+		// An apply that creates: a resourceVersion is ignored.
+		delete(meta, "resourceVersion")
+		meta["uid"] = s.newUID()
+		s.store(obj, dryRun)
+		a.object(http.StatusCreated, obj)
+		return
+	}
+	if !s.preconditions(a, current, meta) {
+		return
+	}
+	switch sub {
+	case "scale":
+		next := copyJSON(current)
+		spec, _ := next["spec"].(map[string]any)
+		scaleSpec, _ := obj["spec"].(map[string]any)
+		spec["replicas"] = scaleSpec["replicas"]
+		s.store(next, dryRun)
+		a.object(http.StatusOK, scaleOf(next))
+		return
+	case "status":
+		next := copyJSON(current)
+		next["status"] = obj["status"]
+		obj = next
+	}
+	s.store(obj, dryRun)
+	a.object(http.StatusOK, obj)
+}
+
+func (s *Server) delete(a answer, namespace, name string, body []byte, dryRun bool) {
+	current, ok := s.objects[namespace+"/"+name]
+	if !ok {
+		a.notFound()
+		return
+	}
+	var opts metav1.DeleteOptions
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &opts); err != nil {
+			a.badRequest(err.Error())
+			return
+		}
+	}
+	meta := metadata(current)
+	if p := opts.Preconditions; p != nil {
+		if p.UID != nil && string(*p.UID) != meta["uid"] {
+			a.conflict(fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, meta["uid"]))
+			return
+		}
+		if p.ResourceVersion != nil && *p.ResourceVersion != meta["resourceVersion"] {
+			a.conflict(fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, meta["resourceVersion"]))
+			return
+		}
+	}
+	if dryRun {
+		a.object(http.StatusOK, current)
+		return
+	}
+	if finalizers, _ := meta["finalizers"].([]any); len(finalizers) > 0 {
+		next := copyJSON(current)
+		metadata(next)["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+		s.store(next, false)
+		a.object(http.StatusOK, next)
+		return
+	}
+	delete(s.objects, namespace+"/"+name)
+	s.revision++
+	a.object(http.StatusOK, current)
+}
+
+func (s *Server) deleteCollection(a answer, namespace string, query url.Values) {
+	selector, err := labels.Parse(query.Get("labelSelector"))
+	if err != nil {
+		a.badRequest(err.Error())
+		return
+	}
+	items := []any{}
+	for _, k := range s.sortedKeys() {
+		o := s.objects[k]
+		if meta := metadata(o); meta["namespace"] == namespace && selector.Matches(labels.Set(labelsOf(meta))) {
+			items = append(items, o)
+			delete(s.objects, k)
+			s.revision++
+		}
+	}
+	a.object(http.StatusOK, map[string]any{"apiVersion": GVR.GroupVersion().String(), "kind": Kind + "List",
+		"metadata": map[string]any{"resourceVersion": fmt.Sprint(s.revision)}, "items": items})
+}
+
+// preconditions checks the UID and resourceVersion a write's object
+// carries (meta) against current, as the kube-apiserver does, and answers
+// the conflict when one fails.
+func (s *Server) preconditions(a answer, current map[string]any, meta map[string]any) bool {
+	have := metadata(current)
+	if uid, _ := meta["uid"].(string); uid != "" && uid != have["uid"] {
+		a.conflict(fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, have["uid"]))
+		return false
+	}
+	if rv, _ := meta["resourceVersion"].(string); rv != "" && rv != have["resourceVersion"] {
+		a.conflict("the object has been modified; please apply your changes to the latest version and try again")
+		return false
+	}
+	return true
+}
+
+// store keeps obj at a new resourceVersion (only stamps it for a dry run).
+func (s *Server) store(obj map[string]any, dryRun bool) {
+	meta := metadata(obj)
+	if dryRun {
+		meta["resourceVersion"] = fmt.Sprint(s.revision)
+		return
+	}
+	s.revision++
+	meta["resourceVersion"] = fmt.Sprint(s.revision)
+	s.objects[key(meta)] = obj
+}
+
+func (s *Server) newUID() string {
+	s.uids++
+	return fmt.Sprintf("uid-%d", s.uids)
+}
+
+func (s *Server) sortedKeys() []string {
+	keys := make([]string, 0, len(s.objects))
+	for k := range s.objects {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// scaleOf is the autoscaling/v1 Scale of obj (replicas at spec.replicas).
+func scaleOf(obj map[string]any) map[string]any {
+	meta := metadata(obj)
+	spec, _ := obj["spec"].(map[string]any)
+	return map[string]any{"apiVersion": "autoscaling/v1", "kind": "Scale",
+		"metadata": map[string]any{"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+		"spec":     map[string]any{"replicas": spec["replicas"]}}
+}
+
+func decode(a answer, body []byte) (map[string]any, bool) {
+	var obj map[string]any
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &obj); err != nil || obj == nil {
+		a.badRequest(fmt.Sprintf("decoding the body: %v", err))
+		return nil, false
+	}
+	return obj, true
+}
+
+// metadata returns obj's metadata, created when absent.
+func metadata(obj map[string]any) map[string]any {
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		obj["metadata"] = meta
+	}
+	return meta
+}
+
+func labelsOf(meta map[string]any) map[string]string {
+	out := map[string]string{}
+	m, _ := meta["labels"].(map[string]any)
+	for k, v := range m {
+		out[k], _ = v.(string)
+	}
+	return out
+}
+
+func key(meta map[string]any) string {
+	return fmt.Sprint(meta["namespace"]) + "/" + fmt.Sprint(meta["name"])
+}
+
+func copyJSON(obj map[string]any) map[string]any {
+	data, _ := json.Marshal(obj)
+	var out map[string]any
+	_ = kjson.UnmarshalCaseSensitivePreserveInts(data, &out)
+	return out
+}
