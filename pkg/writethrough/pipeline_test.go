@@ -109,7 +109,7 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{all, "update", "others", 200, "b/team-b", 1}, // the owner stays the creator
 		{all, "update", "missing", 404, "gone", 2},    // the lookup for its owners, then the target's 404
 		{all, "merge", "others", 200, "b/team-b", 1},
-		{all, "merge", "missing", 404, "gone", 2},   // the lookup for its owners, then the target's 404
+		{all, "merge", "missing", 404, "gone", 2}, // the lookup for its owners, then the target's 404
 		{all, "json", "others", 200, "b/team-b", 1},
 		{all, "json", "missing", 404, "gone", 1},
 		{all, "apply", "others", 200, "b/team-b", 1},
