@@ -2,13 +2,11 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/warning"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
@@ -28,8 +25,9 @@ import (
 //   - resourceVersion "" (consistent): the answer reflects every write the
 //     target acknowledged before the read began, by any writer. A GET by
 //     name asks the target for the object (GetConsistent); a LIST, a WATCH
-//     and a GET among many concurrent reads wait for a barrier write
-//     (WaitConsistent).
+//     and a GET among many concurrent reads ask the target for the
+//     selection's state and wait until the mirror reflects it
+//     (WaitConsistent, selection_state.go). Nothing is written.
 //   - resourceVersion "0": the mirror's state, at once.
 //   - resourceVersion N (NotOlderThan): the mirror once it holds N; 504
 //     "Too large resource version" after notOlderThanTimeout.
@@ -37,8 +35,8 @@ import (
 // Every read first waits, bounded, for a resource never mirrored yet
 // (WaitSynced). When the target is unreachable or refuses the identity,
 // consistent reads are answered from the mirror at once with a Warning
-// naming the target (WarnIfStale); when a barrier or a GET at the target
-// fails, likewise.
+// naming the target (WarnIfStale); when the target's state cannot be
+// learned, likewise.
 const (
 	// syncTimeout is how long a read waits for a resource that was never
 	// mirrored (first start, target not answered yet) before 503.
@@ -46,19 +44,16 @@ const (
 	// notOlderThanTimeout is how long a read for a resourceVersion the
 	// mirror does not hold yet waits, as the kube-apiserver's cache does.
 	notOlderThanTimeout = 3 * time.Second
-	// barrierWaitTimeout bounds the wait for a barrier's event: the
-	// target committed it, so only a broken or lagging watch delays it.
-	barrierWaitTimeout = 10 * time.Second
-	// probeTimeout bounds one probe or barrier write at the target.
+	// reflectTimeout bounds the wait for the mirror to reflect the state
+	// the target listed: the target committed it, so only a broken or
+	// lagging watch delays it.
+	reflectTimeout = 10 * time.Second
+	// probeTimeout bounds one request for the target's state.
 	probeTimeout = 10 * time.Second
-	// settleWindow is how long the settle heuristic waits for events the
-	// target had committed when it answered the probe. It is used only for
-	// a resource whose target refuses the barrier object.
-	settleWindow = 20 * time.Millisecond
 	// getAtTargetMaxReads is how many consistent reads of a resource may be
 	// under way for a GET by name to ask the target itself; past it, GETs
-	// share barriers, which cost the target less than one GET each. A cost
-	// policy only: both ways are exact.
+	// share the selection's state, which costs the target less than one
+	// GET each. A cost policy only: both ways are exact.
 	getAtTargetMaxReads = 2
 )
 
@@ -110,31 +105,17 @@ func (r *Resource) degrade(ctx context.Context, err error) error {
 }
 
 // WaitConsistent returns once the mirror holds every event of its
-// selection that the target committed before the call: it writes the
-// barrier object (one write shared by the callers that arrive while
-// another runs) and waits for the mirror to hold the write's
-// resourceVersion. When the target refuses the barrier object, it falls
-// back to the settle heuristic and says so in a Warning. It returns an
-// error when the target cannot be asked or the event does not arrive.
+// selection that the target committed before the call: it learns the
+// selection's state at the target (one metadata list shared by the
+// callers that arrive while another runs, coalescedProbe) and waits until
+// the mirror reflects it. It returns an error when the target cannot be
+// asked or the mirror does not catch up.
 func (r *Resource) WaitConsistent(ctx context.Context) error {
-	rv, err := r.barriers.Do(ctx)
-	var refusal errBarrierRefused
-	if errors.As(err, &refusal) {
-		warning.AddWarning(ctx, "crproxy", fmt.Sprintf("consistent reads of %s from target %s are not exact: %v", r.GVR.GroupResource(), r.Target.ID, refusal.err))
-		return r.settle(ctx)
-	}
+	state, err := r.selection.Do(ctx)
 	if err != nil {
 		return err
 	}
-	wait, cancel := context.WithTimeout(ctx, barrierWaitTimeout)
-	defer cancel()
-	if err := r.Cache.WaitForResourceVersion(wait, rv); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("the mirror did not receive the barrier write at resourceVersion %d within %s", rv, barrierWaitTimeout)
-	}
-	return nil
+	return r.waitReflected(ctx, state)
 }
 
 // GetConsistent answers a consistent GET by name: the object as the target
@@ -291,76 +272,4 @@ func (r *Resource) WarnIfStale(ctx context.Context) bool {
 	warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s %s since %s; serving cached data at resourceVersion %d",
 		r.Target.ID, what, st.Since.UTC().Format(time.RFC3339), r.Cache.ResourceVersion()))
 	return true
-}
-
-// The settle heuristic, for a resource whose target refuses the barrier
-// object: not exact, and said so in a Warning.
-//
-// A probe (a consistent list of at most one object, in probeNamespace for
-// a namespaced resource) learns the target's current resourceVersion R; if
-// the mirror holds R the read answers, else it waits up to settleWindow for
-// events in flight. Once a read has waited the window for R, R is settled
-// and later reads whose probe returns no newer R skip the wait.
-func (r *Resource) settle(ctx context.Context) error {
-	rv, err := r.probe.Do(ctx)
-	if err != nil {
-		return err
-	}
-	mirrorRV := r.Cache.ResourceVersion()
-	if mirrorRV >= rv || r.settled.covers(rv, mirrorRV) {
-		return nil
-	}
-	settle, cancel := context.WithTimeout(ctx, settleWindow)
-	defer cancel()
-	if r.Cache.WaitForResourceVersion(settle, rv) != nil && ctx.Err() == nil {
-		r.settled.settle(rv, r.Cache.ResourceVersion())
-	}
-	return ctx.Err()
-}
-
-// settledResourceVersion is the highest target resourceVersion a read has
-// waited the settle window for. It holds only while the mirror has not gone
-// back in time (a resync from a rebuilt target restarts the
-// resourceVersions).
-type settledResourceVersion struct {
-	mu       sync.Mutex
-	rv       uint64
-	mirrorRV uint64 // the mirror's resourceVersion when rv settled
-}
-
-// covers reports whether rv is settled, the mirror being at mirrorRV.
-func (s *settledResourceVersion) covers(rv, mirrorRV uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return rv <= s.rv && mirrorRV >= s.mirrorRV
-}
-
-// settle records that rv settled with the mirror at mirrorRV.
-func (s *settledResourceVersion) settle(rv, mirrorRV uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rv > s.rv || mirrorRV < s.mirrorRV {
-		s.rv, s.mirrorRV = rv, mirrorRV
-	}
-}
-
-// probeNamespace is where the settle heuristic's probe of a namespaced
-// resource lists: a namespace that holds nothing (it need not exist), as a
-// list's cost at the target grows with the objects it walks.
-const probeNamespace = "crproxy-consistency-probe"
-
-// currentResourceVersion asks the target for its current resourceVersion:
-// a consistent list of at most one object of the mirrored selection, in
-// probeNamespace for a namespaced resource.
-func (r *Resource) currentResourceVersion(ctx context.Context) (uint64, error) {
-	var lister dynamic.ResourceInterface = r.client()
-	if r.API().Namespaced {
-		lister = r.client().Namespace(probeNamespace)
-	}
-	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String(), Limit: 1})
-	r.Target.Connection.Observe(err)
-	if err != nil {
-		return 0, err
-	}
-	return parseResourceVersion(list.GetResourceVersion())
 }

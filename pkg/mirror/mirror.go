@@ -101,7 +101,7 @@ func New(opts Options) (*Mirror, error) {
 		if gvp.Access == config.AccessOwned {
 			selector = labels.SelectorFromSet(client.OwnerLabels())
 		}
-		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, ownerLabels: client.OwnerLabels(), selection: selection(t, selector), mirror: m, resources: map[string]*Resource{}}
+		gv := &GroupVersion{Proxy: gvp, Target: t, selector: selector, selection: selection(t, selector), mirror: m, resources: map[string]*Resource{}}
 		if err := gv.loadDiscovery(); err != nil {
 			m.log.Warn("ignoring unreadable persisted discovery", zap.String("groupVersion", gvp.GroupVersion.String()), zap.Error(err))
 		}
@@ -308,8 +308,6 @@ type GroupVersion struct {
 	Target *Target
 
 	selector labels.Selector
-	// ownerLabels are the client's owner labels (barrier objects carry them).
-	ownerLabels map[string]string
 	// selection is the Selection of its caches' keys.
 	selection string
 	mirror    *Mirror
@@ -561,7 +559,7 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 			Resource:  s.api.Name,
 			Selection: gv.selection,
 		})
-		gv.resources[s.api.Name] = newResource(gv.Target, gv.Proxy, s, gv.selector, gv.ownerLabels, c)
+		gv.resources[s.api.Name] = newResource(gv.Target, gv.Proxy, s, gv.selector, c)
 		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: s.api.Kind})
 	}
 }

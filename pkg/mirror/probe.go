@@ -10,25 +10,25 @@ import (
 // predate its request), but all callers that arrive while one probe runs
 // share the next one. So N concurrent consistent reads cost at most two
 // round trips to the target, not N.
-type coalescedProbe struct {
-	probe func(context.Context) (uint64, error)
+type coalescedProbe[T any] struct {
+	probe func(context.Context) (T, error)
 
 	mu      sync.Mutex
 	running bool
-	next    *probeCall // the call the next arrivals join; starts when the running one ends
+	next    *probeCall[T] // the call the next arrivals join; starts when the running one ends
 }
 
-type probeCall struct {
-	done chan struct{}
-	rv   uint64
-	err  error
+type probeCall[T any] struct {
+	done   chan struct{}
+	result T
+	err    error
 }
 
 // Do returns the result of a probe that started after Do was called.
-func (p *coalescedProbe) Do(ctx context.Context) (uint64, error) {
+func (p *coalescedProbe[T]) Do(ctx context.Context) (T, error) {
 	p.mu.Lock()
 	if p.next == nil {
-		p.next = &probeCall{done: make(chan struct{})}
+		p.next = &probeCall[T]{done: make(chan struct{})}
 	}
 	call := p.next
 	if !p.running {
@@ -37,21 +37,22 @@ func (p *coalescedProbe) Do(ctx context.Context) (uint64, error) {
 	p.mu.Unlock()
 	select {
 	case <-call.done:
-		return call.rv, call.err
+		return call.result, call.err
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
 // startLocked runs the pending call. The probe runs without the callers'
 // contexts: one caller giving up must not fail the others.
-func (p *coalescedProbe) startLocked() {
+func (p *coalescedProbe[T]) startLocked() {
 	call := p.next
 	p.next = nil
 	p.running = true
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-		call.rv, call.err = p.probe(ctx)
+		call.result, call.err = p.probe(ctx)
 		cancel()
 		close(call.done)
 		p.mu.Lock()

@@ -13,7 +13,7 @@ import (
 func TestCoalescedProbeShares(t *testing.T) {
 	var started atomic.Int64
 	release := make(chan struct{})
-	p := &coalescedProbe{probe: func(context.Context) (uint64, error) {
+	p := &coalescedProbe[uint64]{probe: func(context.Context) (uint64, error) {
 		n := started.Add(1)
 		<-release
 		return uint64(n), nil
@@ -48,7 +48,7 @@ func TestCoalescedProbeShares(t *testing.T) {
 // A caller whose context ends stops waiting without failing the others.
 func TestCoalescedProbeCallerGivesUp(t *testing.T) {
 	release := make(chan struct{})
-	p := &coalescedProbe{probe: func(context.Context) (uint64, error) { <-release; return 7, nil }}
+	p := &coalescedProbe[uint64]{probe: func(context.Context) (uint64, error) { <-release; return 7, nil }}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := p.Do(ctx); err == nil {

@@ -89,9 +89,21 @@ func (s reflectorStore) Replace(list []interface{}, resourceVersion string) erro
 	return nil
 }
 
-// barrierEvent tells a barrier object (barrier.go), of any client, from
-// the objects the mirror holds: its event only moves the cache's
-// resourceVersion on (as a bookmark), so no read ever sees it.
+// BarrierLabel marks the consistency barrier objects earlier crproxy
+// versions wrote into targets (one per client and resource, in the namespace
+// crproxy-consistency): they may remain at a target, and the mirror never
+// stores one; see docs/operations.md to remove them.
+const BarrierLabel = "crproxy.dev/consistency-barrier"
+
+// IsBarrier reports whether an object carries BarrierLabel.
+func IsBarrier(objLabels map[string]string) bool {
+	_, ok := objLabels[BarrierLabel]
+	return ok
+}
+
+// barrierEvent tells a barrier object, of any client, from the objects
+// the mirror holds: its event only moves the cache's resourceVersion on
+// (as a bookmark), so no read ever sees it.
 func barrierEvent(obj interface{}) (resourceVersion string, ok bool) {
 	u, isU := obj.(*unstructured.Unstructured)
 	if !isU || !IsBarrier(u.GetLabels()) {

@@ -36,16 +36,14 @@ type Resource struct {
 	// Target is where the resource is stored.
 	Target *Target
 
-	ownerLabels map[string]string
 	// served is the target's discovery of the resource, replaced when the
 	// target's CRD changes (discovery_poller.go).
 	served atomic.Pointer[servedAPI]
 
-	barrier  barrier
-	barriers coalescedProbe // barrier writes shared by concurrent reads
-	probe    coalescedProbe // the settle heuristic's probes (consistency.go)
-	settled  settledResourceVersion
-	inflight atomic.Int32 // consistent reads under way
+	// selection learns the selection's state at the target, one list
+	// shared by concurrent consistent reads (selection_state.go).
+	selection coalescedProbe[*selectionState]
+	inflight  atomic.Int32 // consistent reads under way
 }
 
 // servedAPI is what the target's discovery says of a resource.
@@ -70,19 +68,16 @@ func newServedAPI(api metav1.APIResource, list []metav1.APIResource) *servedAPI 
 	return s
 }
 
-func newResource(t *Target, gvp config.GroupVersionProxy, served *servedAPI, selector labels.Selector, ownerLabels map[string]string, c *store.Cache) *Resource {
+func newResource(t *Target, gvp config.GroupVersionProxy, served *servedAPI, selector labels.Selector, c *store.Cache) *Resource {
 	r := &Resource{
 		GVR:      gvp.GroupVersion.WithResource(served.api.Name),
 		Access:   gvp.Access,
 		Selector: selector,
 		Cache:    c,
 		Target:   t,
-
-		ownerLabels: ownerLabels,
 	}
 	r.served.Store(served)
-	r.probe.probe = r.currentResourceVersion
-	r.barriers.probe = r.writeBarrier
+	r.selection.probe = r.listSelection
 	return r
 }
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -38,6 +39,9 @@ type Target struct {
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Kube      kubernetes.Interface
+	// metadata lists objects' metadata only (protobuf): what a consistent
+	// read asks of the target (selection_state.go).
+	metadata metadata.Interface
 	// HTTP sends raw requests as the identity (impersonation and
 	// credentials included, no retries): the write path passes bodies and
 	// answers through unchanged. Dynamic, Discovery and Kube use it too:
@@ -114,6 +118,10 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 	if err != nil {
 		return nil, err
 	}
+	meta, err := metadata.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
 	host, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
 		return nil, err
@@ -128,6 +136,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		Dynamic:   dyn,
 		Discovery: kube.Discovery(),
 		Kube:      kube,
+		metadata:  meta,
 	}
 	target.discoveryPoller = newDiscoveryPoller(target)
 	conn.Probe = target.probe

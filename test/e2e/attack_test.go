@@ -18,7 +18,6 @@ import (
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
-	"github.com/crproxy/crproxy/pkg/mirror"
 )
 
 // vector is one attack: a request, what the attacker must observe, and
@@ -91,20 +90,11 @@ func (a *arena) rssMiB(t *testing.T) int {
 }
 
 // targetState is every MyResource and namespace at the target with its
-// resourceVersion and labels: what an attack must leave as it is. crproxy's
-// consistency barriers (and their namespace) are left out: every
-// consistent list writes them.
+// resourceVersion and labels: what an attack must leave as it is.
 func (a *arena) targetState(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	out := kubectl(t, ctx, a.target, "get", "myresources,namespaces", "-A", "-o",
+	return kubectl(t, ctx, a.target, "get", "myresources,namespaces", "-A", "-o",
 		"jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion}{.metadata.labels}{\"\\n\"}{end}")
-	var kept []string
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.Contains(line, mirror.BarrierNamespace) {
-			kept = append(kept, line)
-		}
-	}
-	return strings.Join(kept, "\n")
 }
 
 // send does one request through the client apiserver or straight.

@@ -17,7 +17,7 @@ import (
 	"github.com/crproxy/crproxy/internal/crproxytest/linearize"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
-	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 var (
@@ -30,13 +30,15 @@ var (
 
 // consistencySetup starts a target and a client cluster of the test's
 // own (the test keeps the target busy, or restarts it), the
-// documentation's CRD and RBAC, and crproxy, and returns the three ways to
-// the objects (see linearize.Endpoints).
+// documentation's MyResource with required fields (as published CRDs
+// are: nothing but a user's object is valid) and RBAC, and crproxy, and
+// returns the three ways to the objects (see linearize.Endpoints).
 func consistencySetup(t *testing.T, ctx context.Context) (target *localcluster.APIServer, atTarget, straight, viaClient *linearize.Endpoint) {
 	t.Helper()
 	target = clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, target)
+	installCRD(t, ctx, target, "myresource-crd-required.yaml")
+	apply(t, ctx, target, "target-rbac.yaml", "multi-client-target-rbac.yaml")
 	p := startProxy(t, client, crproxytest.Config("client", client, target))
 	atTarget, straight, viaClient, err := linearize.Endpoints(target, client, p, "client")
 	if err != nil {
@@ -377,106 +379,92 @@ func TestLinearizability(t *testing.T) {
 	linearize.RequireLinearizable(t, rec, 2*time.Minute, artifactsDir(t))
 }
 
-// noBarriersPolicy is a target's admission policy that refuses every
-// MyResource in crproxy's barrier namespace with 403 Forbidden, as a
-// platform's policy engine might.
-const noBarriersPolicy = `apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata:
-  name: no-objects-in-crproxy-consistency
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - apiGroups: ["example.com"]
-      apiVersions: ["v1"]
-      operations: ["CREATE"]
-      resources: ["myresources"]
-  validations:
-  - expression: "object.metadata.namespace != 'crproxy-consistency'"
-    message: "no MyResources in crproxy-consistency"
-    reason: Forbidden
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata:
-  name: no-objects-in-crproxy-consistency
-spec:
-  policyName: no-objects-in-crproxy-consistency
-  validationActions: [Deny]
-`
-
-// A target whose admission refuses the barrier object (403) gets
-// consistent lists by the settle heuristic, each with the Warning that
-// they are not exact, and nothing else changes: the target stays
-// Connected (a refused barrier says nothing about the identity), GETs by
-// name stay exact and unwarned, and the lists hold what the target holds.
-func TestConsistentReadsWhenTheTargetRefusesTheBarrier(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+// Consistent reads write nothing at the target and are exact for a CRD
+// with required fields and for an identity the target lets only read
+// (the documentation's all-mode observer): while an admin creates,
+// changes and deletes objects at the target and others keep its
+// resourceVersion moving, every consistent LIST and GET straight at
+// crproxy answers the target's state at once, without a Warning; and the
+// target holds exactly the admin's objects and namespaces afterwards.
+func TestConsistentReadsWriteNothing(t *testing.T) {
+	ctx := testContextWithin(t, 3*time.Minute)
 	target := clustertest.NewAPIServer(t, "target")
 	client := clustertest.NewAPIServer(t, "client")
-	prepareTarget(t, ctx, target)
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(policy, []byte(noBarriersPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := target.Kubectl(ctx, "apply", "-f", policy); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	if out, err := target.Kubectl(ctx, "create", "namespace", mirror.BarrierNamespace); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	// The policy takes effect once the target's admission has loaded it.
-	probe := filepath.Join(t.TempDir(), "probe.yaml")
-	if err := os.WriteFile(probe, []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"probe","namespace":"`+mirror.BarrierNamespace+`"},"spec":{"name":"x"}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
-		out, err := target.Kubectl(ctx, "create", "--dry-run=server", "-f", probe)
-		if err == nil || !strings.Contains(out, "Forbidden") {
-			return "the target does not refuse objects in " + mirror.BarrierNamespace + " yet: " + out
-		}
-		return ""
-	})
-
-	p := startProxy(t, client, crproxytest.Config("client", client, target))
-	atTarget, straight, _, err := linearize.Endpoints(target, client, p, "client")
+	installCRD(t, ctx, target, "myresource-crd-required.yaml")
+	apply(t, ctx, target, "target-rbac-read-only.yaml")
+	cfg := crproxytest.Config("observer", client, target)
+	entry := cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey]
+	entry.AccessResources = config.AccessAll
+	cfg.Experimental.Proxy.CustomResources[crproxytest.MyResourcesKey] = entry
+	p := startProxy(t, client, cfg)
+	atTarget, straight, _, err := linearize.Endpoints(target, client, p, "observer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, a := atTarget.Create(ctx, "default", map[string]any{
-		"apiVersion": "example.com/v1", "kind": "MyResource",
-		"metadata": map[string]any{"name": "refused-barrier", "labels": atTarget.CreateLabels},
-		"spec":     map[string]any{"name": "one"},
-	})
-	if !a.OK() {
-		t.Fatalf("create at the target: %s", a.Describe())
-	}
-	for round := range 3 {
+	crproxytest.ChurnFor(t, ctx, target, 50)
+
+	want := map[string]string{} // name -> resourceVersion
+	for round := range 12 {
+		name := fmt.Sprintf("observed-%d", round%4)
+		var (
+			obj *linearize.Object
+			a   linearize.Answer
+		)
+		switch _, exists := want[name]; {
+		case !exists:
+			obj, a = atTarget.Create(ctx, "default", map[string]any{
+				"apiVersion": "example.com/v1", "kind": "MyResource",
+				"metadata": map[string]any{"name": name},
+				"spec":     map[string]any{"name": "one", "priority": "low"},
+			})
+		case round%3 == 0:
+			a = atTarget.Delete(ctx, "default", name)
+		default:
+			obj, a = atTarget.MergePatch(ctx, "default", name, fmt.Appendf(nil, `{"spec":{"name":"round-%d"}}`, round))
+		}
+		if !a.OK() {
+			t.Fatalf("round %d: write at the target: %s", round, a.Describe())
+		}
+		if obj != nil {
+			want[name] = obj.ResourceVersion
+		} else {
+			delete(want, name)
+		}
 		list, a := straight.List(ctx, "default", linearize.ListOptions{}, nil)
 		if !a.OK() {
 			t.Fatalf("round %d: consistent list: %s", round, a.Describe())
 		}
-		if len(list.Items) != 1 || list.Items[0].ResourceVersion != obj.ResourceVersion {
-			t.Errorf("round %d: the consistent list holds %+v; want the object at resourceVersion %s", round, list.Items, obj.ResourceVersion)
+		got := map[string]string{}
+		for _, o := range list.Items {
+			got[o.Name] = o.ResourceVersion
 		}
-		if len(list.Warnings) != 1 || !strings.Contains(list.Warnings[0], "not exact") {
-			t.Errorf("round %d: the consistent list's Warnings %q; want one that it is not exact", round, list.Warnings)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("round %d: the consistent list holds %v; the target %v", round, got, want)
 		}
-		got, a := straight.Get(ctx, "default", "refused-barrier", "")
-		if !a.OK() || got == nil || got.ResourceVersion != obj.ResourceVersion {
-			t.Errorf("round %d: consistent GET: %+v, %s", round, got, a.Describe())
+		if len(list.Warnings) > 0 {
+			t.Errorf("round %d: the consistent list carried Warnings %q", round, list.Warnings)
+		}
+		o, a := straight.Get(ctx, "default", name, "")
+		switch rv, exists := want[name]; {
+		case exists && (!a.OK() || o == nil || o.ResourceVersion != rv):
+			t.Errorf("round %d: consistent GET of %s: %+v, %s; want resourceVersion %s", round, name, o, a.Describe(), rv)
+		case !exists && a.Code != 404:
+			t.Errorf("round %d: consistent GET of deleted %s: %s; want 404", round, name, a.Describe())
 		}
 		if w := a.CrproxyWarning(); w != "" {
 			t.Errorf("round %d: the consistent GET carried a Warning: %s", round, w)
 		}
 	}
-	out, err := crproxyStatus(t, ctx, p)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	var admins []string
+	for name := range want {
+		admins = append(admins, "default/"+name)
 	}
-	if fields := lineFields(out, "default/target"); len(fields) < 2 || fields[1] != "Connected" {
-		t.Errorf("the target is not Connected after refusing the barrier:\n%s", out)
+	sort.Strings(admins)
+	if got := strings.Fields(kubectl(t, ctx, target, "get", "myresources", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}")); fmt.Sprint(got) != fmt.Sprint(admins) {
+		t.Errorf("the target holds the MyResources %v; want only the admin's %v", got, admins)
+	}
+	namespaces := kubectl(t, ctx, target, "get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}")
+	if want := "crproxytest-churn default kube-node-lease kube-public kube-system"; namespaces != want {
+		t.Errorf("the target's namespaces are %q; want %q (nothing of crproxy's)", namespaces, want)
 	}
 }

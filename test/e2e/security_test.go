@@ -26,7 +26,6 @@ import (
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
 	"github.com/crproxy/crproxy/pkg/config"
-	"github.com/crproxy/crproxy/pkg/mirror"
 )
 
 // attacker is a caller of crproxy's port, straight (not through the
@@ -263,11 +262,8 @@ func TestSecurityDryRun(t *testing.T) {
 	kubectl(t, ctx, client, "create", "namespace", "dry-new")
 	kubectl(t, ctx, client, "create", "namespace", "dry-known")
 	kubectlApply(t, ctx, client, "apiVersion: example.com/v1\nkind: MyResource\nmetadata:\n  name: kept\n  namespace: dry-known\nspec:\n  name: kept\n")
-	// The target's state, but crproxy's consistency barriers, which every
-	// consistent list writes; one list first makes their namespace.
-	kubectl(t, ctx, client, "get", "myresources", "-A")
 	state := func() string {
-		return kubectl(t, ctx, target, "get", "myresources,namespaces", "-A", "-l", "!"+mirror.BarrierLabel, "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
+		return kubectl(t, ctx, target, "get", "myresources,namespaces", "-A", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}@{.metadata.resourceVersion} {end}")
 	}
 	before := state()
 	manifest := func(ns, name string) string {
