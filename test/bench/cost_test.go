@@ -124,7 +124,7 @@ func (c *readCost) add(reads int64, u usage) {
 // addCostRows records per 100 reads on each crproxy path (the target's
 // column stays empty): the target's requests (every request but the
 // churner's), of which reads and writes of the proxied resource (a
-// consistency mechanism's probes and barriers), and the client cluster's
+// consistency mechanism's GETs and selection lists), and the client cluster's
 // SubjectAccessReviews.
 func addCostRows(r *report, base row, costs [numPaths]readCost) {
 	per100 := func(f func(readCost) float64) figures {

@@ -152,7 +152,7 @@ func getIn(t *testing.T, ctx context.Context, e *benchEnv, r *report, m *meter, 
 				rw = barAtLeast(rw, 3, throughput)
 			case consistent && clients == 1:
 				// One read at a time asks the target each time: the plain
-				// hop is its floor. More share barriers, and need not.
+				// hop is its floor. More share selection lists, and need not.
 				rw = floorOf(barAtLeast(rw, 0.8, throughput), throughput, pathPlainHop)
 			case consistent:
 				rw = barAtLeast(rw, 0.8, throughput)

@@ -18,10 +18,6 @@ const (
 	// B1's smaller list selects them from all the loaded ones.
 	subsetLabel = "bench-subset"
 	listSubset  = 1000
-	// barrierLabel marks crproxy's consistency barrier objects at the
-	// target (pkg/mirror's BarrierLabel): crproxy never serves one, the
-	// target does, so object counts leave them out.
-	barrierLabel = "crproxy.dev/consistency-barrier"
 )
 
 // listCase is one list of B1.
@@ -194,20 +190,15 @@ func listOnce(ctx context.Context, hc *http.Client, p benchPath, query string, n
 	return d, nil
 }
 
-// The patterns objectCounter counts: every object, and crproxy's
-// consistency barrier objects (which only the target serves) among them.
-var (
-	objectPattern  = []byte(`"kind":"MyResource"`)
-	barrierPattern = []byte(`"` + barrierLabel + `":"`)
-)
+// objectPattern is what objectCounter counts: one per object.
+var objectPattern = []byte(`"kind":"MyResource"`)
 
 // objectCounter counts the MyResources of a JSON list written to it in
-// any pieces, leaving out crproxy's consistency barrier objects, and the
-// bytes.
+// any pieces, and the bytes.
 type objectCounter struct {
-	n                int64
-	found, barriers  int
-	objTail, barTail []byte
+	n       int64
+	found   int
+	objTail []byte
 }
 
 // Write counts the patterns that end in p: those inside p, and those that
@@ -215,12 +206,11 @@ type objectCounter struct {
 func (c *objectCounter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	c.found += countAcross(&c.objTail, p, objectPattern)
-	c.barriers += countAcross(&c.barTail, p, barrierPattern)
 	return len(p), nil
 }
 
-// objects is the count of MyResources, barriers left out.
-func (c *objectCounter) objects() int { return c.found - c.barriers }
+// objects is the count of MyResources.
+func (c *objectCounter) objects() int { return c.found }
 
 // countAcross counts pat in p and across the boundary with the bytes
 // before it, whose last len(pat)-1 *tail keeps. An occurrence across the

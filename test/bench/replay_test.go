@@ -9,15 +9,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
+	"github.com/crproxy/crproxy/pkg/config"
 )
 
 // replayChunk is how much of a body the replay hands the HTTP/2 server at
@@ -29,41 +28,39 @@ const replayChunk = 64 << 10
 // query with (resourceVersion and resourceVersionMatch aside), fetched
 // uncompressed on first use and kept, and written in the chunks crproxy
 // writes a list in. Before a consistent read (resourceVersion "" or
-// unset) it writes its own barrier object at the target, a MyResource as
-// crproxy's barrier is, and answers once the target acknowledged it: the
-// one request to the target that an exact consistent read from memory
-// needs (docs/design/read-path.md), without waiting for its watch event.
-// It authenticates and authorizes nobody, reads no mirror and encodes
-// nothing: what it costs is sending the bytes, TLS and HTTP/2, from a
-// process of its own, and for a consistent read that one write. Crproxy
-// answers a list with the same bytes (the objects' JSON as the target
-// serves it), so no server in its place can answer a list faster on the
-// same machine.
+// unset) it lists the metadata of the bench client's objects at the
+// target (a consistent list with the owner selector, protobuf
+// PartialObjectMetadata, as crproxy asks for the selection's state) and
+// answers once the target has: the one request to the target that an
+// exact consistent read from memory needs (docs/design/read-path.md),
+// without waiting for any watch. It authenticates and authorizes nobody,
+// reads no mirror and encodes nothing: what it costs is sending the
+// bytes, TLS and HTTP/2, from a process of its own, and for a consistent
+// read that one list. Crproxy answers a list with the same bytes (the
+// objects' JSON as the target serves it), so no server in its place can
+// answer a list faster on the same machine.
 //
 // It serves anyone the target's admin may read: for benchmarks on this
 // machine only.
 type replay struct {
-	server  *httptest.Server
-	target  *http.Client
-	base    *url.URL
-	barrier dynamic.ResourceInterface
-	writes  atomic.Uint64
+	server *httptest.Server
+	target *http.Client
+	base   *url.URL
+	state  metadata.ResourceInterface
 
 	mu     sync.Mutex // held while a body is fetched: B1 reads one at a time
 	bodies map[string][]byte
 }
 
-// replayBarrier is the replay's barrier object, in the namespace default.
-// It carries barrierLabel, so that the benchmarks' counts leave it out;
-// it has no owner labels, so crproxy does not mirror it.
-const replayBarrier = "replay-barrier"
+// replaySelector is the selection whose state a consistent read asks
+// for: the bench client's objects.
+var replaySelector = labels.SelectorFromSet(config.Client{Name: "client"}.OwnerLabels()).String()
 
 // newReplay starts a replay on a free loopback port of the apiserver that
-// target (an admin's config) reaches, and creates its barrier object
-// there.
-func newReplay(ctx context.Context, target *rest.Config) (*replay, error) {
+// target (an admin's config) reaches.
+func newReplay(_ context.Context, target *rest.Config) (*replay, error) {
 	// No client-side rate limit: client-go's default (5/s) would hold
-	// back the barrier writes of lists faster than 200 ms.
+	// back the lists of reads faster than 200 ms.
 	target = rest.CopyConfig(target)
 	target.QPS, target.Burst = -1, 0
 	hc, err := rest.HTTPClientFor(target)
@@ -74,16 +71,11 @@ func newReplay(ctx context.Context, target *rest.Config) (*replay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	dc, err := dynamic.NewForConfigAndClient(target, hc)
+	mc, err := metadata.NewForConfigAndClient(target, hc)
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	p := &replay{target: hc, base: base, bodies: map[string][]byte{}, barrier: dc.Resource(crproxytest.MyResources).Namespace("default")}
-	obj := crproxytest.MyResource("default", replayBarrier, "replay")
-	obj.SetLabels(map[string]string{barrierLabel: "replay"})
-	if _, err := p.barrier.Create(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("replay: its barrier object: %w", err)
-	}
+	p := &replay{target: hc, base: base, bodies: map[string][]byte{}, state: mc.Resource(crproxytest.MyResources)}
 	p.server = httptest.NewUnstartedServer(p)
 	p.server.EnableHTTP2 = true
 	p.server.StartTLS()
@@ -106,7 +98,7 @@ func (p *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("resourceVersion") == "" {
-		if err := p.writeBarrier(r.Context()); err != nil {
+		if err := p.listState(r.Context()); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
@@ -126,11 +118,10 @@ func (p *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeBarrier writes the barrier object: a merge patch of an annotation
-// to a new value, as crproxy writes its own.
-func (p *replay) writeBarrier(ctx context.Context) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{"bench.crproxy.dev/replay":"%d"}}}`, p.writes.Add(1))
-	_, err := p.barrier.Patch(ctx, replayBarrier, types.MergePatchType, patch, metav1.PatchOptions{})
+// listState asks the target for the selection's state, as crproxy does
+// before a consistent read.
+func (p *replay) listState(ctx context.Context) error {
+	_, err := p.state.List(ctx, metav1.ListOptions{LabelSelector: replaySelector})
 	return err
 }
 

@@ -15,24 +15,21 @@ import (
 // TestReplayAnswersFromMemory checks the replay's contract: a read is
 // fetched from the target once, uncompressed and without its
 // resourceVersion, and answered from memory after that, whatever
-// resourceVersion it asks for; a consistent read first writes the
-// replay's barrier object, and only a consistent read does.
+// resourceVersion it asks for; a consistent read first lists the bench
+// client's objects' metadata with the owner selector, and only a
+// consistent read does.
 func TestReplayAnswersFromMemory(t *testing.T) {
-	var asked, created, barriers atomic.Int32
+	var asked, states atomic.Int32
 	body := `{"kind":"MyResourceList","items":[` + strings.Repeat(`{"kind":"MyResource"},`, 9999) + `{"kind":"MyResource"}]}`
-	barrier := `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"namespace":"default","name":"replay-barrier"}}`
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case r.Method == http.MethodPost && r.URL.Path == "/apis/example.com/v1/namespaces/default/myresources":
-			created.Add(1)
+		case r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "as=PartialObjectMetadataList"):
+			states.Add(1)
+			if got, want := r.URL.Query().Get("labelSelector"), replaySelector; got != want || r.URL.Query().Has("resourceVersion") {
+				t.Errorf("the state was listed with %s, want labelSelector=%s and no resourceVersion", r.URL.RawQuery, want)
+			}
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusCreated)
-			_, _ = io.WriteString(w, barrier)
-			return
-		case r.Method == http.MethodPatch && r.URL.Path == "/apis/example.com/v1/namespaces/default/myresources/replay-barrier":
-			barriers.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, barrier)
+			_, _ = io.WriteString(w, `{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"9"},"items":[]}`)
 			return
 		case r.Method != http.MethodGet:
 			t.Errorf("the target was sent %s %s", r.Method, r.URL)
@@ -71,7 +68,7 @@ func TestReplayAnswersFromMemory(t *testing.T) {
 	if n := asked.Load(); n != 1 {
 		t.Errorf("the target was asked %d times, want once", n)
 	}
-	if c, b := created.Load(), barriers.Load(); c != 1 || b != 1 {
-		t.Errorf("the barrier object was created %d times and written %d times, want once each", c, b)
+	if n := states.Load(); n != 1 {
+		t.Errorf("the selection's state was listed %d times, want once (for the one consistent read)", n)
 	}
 }

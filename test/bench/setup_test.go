@@ -231,8 +231,7 @@ func (e *benchEnv) load(t *testing.T, ctx context.Context, n int) {
 }
 
 // extra is how many objects besides the n loaded ones the target holds
-// (those the watch benchmark left in its namespace), leaving out crproxy's
-// consistency barrier objects, which its mirror never holds.
+// (those the watch benchmark left in its namespace).
 func (e *benchEnv) extra(t *testing.T, ctx context.Context, n int) int {
 	// One item and the count of the others, instead of every object.
 	// (The kube-apiserver counts the rest only without a selector.)
@@ -246,11 +245,7 @@ func (e *benchEnv) extra(t *testing.T, ctx context.Context, n int) int {
 	} else if list.GetContinue() != "" {
 		t.Fatal("the target did not count the objects of a paginated list")
 	}
-	barriers, err := e.atTarget.List(ctx, metav1.ListOptions{LabelSelector: barrierLabel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return total - len(barriers.Items) - n
+	return total - n
 }
 
 // waitMirrored waits until crproxy's mirror holds n MyResources.
