@@ -44,6 +44,8 @@ const (
 type myResourceOperator struct {
 	client client.Client
 	scheme *runtime.Scheme
+	// seen, when set, is told of every object a reconcile read.
+	seen func(*unstructured.Unstructured)
 
 	mu     sync.Mutex
 	errors []string
@@ -75,6 +77,9 @@ func (o *myResourceOperator) reconcile(ctx context.Context, req reconcile.Reques
 	obj := newMyResource()
 	if err := o.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		return client.IgnoreNotFound(err)
+	}
+	if o.seen != nil {
+		o.seen(obj)
 	}
 	configMap := &corev1.ConfigMap{}
 	configMap.Name, configMap.Namespace = obj.GetName()+"-config", obj.GetNamespace()
