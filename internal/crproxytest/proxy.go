@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,6 +42,11 @@ type Options struct {
 	// resources at the target yet (their CRDs come later): it then waits
 	// only for the APIServices to be available.
 	EmptyGroupVersions bool
+	// Unregistered runs crproxy without registering anything in the
+	// client cluster (serve --register=false): callers reach it straight
+	// (DirectConfig), and several crproxies of different clients may
+	// share one client cluster. Start then waits for /readyz only.
+	Unregistered bool
 }
 
 // Proxy is one crproxy serving a client cluster from its targets. Start and
@@ -88,7 +94,7 @@ func New(o Options) (*Proxy, error) {
 		if _, err := os.Stat(filepath.Join(binDir, "crproxy")); err != nil {
 			return nil, fmt.Errorf("bin/crproxy is missing: run `make build` first (%w)", err)
 		}
-		p.process, err = localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: o.Dir, ConfigPath: p.ConfigPath, ServiceName: o.ServiceName, ExtraArgs: o.ExtraArgs})
+		p.process, err = localcluster.NewCrproxy(localcluster.CrproxyOptions{BinDir: binDir, Dir: o.Dir, ConfigPath: p.ConfigPath, ServiceName: o.ServiceName, ExtraArgs: extraArgs(o)})
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +107,15 @@ func New(o Options) (*Proxy, error) {
 	}
 	p.Port = port
 	return p, nil
+}
+
+// extraArgs are the serve flags of a crproxy process.
+func extraArgs(o Options) []string {
+	args := slices.Clone(o.ExtraArgs)
+	if o.Unregistered {
+		args = append(args, "--register=false")
+	}
+	return args
 }
 
 // Reconfigure writes c as the configuration of crproxy's next start; the
@@ -118,6 +133,9 @@ func (p *Proxy) Start(ctx context.Context) error {
 		}
 	} else if err := p.startInProcess(); err != nil {
 		return err
+	}
+	if p.o.Unregistered {
+		return nil
 	}
 	for _, gv := range p.gvs {
 		wait := p.o.Client.WaitForAPIService
@@ -146,6 +164,7 @@ func (p *Proxy) startInProcess() error {
 	o.Serving.BindPort = p.Port
 	o.ServiceName = p.o.ServiceName
 	o.Profiling = p.o.Profiling
+	o.Register = !p.o.Unregistered
 	o.Logger = log
 	ready := make(chan struct{})
 	o.Ready = func(string) { close(ready) }

@@ -12,7 +12,7 @@ import (
 
 var (
 	flagObjects      = flag.Int("bench.objects", 10000, "objects of about 1 KiB loaded for B1 and B2 (1000, 10000, 50000, ...)")
-	flagOnly         = flag.String("bench.only", "", "comma-separated benchmarks to run (B1,...,B6,B8); empty: all")
+	flagOnly         = flag.String("bench.only", "", "comma-separated benchmarks to run (B1,...,B8); empty: all")
 	flagJSON         = flag.String("bench.json", "", "also write the results as JSON to this file (for hack/tools/benchplot)")
 	flagProfileDir   = flag.String("bench.profile-dir", "", "write crproxy's CPU and heap profiles of each benchmark into this folder")
 	flagProfileTime  = flag.Duration("bench.profile-time", 10*time.Second, "how long each CPU profile runs its benchmark's load")
@@ -28,7 +28,7 @@ var (
 	flagChurn        = flag.Float64("bench.churn", 50, "B1, B2, B4: writes per second to an unrelated ConfigMap at the target while the busy runs measure (0: quiet runs only)")
 )
 
-// TestBench runs the benchmarks (B1–B6 and B8 of docs/benchmarks.md) on one set
+// TestBench runs the benchmarks (B1–B8 of docs/benchmarks.md) on one set
 // of clusters and one crproxy, and prints one table. It runs only when
 // CRPROXY_BENCH is set: it takes minutes and reports figures instead of
 // asserting them (a benchmark fails only when an operation fails).
@@ -78,6 +78,7 @@ func TestBench(t *testing.T) {
 		{"B3", benchWatch},
 		{"B4", benchWrite},
 		{"B8", benchPropagation},
+		{"B7", benchTenants},
 		// B5 grows the data to bench.coldstart-objects and leaves the
 		// target behind a partition that B6 heals: they come last.
 		{"B5", benchColdStart},

@@ -209,13 +209,16 @@ func eachSample(body []byte, name string, f func(labels map[string]string, v flo
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), name+"{")
-		if !ok {
+		var labels map[string]string
+		var value string
+		if line, ok := strings.CutPrefix(sc.Text(), name+"{"); ok {
+			if labels, value, ok = cutLabels(line); !ok {
+				return fmt.Errorf("%s: cannot parse %q", name, sc.Text())
+			}
+		} else if value, ok = strings.CutPrefix(sc.Text(), name+" "); ok {
+			labels = map[string]string{} // a metric without labels
+		} else {
 			continue
-		}
-		labels, value, ok := cutLabels(line)
-		if !ok {
-			return fmt.Errorf("%s: cannot parse %q", name, sc.Text())
 		}
 		v, err := strconv.ParseFloat(strings.Fields(value + " x")[0], 64)
 		if err != nil {
