@@ -52,9 +52,14 @@ const (
 	probeTimeout = 10 * time.Second
 	// getAtTargetMaxReads is how many consistent reads of a resource may be
 	// under way for a GET by name to ask the target itself; past it, GETs
-	// share the selection's state, which costs the target less than one
-	// GET each. A cost policy only: both ways are exact.
+	// of a small selection (sharedStateMaxObjects) share the selection's
+	// state, which then costs the target less than one GET each. A cost
+	// policy only: both ways are exact.
 	getAtTargetMaxReads = 2
+	// sharedStateMaxObjects is the largest selection whose state GETs
+	// share: listing the metadata of more objects costs the target more
+	// than the GETs it would save (one GET reads one key from etcd).
+	sharedStateMaxObjects = 500
 )
 
 // Freshness is what a read asks of the mirror's state: its resourceVersion
@@ -119,10 +124,11 @@ func (r *Resource) WaitConsistent(ctx context.Context) error {
 }
 
 // GetConsistent answers a consistent GET by name: the object as the target
-// holds it now, or a 404 NotFound. With few consistent reads under way it
-// asks the target for the object (a consistent GET there reads etcd) and
-// answers from the mirror when that holds the same version; otherwise it
-// waits for a barrier and reads the mirror.
+// holds it now, or a 404 NotFound. It asks the target for the object (a
+// consistent GET there reads etcd) and answers from the mirror when that
+// holds the same version; with many consistent reads under way of a small
+// selection, it waits for the selection's shared state instead and reads
+// the mirror.
 func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*store.Object, error) {
 	if err := r.WaitSynced(ctx); err != nil {
 		return nil, err
@@ -130,7 +136,7 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 	n := r.inflight.Add(1)
 	defer r.inflight.Add(-1)
 	if _, down := r.Target.Connection.Down(); !down {
-		if n > getAtTargetMaxReads {
+		if n > getAtTargetMaxReads && r.Cache.Snapshot().Len() <= sharedStateMaxObjects {
 			if err := r.degrade(ctx, r.WaitConsistent(ctx)); err != nil {
 				return nil, err
 			}
