@@ -18,4 +18,16 @@
 // that is too old (410) it relists and hands over the difference. Every
 // object is turned into the client's view of its ownerReferences and GC
 // finalizers as it enters (ViewObject, owner_view.go).
+//
+// Reads: Resource.Object, List and Watch answer a read as the
+// kube-apiserver's cacher would, by its resourceVersion rules (read.go); a
+// consistent read first proves the mirror current against the target
+// without writing anything there (consistency.go, selection_state.go).
+//
+// Use:
+//
+//	m, err := mirror.New(mirror.Options{...})
+//	go m.Run(ctx)
+//	res := m.GroupVersion("example.com", "v1").Resource("myresources")
+//	snap, err := res.List(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}})
 package mirror

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -207,13 +207,15 @@ func decodeContinue(s string) (*continueToken, error) {
 	return &t, nil
 }
 
-// errContinueExpired is the kube-apiserver's answer to a continue token
-// whose snapshot is gone.
-func errContinueExpired() error {
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusGone,
-		Reason:  metav1.StatusReasonExpired,
-		Message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-	}}
+// read is what the query asks of the mirror.
+func (o *readOptions) read() mirror.Read {
+	read := mirror.Read{
+		Freshness:         mirror.Freshness{Consistent: o.ResourceVersion == "", NotOlderThan: o.rv},
+		Exact:             o.ResourceVersionMatch == metav1.ResourceVersionMatchExact,
+		SendInitialEvents: o.SendInitialEvents,
+	}
+	if o.continue_ != nil {
+		read.Continue = o.continue_.ResourceVersion
+	}
+	return read
 }

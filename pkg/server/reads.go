@@ -2,16 +2,12 @@ package server
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/endpoints/request"
-	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
@@ -38,20 +34,9 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	// The apiserver converts after reading: a missing object is 404
 	// before a conversion that cannot apply is 406.
-	var obj *store.Object
-	var err error
-	if f := freshness(opts); f.Consistent {
-		obj, err = res.GetConsistent(ctx, info.Namespace, info.Name)
-	} else if err = res.WaitFresh(ctx, f); err == nil {
-		o, _, ok := res.Cache.Get(info.Namespace, info.Name)
-		if !ok {
-			err = apierrors.NewNotFound(groupResource(res), info.Name)
-		}
-		obj = o
-	}
+	obj, err := res.Object(r.Context(), opts.read(), info.Namespace, info.Name)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -73,7 +58,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Re
 	if !ok {
 		return
 	}
-	snap, err := h.listSnapshot(r.Context(), res, opts)
+	snap, err := res.List(r.Context(), opts.read())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -132,48 +117,4 @@ func writeList(w http.ResponseWriter, res *mirror.Resource, items []*store.Objec
 	}
 	_, _ = bw.WriteString("]}\n")
 	_ = bw.Flush()
-}
-
-// listSnapshot picks the snapshot a list is answered from, by the
-// kube-apiserver's resourceVersion rules.
-func (h *apiHandler) listSnapshot(ctx context.Context, res *mirror.Resource, opts *readOptions) (*store.Snapshot, error) {
-	switch {
-	case opts.continue_ != nil:
-		if err := res.WaitSynced(ctx); err != nil {
-			return nil, err
-		}
-		// A token from another replica may be ahead of this mirror by
-		// its lag: wait for it, as for a resourceVersion not older than.
-		tokenRV := opts.continue_.ResourceVersion
-		if err := res.WaitNotOlderThan(ctx, tokenRV); err != nil {
-			return nil, err
-		}
-		snap, err := res.Cache.SnapshotAt(tokenRV)
-		if errors.Is(err, store.ErrExpired) {
-			return nil, errContinueExpired()
-		}
-		return snap, err
-	case opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact:
-		if err := res.WaitSynced(ctx); err != nil {
-			return nil, err
-		}
-		snap, err := res.Cache.SnapshotAt(opts.rv)
-		if errors.Is(err, store.ErrExpired) {
-			return nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion()))
-		}
-		if err != nil {
-			return nil, storage.NewTooLargeResourceVersionError(opts.rv, res.Cache.ResourceVersion(), 1)
-		}
-		return snap, nil
-	default:
-		if err := res.WaitFresh(ctx, freshness(opts)); err != nil {
-			return nil, err
-		}
-		return res.Cache.Snapshot(), nil
-	}
-}
-
-// freshness is what the read's resourceVersion asks of the mirror.
-func freshness(opts *readOptions) mirror.Freshness {
-	return mirror.Freshness{Consistent: opts.ResourceVersion == "", NotOlderThan: opts.rv}
 }

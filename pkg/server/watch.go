@@ -48,33 +48,16 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 	defer cancel()
 
 	sendInitial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	// Without sendInitialEvents, resourceVersion "" and "0" start with the
-	// current state as ADDED events (the legacy list-then-watch shortcut).
-	withState := sendInitial || (opts.SendInitialEvents == nil && opts.rv == 0)
-	fromNow := !withState && opts.rv == 0
-	if withState || fromNow {
-		if err := res.WaitFresh(ctx, freshness(opts)); err != nil {
-			writeError(w, err)
-			return
-		}
-	} else if err := res.WaitSynced(ctx); err != nil {
-		writeError(w, err)
-		return
-	}
-
-	from := opts.rv
-	if withState || fromNow {
-		from = 0
-	}
-	watcher, snap, err := res.Cache.Watch(from, withState)
 	stream := &watchStream{w: w, res: res, opts: opts, format: format, metaAPIVersion: out.metaAPIVersion(), namespace: info.Namespace}
 	if format == formatTable {
-		stream.table = h.tableConvertor(ctx, res)
-		if stream.includeObject, err = includeObjectPolicy(r); err != nil {
+		include, err := includeObjectPolicy(r)
+		if err != nil {
 			writeError(w, err)
 			return
 		}
+		stream.includeObject, stream.table = include, h.tableConvertor(ctx, res)
 	}
+	watcher, snap, err := res.Watch(ctx, opts.read())
 	if errors.Is(err, store.ErrExpired) {
 		// The apiserver answers an expired watch with 200 and an ERROR event.
 		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion())))

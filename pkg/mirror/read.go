@@ -1,0 +1,133 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/storage"
+
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// Read is what a read asks of the mirror: the resourceVersion rules of its
+// query, as the server parsed them. Resource.Object, List and Watch decide
+// from it, by the kube-apiserver's rules, what the read waits for and
+// which state answers it; the server only parses, formats and streams.
+type Read struct {
+	// Freshness is the resourceVersion parameter: "" (Consistent), "0",
+	// or N (NotOlderThan N).
+	Freshness
+	// Exact is resourceVersionMatch=Exact: a list of the state at
+	// NotOlderThan exactly.
+	Exact bool
+	// Continue is the resourceVersion of a list's continue token: the
+	// page is of the state at it (0: no token).
+	Continue uint64
+	// SendInitialEvents is a watch's sendInitialEvents (nil: unset).
+	SendInitialEvents *bool
+}
+
+// Object answers a GET by name: the object as read asks for it, or 404
+// NotFound. A consistent GET is GetConsistent's; any other waits as
+// WaitFresh does and reads the mirror.
+func (r *Resource) Object(ctx context.Context, read Read, namespace, name string) (*store.Object, error) {
+	if read.Consistent {
+		return r.GetConsistent(ctx, namespace, name)
+	}
+	if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+		return nil, err
+	}
+	o, _, ok := r.Cache.Get(namespace, name)
+	if !ok {
+		return nil, apierrors.NewNotFound(r.GVR.GroupResource(), name)
+	}
+	return o, nil
+}
+
+// List returns the snapshot a LIST answers from: a continue token's state
+// (410 Expired once compacted away), resourceVersionMatch=Exact's state
+// (410 when too old, 504 when ahead of the mirror), or the mirror's state
+// once WaitFresh allows.
+func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error) {
+	switch {
+	case read.Continue != 0:
+		if err := r.WaitSynced(ctx); err != nil {
+			return nil, err
+		}
+		// A token from another replica may be ahead of this mirror by
+		// its lag: wait for it, as for a resourceVersion not older than.
+		if err := r.WaitNotOlderThan(ctx, read.Continue); err != nil {
+			return nil, err
+		}
+		snap, err := r.Cache.SnapshotAt(read.Continue)
+		if errors.Is(err, store.ErrExpired) {
+			return nil, ErrContinueExpired()
+		}
+		return snap, err
+	case read.Exact:
+		if err := r.WaitSynced(ctx); err != nil {
+			return nil, err
+		}
+		snap, err := r.Cache.SnapshotAt(read.NotOlderThan)
+		if errors.Is(err, store.ErrExpired) {
+			return nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", read.NotOlderThan, r.Cache.ResourceVersion()))
+		}
+		if err != nil {
+			return nil, storage.NewTooLargeResourceVersionError(read.NotOlderThan, r.Cache.ResourceVersion(), 1)
+		}
+		return snap, nil
+	default:
+		if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+			return nil, err
+		}
+		return r.Cache.Snapshot(), nil
+	}
+}
+
+// Watch starts a WATCH: a watcher of the mirror's events and, when the
+// watch begins with the current state (sendInitialEvents, or the legacy
+// resourceVersion "" and "0"), the snapshot to send first as ADDED
+// events. A watch with the state, or from now, waits as WaitFresh does; a
+// watch from N starts after N (an error wrapping store.ErrExpired when N
+// is gone from the event window).
+func (r *Resource) Watch(ctx context.Context, read Read) (*store.Watcher, *store.Snapshot, error) {
+	withState := read.InitialEvents()
+	fromNow := !withState && read.NotOlderThan == 0
+	if withState || fromNow {
+		if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+			return nil, nil, err
+		}
+	} else if err := r.WaitSynced(ctx); err != nil {
+		return nil, nil, err
+	}
+	from := read.NotOlderThan
+	if withState || fromNow {
+		from = 0
+	}
+	return r.Cache.Watch(from, withState)
+}
+
+// InitialEvents reports whether a watch begins with the current state as
+// ADDED events: sendInitialEvents=true, or, without it, resourceVersion
+// "" and "0" (the legacy list-then-watch shortcut).
+func (read Read) InitialEvents() bool {
+	if read.SendInitialEvents != nil {
+		return *read.SendInitialEvents
+	}
+	return read.NotOlderThan == 0
+}
+
+// ErrContinueExpired is the kube-apiserver's answer to a continue token
+// whose state is gone.
+func ErrContinueExpired() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusGone,
+		Reason:  metav1.StatusReasonExpired,
+		Message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+	}}
+}

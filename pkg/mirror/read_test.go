@@ -1,0 +1,117 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// codeOf is the HTTP code of a read's error, 200 without one.
+func codeOf(err error) int {
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &status):
+		return int(status.Status().Code)
+	}
+	return -1
+}
+
+// readResource is a resource whose mirror held a@20 and b@30 at 30, then
+// saw b change at 40: its event window reaches back to 30.
+func readResource(t *testing.T) *Resource {
+	t.Helper()
+	c := mirrorAt(t, 30, "a@20", "b@30")
+	if err := c.Update(storedObject(t, "b", "40")); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resource{GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}, Cache: c}
+	return r
+}
+
+// The list decisions by the kube-apiserver's resourceVersion rules:
+// which state answers, and the errors for states the mirror cannot give.
+func TestListReads(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		read Read
+		code int
+		rv   uint64 // the snapshot's resourceVersion
+	}{
+		{"resourceVersion 0: the mirror's state", Read{}, 200, 40},
+		{"not older than a version it holds", Read{Freshness: Freshness{NotOlderThan: 35}}, 200, 40},
+		{"exact, within the event window", Read{Freshness: Freshness{NotOlderThan: 30}, Exact: true}, 200, 30},
+		{"exact, older than the window: 410 Expired", Read{Freshness: Freshness{NotOlderThan: 10}, Exact: true}, 410, 0},
+		{"exact, ahead of the mirror: 504", Read{Freshness: Freshness{NotOlderThan: 90}, Exact: true}, 504, 0},
+		{"continue, within the window", Read{Continue: 30}, 200, 30},
+		{"continue, older than the window: 410", Read{Continue: 10}, 410, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			snap, err := readResource(t).List(context.Background(), c.read)
+			if got := codeOf(err); got != c.code {
+				t.Fatalf("answer %d (%v), want %d", got, err, c.code)
+			}
+			if err == nil && snap.ResourceVersion() != c.rv {
+				t.Errorf("the state at %d, want %d", snap.ResourceVersion(), c.rv)
+			}
+		})
+	}
+}
+
+// A GET that is not consistent reads the mirror once it may.
+func TestObjectReads(t *testing.T) {
+	r := readResource(t)
+	o, err := r.Object(context.Background(), Read{}, "ns", "b")
+	if err != nil || o.ResourceVersion != 40 {
+		t.Fatalf("GET b at resourceVersion 0: %v, %v", o, err)
+	}
+	if _, err := r.Object(context.Background(), Read{Freshness: Freshness{NotOlderThan: 40}}, "ns", "c"); codeOf(err) != 404 {
+		t.Fatalf("GET of a missing object: %v, want 404", err)
+	}
+}
+
+// A watch begins with the state for sendInitialEvents=true, and without
+// it for resourceVersion "" and "0"; from N it starts after N, and an N
+// gone from the window is store.ErrExpired.
+func TestWatchReads(t *testing.T) {
+	yes, no := true, false
+	for _, c := range []struct {
+		read      Read
+		withState bool
+		expired   bool
+	}{
+		{Read{}, true, false},
+		{Read{Freshness: Freshness{NotOlderThan: 30}}, false, false},
+		{Read{Freshness: Freshness{NotOlderThan: 30}, SendInitialEvents: &yes}, true, false},
+		{Read{SendInitialEvents: &no}, false, false},
+		{Read{Freshness: Freshness{NotOlderThan: 10}}, false, true},
+	} {
+		t.Run(fmt.Sprintf("%+v", c.read), func(t *testing.T) {
+			if got := c.read.InitialEvents(); got != c.withState {
+				t.Errorf("InitialEvents %v, want %v", got, c.withState)
+			}
+			w, snap, err := readResource(t).Watch(context.Background(), c.read)
+			if c.expired {
+				if !errors.Is(err, store.ErrExpired) {
+					t.Fatalf("err %v, want store.ErrExpired", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			if (snap != nil) != c.withState {
+				t.Errorf("a snapshot %v, want one: %v", snap != nil, c.withState)
+			}
+		})
+	}
+}
