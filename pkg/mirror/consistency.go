@@ -48,8 +48,8 @@ const (
 	// the target listed: the target committed it, so only a broken or
 	// lagging watch delays it.
 	reflectTimeout = 10 * time.Second
-	// probeTimeout bounds one request for the target's state.
-	probeTimeout = 10 * time.Second
+	// targetReadTimeout bounds one request for the target's state.
+	targetReadTimeout = 10 * time.Second
 	// getAtTargetMaxReads is how many consistent reads of a resource may be
 	// under way for a GET by name to ask the target itself; past it, GETs
 	// of a small selection (sharedStateMaxObjects) share the selection's
@@ -112,7 +112,7 @@ func (r *Resource) degrade(ctx context.Context, err error) error {
 // WaitConsistent returns once the mirror holds every event of its
 // selection that the target committed before the call: it learns the
 // selection's state at the target (one metadata list shared by the
-// callers that arrive while another runs, coalescedProbe) and waits until
+// callers that arrive while another runs, sharedCall) and waits until
 // the mirror reflects it. It returns an error when the target cannot be
 // asked or the mirror does not catch up.
 func (r *Resource) WaitConsistent(ctx context.Context) error {
@@ -170,10 +170,10 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 // (TargetObject) is an error.
 func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
 	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, targetReadTimeout)
 	defer cancel()
 	// The transport records a failure while the request's context lives
-	// (recordFailures); this records the one it cannot, probeTimeout
+	// (recordFailures); this records the one it cannot, targetReadTimeout
 	// running out. A caller that gave up says nothing about the target.
 	observe := func(err error) {
 		if caller.Err() == nil {

@@ -42,7 +42,7 @@ type Resource struct {
 
 	// selection learns the selection's state at the target, one list
 	// shared by concurrent consistent reads (selection_state.go).
-	selection coalescedProbe[*selectionState]
+	selection sharedCall[*selectionState]
 	inflight  atomic.Int32 // consistent reads under way
 }
 
@@ -77,7 +77,7 @@ func newResource(t *Target, gvp config.GroupVersionProxy, served *servedAPI, sel
 		Target:   t,
 	}
 	r.served.Store(served)
-	r.selection.probe = r.listSelection
+	r.selection.call = r.listSelection
 	return r
 }
 

@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// Callers that arrive while a probe runs share the next probe, and nobody
-// gets the answer of a probe that started before they asked.
-func TestCoalescedProbeShares(t *testing.T) {
+// Callers that arrive while a call runs share the next call, and nobody
+// gets the answer of a call that started before they asked.
+func TestSharedCallShares(t *testing.T) {
 	var started atomic.Int64
 	release := make(chan struct{})
-	p := &coalescedProbe[uint64]{probe: func(context.Context) (uint64, error) {
+	p := &sharedCall[uint64]{call: func(context.Context) (uint64, error) {
 		n := started.Add(1)
 		<-release
 		return uint64(n), nil
@@ -32,23 +32,23 @@ func TestCoalescedProbeShares(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let them all join
 	close(release)
 	if rv := <-first; rv != 1 {
-		t.Fatalf("first caller got probe %d, want 1", rv)
+		t.Fatalf("first caller got call %d, want 1", rv)
 	}
 	wg.Wait()
 	for i, rv := range results {
 		if rv != 2 {
-			t.Fatalf("caller %d got probe %d; want 2 (the probe started after it asked, shared)", i, rv)
+			t.Fatalf("caller %d got call %d; want 2 (the call started after it asked, shared)", i, rv)
 		}
 	}
 	if n := started.Load(); n != 2 {
-		t.Fatalf("%d probes ran for 51 callers; want 2", n)
+		t.Fatalf("%d calls ran for 51 callers; want 2", n)
 	}
 }
 
 // A caller whose context ends stops waiting without failing the others.
-func TestCoalescedProbeCallerGivesUp(t *testing.T) {
+func TestSharedCallCallerGivesUp(t *testing.T) {
 	release := make(chan struct{})
-	p := &coalescedProbe[uint64]{probe: func(context.Context) (uint64, error) { <-release; return 7, nil }}
+	p := &sharedCall[uint64]{call: func(context.Context) (uint64, error) { <-release; return 7, nil }}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := p.Do(ctx); err == nil {
