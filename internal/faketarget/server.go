@@ -21,7 +21,6 @@ import (
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
-	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -118,7 +117,7 @@ func (s *Server) Writes() []Request {
 // Target is a mirror.Target that reaches the fake target.
 func (s *Server) Target() *mirror.Target {
 	host, _ := url.Parse(s.srv.URL)
-	return &mirror.Target{ID: TargetID, HTTP: s.srv.Client(), Host: host, Connection: reconnect.NewTracker(TargetID, reconnect.Options{})}
+	return mirror.NewTargetAt(TargetID, host, s.srv.Client())
 }
 
 // Resource is the fake target's resource proxied in access mode, with a

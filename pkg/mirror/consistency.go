@@ -188,7 +188,7 @@ func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *
 		return nil, false, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := r.Target.HTTP.Do(req)
+	resp, err := r.Target.httpClient.Do(req)
 	if err != nil {
 		observe(err)
 		return nil, false, err

@@ -27,7 +27,7 @@ func TestGetAtTargetCallerGivingUpLeavesTheTargetUp(t *testing.T) {
 		u, _ := url.Parse(server)
 		r := NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"},
 			metav1.APIResource{Name: "things", Kind: "Thing", Namespaced: true})
-		r.Target = &Target{ID: "p/t", HTTP: &http.Client{}, Host: u,
+		r.Target = &Target{ID: "p/t", httpClient: &http.Client{}, Host: u,
 			Connection: reconnect.NewTracker("p/t", reconnect.Options{})}
 		return r
 	}

@@ -142,7 +142,7 @@ func (p *discoveryPoller) poll(ctx context.Context) error {
 		req.Header.Set("If-None-Match", p.etag)
 	}
 	p.mu.Unlock()
-	resp, err := p.target.HTTP.Do(req)
+	resp, err := p.target.httpClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func TestDiscoveryPollerWakesOnChange(t *testing.T) {
 	}))
 	defer srv.Close()
 	host, _ := url.Parse(srv.URL + "/prefix")
-	p := newDiscoveryPoller(&Target{ID: "p/t", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("p/t", reconnect.Options{})})
+	p := newDiscoveryPoller(&Target{ID: "p/t", httpClient: srv.Client(), Host: host, Connection: reconnect.NewTracker("p/t", reconnect.Options{})})
 	ctx := context.Background()
 	gv := schema.GroupVersion{Group: "example.com", Version: "v1"}
 	mustPoll := func() {

@@ -69,7 +69,7 @@ func TestRunResumesWithoutListing(t *testing.T) {
 		watchers <- w
 		return true, w, nil
 	})
-	r := &Resource{GVR: gvr, Selector: labels.Everything(), Cache: c, Target: &Target{ID: "p/t", Dynamic: dyn, Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
+	r := &Resource{GVR: gvr, Selector: labels.Everything(), Cache: c, Target: &Target{ID: "p/t", dynamic: dyn, Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -444,7 +444,7 @@ func (gv *GroupVersion) refresh(ctx context.Context, log *zap.Logger) error {
 // readDiscovery reads the target's legacy discovery document of gv; a
 // group/version the target does not serve is an empty document.
 func (gv *GroupVersion) readDiscovery() (*metav1.APIResourceList, error) {
-	list, err := gv.Target.Discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
+	list, err := gv.Target.discovery.ServerResourcesForGroupVersion(gv.Proxy.GroupVersion.String())
 	if reconnect.Classify(err) != "" {
 		gv.Target.Connection.Observe(err)
 	}

@@ -127,7 +127,7 @@ func (r *Resource) ServesSubresource(name string) bool {
 
 // client is the dynamic client of the resource across all namespaces.
 func (r *Resource) client() dynamic.NamespaceableResourceInterface {
-	return r.Target.Dynamic.Resource(r.GVR)
+	return r.Target.dynamic.Resource(r.GVR)
 }
 
 // emptyWatchType is the type of client-go's empty watch.

@@ -35,22 +35,25 @@ type Target struct {
 	// Identity is the impersonated user.
 	Identity string
 
-	rest      *rest.Config
-	Dynamic   dynamic.Interface
-	Discovery discovery.DiscoveryInterface
-	Kube      kubernetes.Interface
-	// metadata lists objects' metadata only (protobuf): what a consistent
-	// read asks of the target (selection_state.go).
-	metadata metadata.Interface
-	// HTTP sends raw requests as the identity (impersonation and
-	// credentials included, no retries): the write path passes bodies and
-	// answers through unchanged. Dynamic, Discovery and Kube use it too:
-	// one connection pool per target.
-	HTTP *http.Client
 	// Host is the target's base URL, e.g. https://10.0.0.1:6443, or one
 	// with a path (https://platform/kubernetes/project/p/virtualcluster/x)
 	// that every request goes below.
 	Host *url.URL
+
+	// The clients every request to the target goes through, all as the
+	// identity; callers outside the mirror use Target's methods
+	// (target_access.go).
+	rest      *rest.Config
+	dynamic   dynamic.Interface
+	discovery discovery.DiscoveryInterface
+	kube      kubernetes.Interface
+	// metadata lists objects' metadata only (protobuf): what a consistent
+	// read asks of the target (selection_state.go).
+	metadata metadata.Interface
+	// httpClient sends raw requests as the identity (impersonation and
+	// credentials included, no retries). The other clients use it too:
+	// one connection pool per target.
+	httpClient *http.Client
 	// Connection tracks whether the target answers.
 	Connection *reconnect.Tracker
 
@@ -127,16 +130,16 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		return nil, err
 	}
 	*target = Target{
-		HTTP:      httpClient,
-		Host:      host,
-		ID:        TargetID(t),
-		Config:    t,
-		Identity:  identity,
-		rest:      cfg,
-		Dynamic:   dyn,
-		Discovery: kube.Discovery(),
-		Kube:      kube,
-		metadata:  meta,
+		httpClient: httpClient,
+		Host:       host,
+		ID:         TargetID(t),
+		Config:     t,
+		Identity:   identity,
+		rest:       cfg,
+		dynamic:    dyn,
+		discovery:  kube.Discovery(),
+		kube:       kube,
+		metadata:   meta,
 	}
 	target.discoveryPoller = newDiscoveryPoller(target)
 	conn.Probe = target.probe
@@ -147,7 +150,7 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 // probe asks the target's /readyz: cheap, and readable by any identity
 // under the default RBAC (system:public-info-viewer).
 func (t *Target) probe(ctx context.Context) error {
-	return t.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	return t.discovery.RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 }
 
 // RESTConfig returns a copy of the impersonating client configuration.
@@ -156,7 +159,7 @@ func (t *Target) RESTConfig() *rest.Config { return rest.CopyConfig(t.rest) }
 // ClusterUID identifies the target cluster: the UID of its kube-system
 // namespace, which changes only when the cluster is rebuilt.
 func (t *Target) ClusterUID(ctx context.Context) (string, error) {
-	ns, err := t.Kube.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
+	ns, err := t.kube.CoreV1().Namespaces().Get(ctx, metav1.NamespaceSystem, metav1.GetOptions{})
 	if err != nil {
 		return "", err
 	}

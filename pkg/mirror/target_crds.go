@@ -248,7 +248,7 @@ func (t *Target) watchCRDs(ctx context.Context, groups map[string]bool, log *zap
 // watch CRDs; err is set when the target did not answer.
 func (t *Target) mayWatchCRDs(ctx context.Context) (bool, error) {
 	for _, verb := range []string{"list", "watch"} {
-		review, err := t.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		review, err := t.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Verb: verb, Group: crdResource.Group, Resource: crdResource.Resource,
 			}},
@@ -271,7 +271,7 @@ func (t *Target) runCRDWatch(ctx context.Context, groups map[string]bool, log *z
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var forbidden atomic.Bool
-	crds := t.Dynamic.Resource(crdResource)
+	crds := t.dynamic.Resource(crdResource)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list, err := crds.List(ctx, opts)

@@ -43,7 +43,7 @@ func TestBrokenConnectionFailsFast(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			_, err = target.Dynamic.Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}).List(context.Background(), metav1.ListOptions{})
+			_, err = target.dynamic.Resource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}).List(context.Background(), metav1.ListOptions{})
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("the list failed after %s; want at once", took)
 			}
@@ -72,12 +72,12 @@ func TestTargetClientRecordsFailures(t *testing.T) {
 
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _ = target.Kube.CoreV1().Namespaces().Get(canceled, "x", metav1.GetOptions{})
+	_, _ = target.kube.CoreV1().Namespaces().Get(canceled, "x", metav1.GetOptions{})
 	if st := target.Connection.Status().State; st != reconnect.Connected {
 		t.Fatalf("after a canceled request the target is %s, want Connected", st)
 	}
 	// A namespace check, as the write path makes it.
-	_, _ = target.Kube.CoreV1().Namespaces().Get(context.Background(), "x", metav1.GetOptions{})
+	_, _ = target.kube.CoreV1().Namespaces().Get(context.Background(), "x", metav1.GetOptions{})
 	if st := target.Connection.Status().State; st != reconnect.Unreachable {
 		t.Fatalf("after a refused connection the target is %s, want Unreachable", st)
 	}

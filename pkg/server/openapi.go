@@ -150,7 +150,7 @@ func (h *apiHandler) fetchOpenAPI(ctx context.Context, t *mirror.Target, path st
 	discovery := h.mirror.DiscoveryChanged()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	data, err := t.Discovery.RESTClient().Get().AbsPath(path).SetHeader("Accept", "application/json").DoRaw(ctx)
+	data, err := t.GetJSON(ctx, path)
 	if err != nil {
 		if ok {
 			return e.data, nil

@@ -66,7 +66,7 @@ func (h *apiHandler) tableConvertor(ctx context.Context, res *mirror.Resource) *
 func (h *apiHandler) printerColumns(ctx context.Context, res *mirror.Resource) []CustomResourceColumnDefinition {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	crd, err := res.Target.Dynamic.Resource(crdResource).Get(ctx, res.GVR.Resource+"."+res.GVR.Group, metav1.GetOptions{})
+	crd, err := res.Target.CRD(ctx, res.GVR.Resource+"."+res.GVR.Group)
 	if err != nil {
 		return nil
 	}

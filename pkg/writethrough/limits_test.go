@@ -23,7 +23,6 @@ import (
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
-	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -299,7 +298,7 @@ func mirroredResource(t testing.TB, target http.Handler, objects ...string) *mir
 	srv := httptest.NewServer(target)
 	t.Cleanup(srv.Close)
 	host, _ := url.Parse(srv.URL)
-	tgt := &mirror.Target{ID: "default/target", HTTP: srv.Client(), Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
+	tgt := mirror.NewTargetAt("default/target", host, srv.Client())
 	s, err := store.Open(filepath.Join(t.TempDir(), "mirror.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)

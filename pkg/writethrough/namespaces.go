@@ -88,11 +88,10 @@ func (n *Namespaces) ensureTarget(ctx context.Context, t *mirror.Target, namespa
 	if known {
 		return nil
 	}
-	namespaces := t.Kube.CoreV1().Namespaces()
-	_, err := namespaces.Get(ctx, namespace, metav1.GetOptions{})
+	_, err := t.Namespace(ctx, namespace)
 	switch {
 	case apierrors.IsNotFound(err) && create:
-		_, err = namespaces.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+		err = t.CreateNamespace(ctx, namespace)
 		if apierrors.IsAlreadyExists(err) {
 			err = nil
 		}

@@ -77,10 +77,9 @@ func TestAFallbackDeleteCollectionFailingLateIsPartial(t *testing.T) {
 	}))
 	res.Selector = labels.SelectorFromSet(labels.Set(config.Client{Name: "client"}.OwnerLabels()))
 	// The target goes away after the first object's delete.
-	next := res.Target.HTTP.Transport
-	res.Target.HTTP = &http.Client{Transport: unreachableFor{next: next, refuse: func(r *http.Request) bool {
+	res.Target = mirror.NewTargetAt(res.Target.ID, res.Target.Host, &http.Client{Transport: unreachableFor{next: http.DefaultTransport, refuse: func(r *http.Request) bool {
 		return r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/b")
-	}}}
+	}}})
 	res.Target.Connection.MarkSynced()
 	w := New(Options{Client: config.Client{Name: "client"}})
 	_, err := w.Write(context.Background(), &Request{
@@ -108,8 +107,7 @@ func TestAFinalizerLeftBehindIsNotNothingWritten(t *testing.T) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}), fakeObject)
 	// After the finalizer patch, the target cannot be reached.
-	next := res.Target.HTTP.Transport
-	res.Target.HTTP = &http.Client{Transport: unreachableFor{next: next, refuse: func(r *http.Request) bool { return patches.Load() > 0 }}}
+	res.Target = mirror.NewTargetAt(res.Target.ID, res.Target.Host, &http.Client{Transport: unreachableFor{next: http.DefaultTransport, refuse: func(r *http.Request) bool { return patches.Load() > 0 }}})
 	err := deleteForeground(res)
 	wantStatus(t, err, http.StatusGatewayTimeout, metav1.StatusReasonTimeout, "the delete did not reach target default/target, but the finalizer crproxy.dev/foreground-deletion it added first could not be taken back")
 	if n := patches.Load(); n != 1 {

@@ -102,7 +102,7 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		observe(err)
 		return nil, err
 	}
-	resp, err := t.HTTP.Do(httpReq)
+	resp, err := t.Do(httpReq)
 	if err != nil {
 		var opErr *net.OpError
 		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"

@@ -22,7 +22,7 @@ import (
 // testTarget is a target at addr with a plain HTTP client.
 func testTarget(t *testing.T, addr string) *mirror.Target {
 	host, _ := url.Parse("http://" + addr)
-	return &mirror.Target{ID: "default/target", HTTP: &http.Client{}, Host: host, Connection: reconnect.NewTracker("default/target", reconnect.Options{})}
+	return mirror.NewTargetAt("default/target", host, &http.Client{})
 }
 
 func TestTransportFailuresTellWhetherAnythingWasWritten(t *testing.T) {
