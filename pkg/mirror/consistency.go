@@ -164,11 +164,26 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 	return o, nil
 }
 
-// getAtTarget GETs the object at the target (resourceVersion unset: from
-// etcd) as the client identity. found is false when the target has none
-// or it is outside the mirrored selection; an answer that does not tell
-// (TargetObject) is an error.
+// getAtTarget reads the object at the target (ReadAtTarget). found is
+// false when the target has none or it is outside the mirrored selection.
 func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
+	o, err = r.ReadAtTarget(ctx, namespace, name)
+	if err != nil || o == nil {
+		return nil, false, err
+	}
+	if !r.Selector.Matches(labels.Set(o.Labels)) {
+		return nil, false, nil
+	}
+	return o, true, nil
+}
+
+// ReadAtTarget GETs the object namespace/name at the target
+// (resourceVersion unset: from etcd) as the client identity, whatever the
+// mirrored selection: the object in the client's view, nil when the
+// target holds none, the target's error when its answer does not tell
+// (TargetObject), or the transport's when it gave none (a failure is
+// recorded on the target's tracker unless the caller gave up).
+func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*store.Object, error) {
 	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, targetReadTimeout)
 	defer cancel()
@@ -185,28 +200,21 @@ func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *
 	u.RawPath = ""
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.Target.httpClient.Do(req)
 	if err != nil {
 		observe(err)
-		return nil, false, err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		observe(err)
-		return nil, false, err
+		return nil, err
 	}
-	o, err = r.TargetObject(resp.StatusCode, body, name)
-	if err != nil || o == nil {
-		return nil, false, err
-	}
-	if !r.Selector.Matches(labels.Set(o.Labels)) {
-		return nil, false, nil
-	}
-	return o, true, nil
+	return r.TargetObject(resp.StatusCode, body, name)
 }
 
 // ObjectPath is the API path of the object namespace/name of res.

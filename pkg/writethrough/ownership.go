@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/crproxy/crproxy/pkg/config"
-	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -28,15 +26,17 @@ func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.O
 	// refused it: its failure leaves nothing written of this write (a
 	// deletecollection carried out one by one says what it deleted
 	// before: partialOutcome).
-	resp, err := w.do(ctx, res.Target, "", targetRequest{method: http.MethodGet, path: mirror.ObjectPath(res, req.Namespace, req.Name), query: url.Values{}, wroteNothing: true})
-	if err != nil {
+	o, err := res.ReadAtTarget(ctx, req.Namespace, req.Name)
+	if err == nil {
+		return o, nil
+	}
+	if _, answered := err.(apierrors.APIStatus); answered {
 		return nil, err
 	}
-	o, err := res.TargetObject(resp.Code, resp.Body, req.Name)
-	if err != nil {
-		return nil, err
+	if ctx.Err() != nil {
+		return nil, callerGaveUp(res.Target, false)
 	}
-	return o, nil
+	return nil, transportError(res.Target, err, false)
 }
 
 // checkOwnership is the owned mode's rule for a named write: it returns
