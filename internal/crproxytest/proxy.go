@@ -40,7 +40,9 @@ type Options struct {
 	ServiceName string
 	// EmptyGroupVersions lets Start return while group/versions have no
 	// resources at the target yet (their CRDs come later): it then waits
-	// only for the APIServices to be available.
+	// only until each APIService is available, or withdrawn (crproxy
+	// withdraws the APIService of a group/version the target serves no
+	// resource of).
 	EmptyGroupVersions bool
 	// Unregistered runs crproxy without registering anything in the
 	// client cluster (serve --register=false): callers reach it straight
@@ -140,7 +142,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	for _, gv := range p.gvs {
 		wait := p.o.Client.WaitForAPIService
 		if p.o.EmptyGroupVersions {
-			wait = p.o.Client.WaitForAPIServiceAvailable
+			wait = p.o.Client.WaitForAPIServiceAvailableOrAbsent
 		}
 		if err := wait(ctx, gv); err != nil {
 			return err

@@ -337,6 +337,26 @@ func (s *APIServer) WaitForAPIServiceAvailable(ctx context.Context, groupVersion
 	return nil
 }
 
+// WaitForAPIServiceAvailableOrAbsent waits until the APIService of the
+// aggregated group/version (e.g. "example.com/v1") is Available, or does
+// not exist (crproxy withdraws the APIService of a group/version its
+// target serves no resource of).
+func (s *APIServer) WaitForAPIServiceAvailableOrAbsent(ctx context.Context, groupVersion string) error {
+	group, version, _ := strings.Cut(groupVersion, "/")
+	name := version + "." + group
+	for {
+		out, err := s.Kubectl(ctx, "get", "apiservice", name, "--ignore-not-found", "-o", `jsonpath={.metadata.name}{"/"}{.status.conditions[?(@.type=="Available")].status}`)
+		if out = strings.TrimSpace(out); err == nil && (out == "" || out == name+"/True") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("APIService %s neither became available nor was withdrawn: %v\n%s", name, err, out)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // WaitForAPIService waits until the aggregated group/version (e.g.
 // "example.com/v1") is served through this apiserver: its APIService is
 // Available, the group's resources are in discovery, and a GET of the

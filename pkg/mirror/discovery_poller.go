@@ -42,9 +42,14 @@ const maxDiscoveryBytes = 64 << 20
 // target's, storage version hashes included.
 //
 // The aggregated document carries no deprecation, printer columns or
-// schema: those are read where they are used.
+// schema: those are read where they are used. The schema's hash, though, is
+// followed here too (openapi_hashes.go): the target's OpenAPI v3 index
+// is read with the document, so a new schema is seen when the target
+// publishes it, which may be after its discovery changed.
 type discoveryPoller struct {
 	target *Target
+	// openAPI follows the OpenAPI hashes of the proxied group/versions.
+	openAPI openAPIHashes
 
 	mu          sync.Mutex
 	subscribers int
@@ -107,6 +112,15 @@ func (p *discoveryPoller) run(ctx context.Context, log *zap.Logger) {
 	for ctx.Err() == nil {
 		if p.subscribed() && p.target.Connection.Status().State != reconnect.Unreachable {
 			err := p.poll(ctx)
+			if err == nil && p.openAPI.due(time.Now()) {
+				changed, oerr := p.openAPI.poll(ctx, p.target)
+				switch {
+				case oerr != nil && ctx.Err() == nil:
+					log.Debug("reading the target's OpenAPI index failed", zap.String("target", p.target.ID), zap.Error(oerr))
+				case len(changed) > 0:
+					log.Debug("the target's OpenAPI changed", zap.String("target", p.target.ID), zap.Stringers("groupVersions", changed))
+				}
+			}
 			if reconnect.Classify(err) == reconnect.Unreachable {
 				p.target.Connection.Observe(err)
 			}
@@ -190,6 +204,9 @@ func (p *discoveryPoller) publish(etag string, digests map[schema.GroupVersion]s
 	if !same {
 		close(p.changed)
 		p.changed = make(chan struct{})
+		// The target publishes the OpenAPI of a changed CRD shortly
+		// after its discovery: follow its index closely for a while.
+		p.openAPI.follow(time.Now())
 	}
 }
 

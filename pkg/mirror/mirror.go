@@ -106,9 +106,15 @@ func New(opts Options) (*Mirror, error) {
 			m.log.Warn("ignoring unreadable persisted discovery", zap.String("groupVersion", gvp.GroupVersion.String()), zap.Error(err))
 		}
 		m.groupVersions = append(m.groupVersions, gv)
+		t.discoveryPoller.openAPI.add(gvp.GroupVersion)
 	}
 	for _, t := range m.targets {
-		t.crds.onChange = m.notifyDiscoveryChanged
+		t.crds.onChange = func() {
+			// A CRD's spec changed: its schema is published shortly.
+			t.discoveryPoller.openAPI.follow(time.Now())
+			m.notifyDiscoveryChanged()
+		}
+		t.discoveryPoller.openAPI.onChange = m.notifyDiscoveryChanged
 	}
 	m.forgetOtherSelections()
 	return m, nil
@@ -154,8 +160,9 @@ func (m *Mirror) GroupVersion(group, version string) *GroupVersion {
 }
 
 // DiscoveryChanged returns a channel closed the next time the resources of
-// a group/version, or their descriptions, change (the target's CRDs
-// changed): the client's aggregator should read discovery again.
+// a group/version, or their descriptions, or its OpenAPI, change (the
+// target's CRDs changed): the client's aggregator should read discovery
+// and OpenAPI again.
 func (m *Mirror) DiscoveryChanged() <-chan struct{} {
 	m.changedMu.Lock()
 	defer m.changedMu.Unlock()
@@ -186,7 +193,25 @@ func (m *Mirror) DiscoveryFingerprint(gv schema.GroupVersion) string {
 		data, _ := json.Marshal([]any{s.api, s.subresources, g.Target.crds.generation(r.GVR.GroupResource())})
 		h.Write(data)
 	}
+	// The hash of its OpenAPI document in the target's index covers the
+	// schema wherever crproxy does not watch CRDs, and tells when the
+	// target has published a new CRD's schema, which may be a moment after
+	// its discovery listed the CRD.
+	h.Write([]byte(g.Target.discoveryPoller.openAPI.hash(gv)))
 	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// Unserved reports whether the target is known to serve none of the
+// group/version's proxied resources now: its discovery, as last read (or
+// persisted), lists none (all of its CRDs there were deleted, or none was
+// created yet). A kube-apiserver lists no group/version that none of its
+// CRDs serves; the registration withdraws such a group/version's
+// APIService, so the client's discovery does not list it either. False
+// while the target's discovery of it was never read, and for a
+// group/version not proxied.
+func (m *Mirror) Unserved(gv schema.GroupVersion) bool {
+	g := m.GroupVersion(gv.Group, gv.Version)
+	return g != nil && g.Unserved()
 }
 
 // Targets returns the targets by ID.
@@ -316,6 +341,10 @@ type GroupVersion struct {
 	resources map[string]*Resource          // by plural name
 	running   map[string]context.CancelFunc // stops each resource's reflector
 	missing   string                        // configured resources the target does not serve, as last logged
+	// discovered is set once a discovery document of gv was applied, read
+	// from the target or persisted: until then, having no resources says
+	// nothing of what the target serves.
+	discovered bool
 	// savedDigest is the SHA-256 of the discovery document last persisted.
 	savedDigest string
 }
@@ -330,6 +359,15 @@ func (gv *GroupVersion) Resources() []*Resource {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GVR.Resource < out[j].GVR.Resource })
 	return out
+}
+
+// Unserved reports whether the target is known to serve none of gv's
+// proxied resources: the discovery document last read from it (or
+// persisted) lists none. False while no document was ever applied.
+func (gv *GroupVersion) Unserved() bool {
+	gv.mu.RLock()
+	defer gv.mu.RUnlock()
+	return gv.discovered && len(gv.resources) == 0
 }
 
 // Resource returns the resource named by its plural name, or nil.
@@ -416,7 +454,9 @@ func (gv *GroupVersion) refresh(ctx context.Context, log *zap.Logger) error {
 		}
 	}
 	gv.apply(plan)
-	if len(plan.added)+len(plan.redescribed)+len(plan.removed) > 0 {
+	// The first document also tells whether gv is unserved
+	// (Mirror.Unserved), which the registration follows.
+	if first := gv.markDiscovered(); first || len(plan.added)+len(plan.redescribed)+len(plan.removed) > 0 {
 		gv.mirror.notifyDiscoveryChanged()
 	}
 	for _, r := range plan.removed {
@@ -564,6 +604,16 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 	}
 }
 
+// markDiscovered notes that a discovery document of gv was applied; it
+// reports whether it is the first.
+func (gv *GroupVersion) markDiscovered() (first bool) {
+	gv.mu.Lock()
+	defer gv.mu.Unlock()
+	first = !gv.discovered
+	gv.discovered = true
+	return first
+}
+
 func resourceNames(rs []*Resource) []string {
 	names := make([]string, len(rs))
 	for i, r := range rs {
@@ -662,5 +712,6 @@ func (gv *GroupVersion) loadDiscovery() error {
 		return err
 	}
 	gv.apply(gv.plan(&list))
+	gv.markDiscovered()
 	return nil
 }

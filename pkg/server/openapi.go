@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
 )
@@ -41,20 +42,12 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 	case path == "/openapi/v3":
 		index := map[string]map[string]any{"paths": {}}
 		for _, gv := range h.mirror.GroupVersions() {
-			data, err := h.fetchOpenAPI(r.Context(), gv.Target, "/openapi/v3")
-			if err != nil {
-				continue
+			var targetIndex []byte
+			if data, err := h.fetchOpenAPI(r.Context(), gv.Target, "/openapi/v3"); err == nil {
+				targetIndex = data
 			}
-			var targetIndex struct {
-				Paths map[string]any `json:"paths"`
-			}
-			if json.Unmarshal(data, &targetIndex) != nil {
-				continue
-			}
-			key := "apis/" + gv.Proxy.GroupVersion.Group + "/" + gv.Proxy.GroupVersion.Version
-			if p, ok := targetIndex.Paths[key]; ok {
-				index["paths"][key] = p
-			}
+			key, entry := openAPIIndexEntry(targetIndex, gv.Proxy.GroupVersion)
+			index["paths"][key] = entry
 		}
 		writeJSON(w, http.StatusOK, index)
 	case strings.HasPrefix(path, "/openapi/v3/apis/"):
@@ -69,7 +62,12 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data, err := h.fetchOpenAPI(r.Context(), gv.Target, path)
-		if err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			// The target has no document of it (yet), as it says.
+			notFound(w, r)
+			return
+		case err != nil:
 			writeError(w, apierrors.NewServiceUnavailable("OpenAPI of "+gv.Proxy.GroupVersion.String()+" unavailable: "+mirror.DescribeFailure(err)))
 			return
 		}
@@ -79,6 +77,31 @@ func (h *apiHandler) openAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		notFound(w, r)
 	}
+}
+
+// openAPIIndexEntry returns the key and entry of gv in crproxy's OpenAPI v3
+// index: the target's own (its serverRelativeURL carries the hash of the
+// document), taken from targetIndex, or, where the target's index (nil:
+// unknown) does not list gv, an entry without a hash. Every proxied
+// group/version is listed: the client's aggregator reads the index only
+// when an APIService is created and then once a minute (an APIService's
+// update does not make it read OpenAPI v3 again), and routes a document's
+// requests only for the paths the index it read listed. Read while the
+// target had not published a new CRD's schema yet, an index without the
+// group/version would leave `kubectl explain` of its resources failing
+// for up to a minute; listed, its requests reach crproxy, which passes the
+// target's current document through.
+func openAPIIndexEntry(targetIndex []byte, gv schema.GroupVersion) (string, any) {
+	key := "apis/" + gv.Group + "/" + gv.Version
+	var index struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if json.Unmarshal(targetIndex, &index) == nil {
+		if entry, ok := index.Paths[key]; ok {
+			return key, entry
+		}
+	}
+	return key, map[string]any{"serverRelativeURL": "/openapi/v3/" + key}
 }
 
 func (h *apiHandler) openAPIV2(w http.ResponseWriter, r *http.Request) {

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -46,8 +49,9 @@ type Registration struct {
 	// Discovery, when set, says when what crproxy serves as discovery
 	// changes: each APIService then carries the new fingerprint in its
 	// discoveryAnnotation, and the change to it makes the client's
-	// aggregator read crproxy's discovery and OpenAPI again at once
-	// (instead of at its one-minute refresh).
+	// aggregator read crproxy's discovery and OpenAPI v2 again at once
+	// (instead of at its one-minute refresh; its OpenAPI v3 index is read
+	// again only for a new APIService, or after a failed read).
 	Discovery DiscoverySource
 	// Logger logs; zap.NewNop when nil.
 	Logger *zap.Logger
@@ -58,8 +62,12 @@ type DiscoverySource interface {
 	// DiscoveryFingerprint identifies the discovery crproxy serves for
 	// gv, the same on every replica that discovered the same.
 	DiscoveryFingerprint(gv schema.GroupVersion) string
-	// DiscoveryChanged is closed at the next change of a fingerprint.
+	// DiscoveryChanged is closed at the next change of a fingerprint, or
+	// of Unserved.
 	DiscoveryChanged() <-chan struct{}
+	// Unserved reports whether the target is known to serve none of gv's
+	// resources: gv's APIService is then withdrawn.
+	Unserved(gv schema.GroupVersion) bool
 }
 
 // discoveryAnnotation on an APIService is the fingerprint of the discovery
@@ -90,7 +98,15 @@ func (r *Registration) Run(ctx context.Context) {
 }
 
 // Apply applies the Service (and its namespace) and the APIServices once,
-// with server-side apply.
+// with server-side apply. The APIService of a group/version whose target
+// is known to serve none of its resources (Discovery.Unserved) is deleted
+// instead, as kube-apiserver withdraws the APIService of a group/version
+// none of its CRDs serves any longer: the client's discovery then no longer
+// lists the group/version. Listed with no resources, it would keep clients'
+// discovery caches from forgetting what they last read of it (kubectl
+// writes no cache file for a group/version without resources, and keeps
+// using the last one it wrote), so a CRD created anew in another scope
+// would be used in the old one.
 func (r *Registration) Apply(ctx context.Context) error {
 	apply := func(gvr schema.GroupVersionResource, namespace string, obj map[string]any) error {
 		u := &unstructured.Unstructured{Object: obj}
@@ -136,7 +152,14 @@ func (r *Registration) Apply(ctx context.Context) error {
 			return err
 		}
 	}
+	// A withdrawal that fails (an RBAC without delete) holds back no
+	// other APIService.
+	var withdrawals error
 	for _, gv := range r.GroupVersions {
+		if r.Discovery != nil && r.Discovery.Unserved(gv) {
+			withdrawals = errors.Join(withdrawals, r.withdraw(ctx, gv))
+			continue
+		}
 		if err := apply(apiServiceResource, "", map[string]any{
 			"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
 			"metadata": apiServiceMeta(gv),
@@ -155,6 +178,20 @@ func (r *Registration) Apply(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
+	}
+	return withdrawals
+}
+
+// withdraw deletes gv's APIService, if it exists.
+func (r *Registration) withdraw(ctx context.Context, gv schema.GroupVersion) error {
+	name := gv.Version + "." + gv.Group
+	err := r.Client.Resource(apiServiceResource).Delete(ctx, name, metav1.DeleteOptions{})
+	switch {
+	case err == nil && r.Logger != nil:
+		r.Logger.Info("the target serves none of the group/version's resources; withdrew its APIService", zap.String("apiService", name))
+	case err == nil, apierrors.IsNotFound(err):
+	default:
+		return fmt.Errorf("withdrawing APIService %s: %w", name, err)
 	}
 	return nil
 }

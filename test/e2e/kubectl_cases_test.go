@@ -214,16 +214,9 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 		"run_crd_tests", // with run_non_native_resource_tests
 		"run_assert_short_name_tests",
 		"run_assert_singular_name_tests",
-		// Not yet: run_crd_deletion_recreation_tests. Through crproxy,
-		// the first create of a namespaced resource re-created in place of
-		// a cluster-scoped one answers 404 although the client's discovery
-		// already describes it as the target does (issue 25, open).
+		"run_crd_deletion_recreation_tests",
 		"run_ambiguous_shortname_tests",
-		// Not yet: run_explain_crd_with_additional_properties_tests. A
-		// new CRD's schema reaches kubectl explain through the client only
-		// at the aggregator's next OpenAPI refresh when crproxy fetched
-		// the target's OpenAPI before the target had updated it (issue
-		// 25, open).
+		"run_explain_crd_with_additional_properties_tests",
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := runKubectlCase(t, ctx, source, name, target, target)
