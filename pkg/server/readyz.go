@@ -22,7 +22,9 @@ import (
 // unreachable (or refuses the identity) reads are served from the mirror
 // (docs/design/operations.md), so taking crproxy out of service then would
 // remove it exactly when it is the only source of those reads. A resource
-// that was never synced fails the check whatever its target's state.
+// that was never synced fails the check whatever its target's state, as
+// does a group/version whose discovery was never read; one the target is
+// known to serve nothing of (its CRDs deleted) does not.
 func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 	var lines []string
 	ready := true
@@ -45,6 +47,12 @@ func readyz(w http.ResponseWriter, r *http.Request, report StatusReport) {
 		for _, gv := range t.Undiscovered {
 			ready = false
 			lines = append(lines, fmt.Sprintf("[-]%s: no resources discovered at target %s yet", gv, t.Target))
+		}
+		for _, gv := range t.Unserved {
+			// The target serves none of them now (a CRD deleted): its
+			// APIService is withdrawn, and the other group/versions must
+			// stay in service.
+			lines = append(lines, fmt.Sprintf("[+]%s: target %s serves none of its resources", gv, t.Target))
 		}
 		for _, res := range t.Resources {
 			name := schema.GroupResource{Group: res.Group, Resource: res.Resource}.String()

@@ -78,6 +78,24 @@ func TestReadyzNotSynced(t *testing.T) {
 	}
 }
 
+// A group/version whose target serves none of its resources now (its
+// CRDs deleted) is listed but keeps crproxy ready: the other
+// group/versions stay in service.
+func TestReadyzUnservedGroupVersionStaysReady(t *testing.T) {
+	report := statusTestReport()
+	report.Targets[1].Unserved = []string{"gone.example.com/v1"}
+	code, body := getReadyz(t, "?verbose", report)
+	want := "[-]target default/down: Unreachable since 2026-05-04T10:00:00Z\n" +
+		"[+]things.example.com ok\n" +
+		"[+]target default/up ok\n" +
+		"[+]gone.example.com/v1: target default/up serves none of its resources\n" +
+		"[+]widgets.other.com ok\n" +
+		"readyz check passed\n"
+	if code != http.StatusOK || body != want {
+		t.Fatalf("readyz?verbose: %d\n%s\nwant\n%s", code, body, want)
+	}
+}
+
 // /status is the report as JSON, the target's connection Status inline.
 func TestStatusHandlerJSON(t *testing.T) {
 	rec := httptest.NewRecorder()

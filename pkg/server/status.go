@@ -32,6 +32,10 @@ type TargetStatus struct {
 	// were never discovered (neither from the target nor from disk): there
 	// is nothing to serve for them yet.
 	Undiscovered []string `json:"undiscovered,omitempty"`
+	// Unserved lists the group/versions of this target whose resources
+	// the target serves none of now (their CRDs were deleted, or not
+	// created yet): nothing to serve, as at a kube-apiserver.
+	Unserved []string `json:"unserved,omitempty"`
 	// Resources are in group/version, then resource order.
 	Resources []ResourceStatus `json:"resources"`
 }
@@ -76,7 +80,10 @@ func buildStatus(m *mirror.Mirror) StatusReport {
 	for _, gv := range m.GroupVersions() {
 		ts := &report.Targets[index[gv.Target.ID]]
 		resources := gv.Resources()
-		if len(resources) == 0 {
+		switch {
+		case gv.Unserved():
+			ts.Unserved = append(ts.Unserved, gv.Proxy.GroupVersion.String())
+		case len(resources) == 0:
 			ts.Undiscovered = append(ts.Undiscovered, gv.Proxy.GroupVersion.String())
 		}
 		for _, res := range resources {
