@@ -204,17 +204,19 @@ func (t *Tracker) backChannel() <-chan struct{} {
 // Retry runs op until it succeeds, fails with an error that says nothing
 // about the connection (returned as is), or ctx ends. Between attempts
 // that failed for connection reasons it waits by the exponential backoff,
-// or less when the probe sees the target back. Every outcome is observed.
+// or less when the probe sees the target back. Every outcome is observed
+// but the failure of an op whose ctx ended: the caller stopped it (a
+// resource dropped, crproxy stopping), which says nothing of the target.
 func (t *Tracker) Retry(ctx context.Context, op func(context.Context) error) error {
 	b := t.newBackoff()
 	for {
 		err := op(ctx)
+		if err != nil && ctx.Err() != nil {
+			return errors.Join(ctx.Err(), err)
+		}
 		t.Observe(err)
 		if err == nil || Classify(err) == "" {
 			return err
-		}
-		if ctx.Err() != nil {
-			return errors.Join(ctx.Err(), err)
 		}
 		timer := time.NewTimer(b.NextBackOff())
 		select {

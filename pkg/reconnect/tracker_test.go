@@ -93,6 +93,25 @@ func TestRetryBacksOffAndReturnsOtherErrorsAtOnce(t *testing.T) {
 	}
 }
 
+// An op that fails because its caller stopped it (the context ended)
+// leaves the target's state as it was: a dropped resource's follower
+// must not mark a healthy target unreachable.
+func TestRetryStoppedByItsCallerObservesNothing(t *testing.T) {
+	tr := NewTracker("p/t", Options{})
+	tr.MarkSynced()
+	ctx, cancel := context.WithCancel(context.Background())
+	err := tr.Retry(ctx, func(context.Context) error {
+		cancel()
+		return errRefused
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Retry = %v, want context.Canceled", err)
+	}
+	if st := tr.Status(); st.State != Connected {
+		t.Fatalf("the target is %s after a cancelled op, want Connected", st.State)
+	}
+}
+
 func TestRetryWakesWhenTheProbeSeesTheTargetBack(t *testing.T) {
 	var up atomic.Bool
 	tr := NewTracker("p/t", Options{InitialInterval: 10 * time.Second, MaxInterval: 10 * time.Second, Probe: func(context.Context) error {
