@@ -72,9 +72,26 @@ type Freshness struct {
 	NotOlderThan uint64
 }
 
+// Scope is the part of the mirrored selection a read answers from: a
+// consistent read proves the mirror current for its scope only, so the
+// target lists only that part.
+type Scope struct {
+	// Namespace is the read's namespace ("" for all).
+	Namespace string
+	// LabelSelector and FieldSelector are the read's selectors as its
+	// query gave them ("" for none); the target reads the same syntax.
+	LabelSelector, FieldSelector string
+	// Matches reports whether a mirrored object is in the scope's
+	// selectors (nil: every object of the namespace).
+	Matches func(*store.Object) bool
+}
+
+// key tells scopes apart for sharing the target's state.
+func (s Scope) key() string { return s.Namespace + "\x00" + s.LabelSelector + "\x00" + s.FieldSelector }
+
 // WaitFresh waits until the mirror may answer a read of the given
-// freshness; see the rules above.
-func (r *Resource) WaitFresh(ctx context.Context, f Freshness) error {
+// freshness in scope; see the rules above.
+func (r *Resource) WaitFresh(ctx context.Context, f Freshness, scope Scope) error {
 	if err := r.WaitSynced(ctx); err != nil {
 		return err
 	}
@@ -85,7 +102,7 @@ func (r *Resource) WaitFresh(ctx context.Context, f Freshness) error {
 		}
 		r.inflight.Add(1)
 		defer r.inflight.Add(-1)
-		return r.degrade(ctx, r.WaitConsistent(ctx))
+		return r.degrade(ctx, r.WaitConsistent(ctx, scope))
 	case f.NotOlderThan == 0:
 		return nil
 	default:
@@ -109,18 +126,18 @@ func (r *Resource) degrade(ctx context.Context, err error) error {
 	return nil
 }
 
-// WaitConsistent returns once the mirror holds every event of its
-// selection that the target committed before the call: it learns the
-// selection's state at the target (one metadata list shared by the
-// callers that arrive while another runs, sharedCall) and waits until
-// the mirror reflects it. It returns an error when the target cannot be
-// asked or the mirror does not catch up.
-func (r *Resource) WaitConsistent(ctx context.Context) error {
-	state, err := r.selection.Do(ctx)
+// WaitConsistent returns once the mirror holds every event in scope that
+// the target committed before the call: it learns the scope's state at
+// the target (one metadata list shared by the callers of the same scope
+// that arrive while another runs, sharedCall) and waits until the mirror
+// reflects it. It returns an error when the target cannot be asked or the
+// mirror does not catch up.
+func (r *Resource) WaitConsistent(ctx context.Context, scope Scope) error {
+	state, err := r.selections.call(scope, r.listSelection).Do(ctx)
 	if err != nil {
 		return err
 	}
-	return r.waitReflected(ctx, state)
+	return r.waitReflected(ctx, state, scope)
 }
 
 // GetConsistent answers a consistent GET by name: the object as the target
@@ -137,7 +154,7 @@ func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*
 	defer r.inflight.Add(-1)
 	if _, down := r.Target.Connection.Down(); !down {
 		if n > getAtTargetMaxReads && r.Cache.Snapshot().Len() <= sharedStateMaxObjects {
-			if err := r.degrade(ctx, r.WaitConsistent(ctx)); err != nil {
+			if err := r.degrade(ctx, r.WaitConsistent(ctx, Scope{})); err != nil {
 				return nil, err
 			}
 		} else {

@@ -29,6 +29,10 @@ type Read struct {
 	Continue uint64
 	// SendInitialEvents is a watch's sendInitialEvents (nil: unset).
 	SendInitialEvents *bool
+	// Scope is the namespace and selectors of a list or watch: a
+	// consistent one proves the mirror current for them only. Its Matches
+	// must be set when it has selectors.
+	Scope Scope
 }
 
 // Object answers a GET by name: the object as read asks for it, or 404
@@ -38,7 +42,7 @@ func (r *Resource) Object(ctx context.Context, read Read, namespace, name string
 	if read.Consistent {
 		return r.GetConsistent(ctx, namespace, name)
 	}
-	if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+	if err := r.WaitFresh(ctx, read.Freshness, Scope{}); err != nil {
 		return nil, err
 	}
 	o, _, ok := r.Cache.Get(namespace, name)
@@ -81,7 +85,7 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 		}
 		return snap, nil
 	default:
-		if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+		if err := r.WaitFresh(ctx, read.Freshness, read.Scope); err != nil {
 			return nil, err
 		}
 		return r.Cache.Snapshot(), nil
@@ -98,7 +102,7 @@ func (r *Resource) Watch(ctx context.Context, read Read) (*store.Watcher, *store
 	withState := read.InitialEvents()
 	fromNow := !withState && read.NotOlderThan == 0
 	if withState || fromNow {
-		if err := r.WaitFresh(ctx, read.Freshness); err != nil {
+		if err := r.WaitFresh(ctx, read.Freshness, read.Scope); err != nil {
 			return nil, nil, err
 		}
 	} else if err := r.WaitSynced(ctx); err != nil {

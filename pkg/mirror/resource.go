@@ -40,10 +40,11 @@ type Resource struct {
 	// target's CRD changes (discovery_poller.go).
 	served atomic.Pointer[servedAPI]
 
-	// selection learns the selection's state at the target, one list
-	// shared by concurrent consistent reads (selection_state.go).
-	selection sharedCall[*selectionState]
-	inflight  atomic.Int32 // consistent reads under way
+	// selections learn the selection's state at the target, one list
+	// per scope shared by concurrent consistent reads
+	// (selection_state.go).
+	selections sharedSelections
+	inflight   atomic.Int32 // consistent reads under way
 }
 
 // servedAPI is what the target's discovery says of a resource.
@@ -77,7 +78,6 @@ func newResource(t *Target, gvp config.GroupVersionProxy, served *servedAPI, sel
 		Target:   t,
 	}
 	r.served.Store(served)
-	r.selection.call = r.listSelection
 	return r
 }
 

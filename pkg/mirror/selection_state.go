@@ -3,8 +3,10 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/metadata"
 
 	"github.com/crproxy/crproxy/pkg/store"
 )
@@ -60,10 +62,11 @@ func newSelectionState(list *metav1.PartialObjectMetadataList) (*selectionState,
 	return s, nil
 }
 
-// reflectedBy reports whether the mirror's snapshot reflects s: a read
-// from it misses no write the target had acknowledged at s's
-// resourceVersion.
-func (s *selectionState) reflectedBy(snap *store.Snapshot) bool {
+// reflectedBy reports whether the mirror's snapshot reflects s, listed in
+// scope: a read in scope from it misses no write the target had
+// acknowledged at s's resourceVersion. An object that left the scope
+// (its labels changed) before then counts as a deletion from it.
+func (s *selectionState) reflectedBy(snap *store.Snapshot, scope Scope) bool {
 	rv := snap.ResourceVersion()
 	if rv >= s.resourceVersion {
 		return true
@@ -74,9 +77,9 @@ func (s *selectionState) reflectedBy(snap *store.Snapshot) bool {
 	// Every listed write has arrived; a deletion at or below s's
 	// resourceVersion may not have: an object of that age the list lacks.
 	reflected := true
-	snap.Ascend("", "", "", func(o *store.Object) bool {
-		if o.ResourceVersion > s.resourceVersion {
-			return true // created or changed since the list
+	snap.Ascend(scope.Namespace, "", "", func(o *store.Object) bool {
+		if o.ResourceVersion > s.resourceVersion || (scope.Matches != nil && !scope.Matches(o)) {
+			return true // created or changed since the list, or out of scope
 		}
 		listed, ok := s.objects[o.Namespace+"/"+o.Name]
 		reflected = ok && listed.uid == o.UID
@@ -85,9 +88,21 @@ func (s *selectionState) reflectedBy(snap *store.Snapshot) bool {
 	return reflected
 }
 
-// listSelection asks the target for the selection's current state.
-func (r *Resource) listSelection(ctx context.Context) (*selectionState, error) {
-	list, err := r.Target.metadata.Resource(r.GVR).List(ctx, metav1.ListOptions{LabelSelector: r.Selector.String()})
+// listSelection asks the target for the current state of the selection
+// in scope.
+func (r *Resource) listSelection(ctx context.Context, scope Scope) (*selectionState, error) {
+	selector := r.Selector.String()
+	if scope.LabelSelector != "" {
+		if selector != "" {
+			selector += ","
+		}
+		selector += scope.LabelSelector
+	}
+	var lister metadata.ResourceInterface = r.Target.metadata.Resource(r.GVR)
+	if scope.Namespace != "" {
+		lister = r.Target.metadata.Resource(r.GVR).Namespace(scope.Namespace)
+	}
+	list, err := lister.List(ctx, metav1.ListOptions{LabelSelector: selector, FieldSelector: scope.FieldSelector})
 	r.Target.Connection.Observe(err)
 	if err != nil {
 		return nil, err
@@ -96,13 +111,13 @@ func (r *Resource) listSelection(ctx context.Context) (*selectionState, error) {
 }
 
 // waitReflected waits, bounded by reflectTimeout, until the mirror
-// reflects s.
-func (r *Resource) waitReflected(ctx context.Context, s *selectionState) error {
+// reflects s, listed in scope.
+func (r *Resource) waitReflected(ctx context.Context, s *selectionState, scope Scope) error {
 	wait, cancel := context.WithTimeout(ctx, reflectTimeout)
 	defer cancel()
 	for {
 		snap := r.Cache.Snapshot()
-		if s.reflectedBy(snap) {
+		if s.reflectedBy(snap, scope) {
 			return nil
 		}
 		if err := r.Cache.WaitForResourceVersion(wait, snap.ResourceVersion()+1); err != nil {
@@ -112,4 +127,33 @@ func (r *Resource) waitReflected(ctx context.Context, s *selectionState) error {
 			return fmt.Errorf("the mirror did not reflect the target's state at resourceVersion %d within %s", s.resourceVersion, reflectTimeout)
 		}
 	}
+}
+
+// maxSharedScopes bounds the scopes whose state concurrent reads share:
+// callers choose selectors, and a read of any other scope asks alone.
+const maxSharedScopes = 64
+
+// sharedSelections are the shared calls for the selection's state, one
+// per scope read lately.
+type sharedSelections struct {
+	mu    sync.Mutex
+	calls map[string]*sharedCall[*selectionState]
+}
+
+// call returns the shared call of scope's state, made with list.
+func (s *sharedSelections) call(scope Scope, list func(context.Context, Scope) (*selectionState, error)) *sharedCall[*selectionState] {
+	key := scope.key()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.calls[key]; ok {
+		return c
+	}
+	c := &sharedCall[*selectionState]{call: func(ctx context.Context) (*selectionState, error) { return list(ctx, scope) }}
+	if s.calls == nil {
+		s.calls = map[string]*sharedCall[*selectionState]{}
+	}
+	if len(s.calls) < maxSharedScopes {
+		s.calls[key] = c
+	}
+	return c
 }

@@ -81,7 +81,7 @@ func TestSelectionStateReflectedBy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.reflectedBy(c.mirror.Snapshot()); got != c.want {
+			if got := s.reflectedBy(c.mirror.Snapshot(), Scope{}); got != c.want {
 				t.Errorf("reflected: %v, want %v", got, c.want)
 			}
 		})
@@ -101,13 +101,42 @@ func TestWaitReflected(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		_ = c.Delete(storedObject(t, "b", "40"))
 	}()
-	if err := r.waitReflected(context.Background(), s); err != nil {
+	if err := r.waitReflected(context.Background(), s, Scope{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	s, _ = newSelectionState(listAt(90, "a@60"))
-	if err := r.waitReflected(ctx, s); err == nil {
+	if err := r.waitReflected(ctx, s, Scope{}); err == nil {
 		t.Fatal("waitReflected returned without the update it waits for")
+	}
+}
+
+// A read in a scope (its selectors) is reflected once the mirror holds
+// the scope's listed state: objects outside the scope, which the scoped
+// list leaves out, do not hold it back; an object that left the scope
+// before the list counts as deleted from it.
+func TestSelectionStateReflectedInScope(t *testing.T) {
+	inScope := Scope{LabelSelector: "x", Matches: func(o *store.Object) bool { return o.Name != "other" }}
+	for _, c := range []struct {
+		name   string
+		mirror *store.Cache
+		list   *metav1.PartialObjectMetadataList
+		scope  Scope
+		want   bool
+	}{
+		{"an object outside the scope, not listed", mirrorAt(t, 30, "a@20", "other@25"), listAt(90, "a@20"), inScope, true},
+		{"the same without a scope: a deletion in flight", mirrorAt(t, 30, "a@20", "other@25"), listAt(90, "a@20"), Scope{}, false},
+		{"an object that left the scope, its change not arrived", mirrorAt(t, 30, "a@20", "b@30"), listAt(90, "a@20"), inScope, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := newSelectionState(c.list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.reflectedBy(c.mirror.Snapshot(), c.scope); got != c.want {
+				t.Errorf("reflected: %v, want %v", got, c.want)
+			}
+		})
 	}
 }

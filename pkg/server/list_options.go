@@ -207,13 +207,15 @@ func decodeContinue(s string) (*continueToken, error) {
 	return &t, nil
 }
 
-// read is what the query asks of the mirror.
-func (o *readOptions) read() mirror.Read {
+// read is what the query asks of the mirror, in namespace ("" for all).
+func (o *readOptions) read(namespace string) mirror.Read {
 	read := mirror.Read{
 		Freshness:         mirror.Freshness{Consistent: o.ResourceVersion == "", NotOlderThan: o.rv},
 		Exact:             o.ResourceVersionMatch == metav1.ResourceVersionMatchExact,
 		SendInitialEvents: o.SendInitialEvents,
+		Scope:             mirror.Scope{LabelSelector: o.LabelSelector, FieldSelector: o.FieldSelector, Matches: o.matches},
 	}
+	read.Scope.Namespace = namespace
 	if o.continue_ != nil {
 		read.Continue = o.continue_.ResourceVersion
 	}

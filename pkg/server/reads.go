@@ -36,7 +36,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 	}
 	// The apiserver converts after reading: a missing object is 404
 	// before a conversion that cannot apply is 406.
-	obj, err := res.Object(r.Context(), opts.read(), info.Namespace, info.Name)
+	obj, err := res.Object(r.Context(), opts.read(info.Namespace), info.Namespace, info.Name)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -58,7 +58,7 @@ func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Re
 	if !ok {
 		return
 	}
-	snap, err := res.List(r.Context(), opts.read())
+	snap, err := res.List(r.Context(), opts.read(info.Namespace))
 	if err != nil {
 		writeError(w, err)
 		return

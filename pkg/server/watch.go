@@ -57,7 +57,7 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		}
 		stream.includeObject, stream.table = include, h.tableConvertor(ctx, res)
 	}
-	watcher, snap, err := res.Watch(ctx, opts.read())
+	watcher, snap, err := res.Watch(ctx, opts.read(info.Namespace))
 	if errors.Is(err, store.ErrExpired) {
 		// The apiserver answers an expired watch with 200 and an ERROR event.
 		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion())))
