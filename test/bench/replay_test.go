@@ -28,9 +28,10 @@ const replayChunk = 64 << 10
 // query with (resourceVersion and resourceVersionMatch aside), fetched
 // uncompressed on first use and kept, and written in the chunks crproxy
 // writes a list in. Before a consistent read (resourceVersion "" or
-// unset) it lists the metadata of the bench client's objects at the
-// target (a consistent list with the owner selector, protobuf
-// PartialObjectMetadata, as crproxy asks for the selection's state) and
+// unset) it lists the metadata of the bench client's objects the read
+// selects at the target (a consistent list with the owner selector and
+// the read's, protobuf PartialObjectMetadata, as crproxy asks for the
+// state of a read's scope) and
 // answers once the target has: the one request to the target that an
 // exact consistent read from memory needs (docs/design/read-path.md),
 // without waiting for any watch. It authenticates and authorizes nobody,
@@ -98,7 +99,7 @@ func (p *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("resourceVersion") == "" {
-		if err := p.listState(r.Context()); err != nil {
+		if err := p.listState(r.Context(), r.URL.Query().Get("labelSelector")); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
@@ -118,10 +119,15 @@ func (p *replay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// listState asks the target for the selection's state, as crproxy does
-// before a consistent read.
-func (p *replay) listState(ctx context.Context) error {
-	_, err := p.state.List(ctx, metav1.ListOptions{LabelSelector: replaySelector})
+// listState asks the target for the state of the read's scope (the
+// bench client's objects the read's labelSelector selects), as crproxy
+// does before a consistent read.
+func (p *replay) listState(ctx context.Context, labelSelector string) error {
+	selector := replaySelector
+	if labelSelector != "" {
+		selector += "," + labelSelector
+	}
+	_, err := p.state.List(ctx, metav1.ListOptions{LabelSelector: selector})
 	return err
 }
 
