@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -124,16 +123,6 @@ func (s *Server) Target() *mirror.Target {
 // mirror (a bbolt cache) that holds the objects the target holds now.
 func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	s.t.Helper()
-	tgt := s.Target()
-	st, err := store.Open(filepath.Join(s.t.TempDir(), "mirror.db"), store.Options{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { st.Close() })
-	res := mirror.NewResource(GVR, metav1.APIResource{Name: GVR.Resource, Namespaced: true, Kind: Kind, Verbs: metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}},
-		metav1.APIResource{Name: GVR.Resource + "/status", Namespaced: true, Kind: Kind, Verbs: metav1.Verbs{"get", "patch", "update"}})
-	res.Access, res.Target = access, tgt
-	res.Cache = st.Cache(store.Key{Target: tgt.ID, Group: GVR.Group, Version: GVR.Version, Resource: GVR.Resource})
 	s.mu.Lock()
 	var objs []*store.Object
 	for _, o := range s.objects {
@@ -147,10 +136,7 @@ func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	}
 	revision := s.revision
 	s.mu.Unlock()
-	if err := res.Cache.Replace(objs, revision); err != nil {
-		s.t.Fatal(err)
-	}
-	return res
+	return mirrored(s.t, s.Target(), access, objs, revision)
 }
 
 // ServeHTTP serves the resource's paths:

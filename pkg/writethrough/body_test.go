@@ -38,7 +38,7 @@ func TestDecodeFieldValidation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var warnings recordedWarnings
 			ctx := warning.WithWarningRecorder(context.Background(), &warnings)
-			req := &Request{Resource: testResource(nil), Verb: "create", Namespace: "default", ContentType: c.contentType,
+			req := &Request{Resource: testResource(), Verb: "create", Namespace: "default", ContentType: c.contentType,
 				Body: []byte(c.body), Query: url.Values{"fieldValidation": {c.validation}}}
 			_, err := decodeObject(ctx, req)
 			switch {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,11 +18,10 @@ import (
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/crproxy/crproxy/internal/faketarget"
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
-	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // quickly is how long refusing bad input may take: it is bounded, whatever
@@ -189,7 +187,7 @@ func TestNestingLimit(t *testing.T) {
 	deepObject := func(depth int) []byte {
 		return []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"x"},"spec":` + string(nested(`{"a":`, "}", "1", depth-1)) + `}`)
 	}
-	req := &Request{Resource: testResource(nil), Namespace: "default", ContentType: "application/json"}
+	req := &Request{Resource: testResource(), Namespace: "default", ContentType: "application/json"}
 
 	req.Body = deepObject(10000)
 	if _, err := decodeObject(ctx, req); err != nil {
@@ -271,14 +269,9 @@ func (f *fakeTarget) written() []string {
 	return out
 }
 
-// testResource is the namespaced example.com/v1 myresources of target (a
-// target that is never reached when nil).
-func testResource(target *mirror.Target) *mirror.Resource {
-	r := mirror.NewResource(schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "myresources"},
-		metav1.APIResource{Name: "myresources", Namespaced: true, Kind: "MyResource"})
-	r.Access, r.Target = config.AccessOwned, target
-	return r
-}
+// testResource is the namespaced example.com/v1 myresources in owned
+// mode, reaching no target.
+func testResource() *mirror.Resource { return faketarget.Unmirrored(config.AccessOwned) }
 
 // newFakeTargetWriter is a Writer in owned mode for client "client" whose
 // target serves and mirrors object (default/x).
@@ -290,35 +283,10 @@ func newFakeTargetWriter(t testing.TB, object string) (*Writer, *mirror.Resource
 	return w, res, fake
 }
 
-// mirroredResource is testResource over a target that target serves, and
-// a mirror that holds objects (JSON) at the resourceVersion of the last
-// of them, 5 without any.
+// mirroredResource is the resource in owned mode over a target that
+// target serves, its mirror holding objects (faketarget.Mirrored).
 func mirroredResource(t testing.TB, target http.Handler, objects ...string) *mirror.Resource {
-	t.Helper()
-	srv := httptest.NewServer(target)
-	t.Cleanup(srv.Close)
-	host, _ := url.Parse(srv.URL)
-	tgt := mirror.NewTargetAt("default/target", host, srv.Client())
-	s, err := store.Open(filepath.Join(t.TempDir(), "mirror.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	res := testResource(tgt)
-	res.Cache = s.Cache(store.Key{Target: tgt.ID, Group: "example.com", Version: "v1", Resource: "myresources"})
-	var objs []*store.Object
-	rv := uint64(5)
-	for _, j := range objects {
-		o, err := store.NewObject([]byte(j))
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, rv = append(objs, o), o.ResourceVersion
-	}
-	if err := res.Cache.Replace(objs, rv); err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return faketarget.Mirrored(t, target, config.AccessOwned, objects...)
 }
 
 const fakeObject = `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"x","namespace":"default","uid":"u1","resourceVersion":"5","labels":{"vcluster.com/owner-vcluster":"client","vcluster.com/owner-project":"default"},"annotations":{"a":"b"}},"spec":{"a":0,"text":"hello"}}`

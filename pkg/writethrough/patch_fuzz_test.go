@@ -451,7 +451,7 @@ func FuzzDecodeObject(f *testing.F) {
 			return
 		}
 		req := &Request{
-			Resource: testResource(nil), Namespace: "default", Name: name, ContentType: contentType,
+			Resource: testResource(), Namespace: "default", Name: name, ContentType: contentType,
 			Body: body, Query: map[string][]string{"fieldValidation": {fieldValidation}},
 		}
 		obj, err := decodeObject(context.Background(), req)
