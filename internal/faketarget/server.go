@@ -215,20 +215,44 @@ func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, me
 }
 
 func (s *Server) list(a answer, namespace string, query url.Values) {
+	items, ok := s.selected(a, namespace, query)
+	if !ok {
+		return
+	}
+	s.answerList(a, items)
+}
+
+// selected returns the objects of namespace, by key, that the query's
+// labelSelector selects; ok is false when it answered 400.
+func (s *Server) selected(a answer, namespace string, query url.Values) (items map[string]any, ok bool) {
 	selector, err := labels.Parse(query.Get("labelSelector"))
 	if err != nil {
 		a.badRequest(err.Error())
-		return
+		return nil, false
 	}
-	items := []any{}
-	for _, k := range s.sortedKeys() {
-		o := s.objects[k]
+	items = map[string]any{}
+	for k, o := range s.objects {
 		if meta := metadata(o); meta["namespace"] == namespace && selector.Matches(labels.Set(labelsOf(meta))) {
-			items = append(items, o)
+			items[k] = o
 		}
 	}
+	return items, true
+}
+
+// answerList answers a list of items (by key, sent in key order) at the
+// current revision.
+func (s *Server) answerList(a answer, items map[string]any) {
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]any, 0, len(keys))
+	for _, k := range keys {
+		list = append(list, items[k])
+	}
 	a.object(http.StatusOK, map[string]any{"apiVersion": GVR.GroupVersion().String(), "kind": Kind + "List",
-		"metadata": map[string]any{"resourceVersion": fmt.Sprint(s.revision)}, "items": items})
+		"metadata": map[string]any{"resourceVersion": fmt.Sprint(s.revision)}, "items": list})
 }
 
 func (s *Server) get(a answer, namespace, name, sub string) {
@@ -409,22 +433,15 @@ func (s *Server) delete(a answer, namespace, name string, body []byte, dryRun bo
 }
 
 func (s *Server) deleteCollection(a answer, namespace string, query url.Values) {
-	selector, err := labels.Parse(query.Get("labelSelector"))
-	if err != nil {
-		a.badRequest(err.Error())
+	items, ok := s.selected(a, namespace, query)
+	if !ok {
 		return
 	}
-	items := []any{}
-	for _, k := range s.sortedKeys() {
-		o := s.objects[k]
-		if meta := metadata(o); meta["namespace"] == namespace && selector.Matches(labels.Set(labelsOf(meta))) {
-			items = append(items, o)
-			delete(s.objects, k)
-			s.revision++
-		}
+	for k := range items {
+		delete(s.objects, k)
+		s.revision++
 	}
-	a.object(http.StatusOK, map[string]any{"apiVersion": GVR.GroupVersion().String(), "kind": Kind + "List",
-		"metadata": map[string]any{"resourceVersion": fmt.Sprint(s.revision)}, "items": items})
+	s.answerList(a, items)
 }
 
 // preconditions checks the UID and resourceVersion a write's object
@@ -458,15 +475,6 @@ func (s *Server) store(obj map[string]any, dryRun bool) {
 func (s *Server) newUID() string {
 	s.uids++
 	return fmt.Sprintf("uid-%d", s.uids)
-}
-
-func (s *Server) sortedKeys() []string {
-	keys := make([]string, 0, len(s.objects))
-	for k := range s.objects {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // scaleOf is the autoscaling/v1 Scale of obj (replicas at spec.replicas).

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -65,6 +66,40 @@ func (o *myResourceOperator) reconcileErrors() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]string(nil), o.errors...)
+}
+
+// startOperator runs myResourceOperator with a controller-runtime manager
+// on the cluster cfg reaches, logging into name.log, until the test ends
+// (seen as its seen hook). Its reconcile errors, retried, are logged.
+func startOperator(t *testing.T, ctx context.Context, cfg *rest.Config, name string, seen func(*unstructured.Unstructured)) (ctrl.Manager, *myResourceOperator) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 zapr.NewLogger(crproxytest.FileLogger(t, name, filepath.Join(t.TempDir(), name+".log"))),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := &myResourceOperator{client: mgr.GetClient(), scheme: scheme, seen: seen}
+	if err := ctrl.NewControllerManagedBy(mgr).For(newMyResource()).Owns(&corev1.ConfigMap{}).Complete(op); err != nil {
+		t.Fatal(err)
+	}
+	mgrCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+	return mgr, op
 }
 
 func newMyResource() *unstructured.Unstructured {
@@ -156,32 +191,7 @@ func TestOperatorThroughCrproxy(t *testing.T) {
 	startProxy(t, client_, crproxytest.Config("client", client_, target))
 	kubectl(t, ctx, client_, "create", "namespace", "ops")
 
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := ctrl.NewManager(client_.RESTConfig(), ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 zapr.NewLogger(crproxytest.FileLogger(t, "operator", filepath.Join(t.TempDir(), "operator.log"))),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := &myResourceOperator{client: mgr.GetClient(), scheme: scheme}
-	if err := ctrl.NewControllerManagedBy(mgr).For(newMyResource()).Owns(&corev1.ConfigMap{}).Complete(op); err != nil {
-		t.Fatal(err)
-	}
-	mgrCtx, stopMgr := context.WithCancel(ctx)
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() {
-		stopMgr()
-		if err := <-mgrDone; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	mgr, op := startOperator(t, ctx, client_.RESTConfig(), "operator", nil)
 
 	const n = 50
 	var manifest strings.Builder

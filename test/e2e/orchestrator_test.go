@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,13 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/zapr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
@@ -25,42 +18,19 @@ import (
 )
 
 // startOrchestrator runs the documentation's "orchestrator" at the
-// target: a controller-runtime operator, as the target's admin, that acts
-// on every MyResource there (a finalizer, a ConfigMap each, status Ready).
-// It returns the names ("namespace/name") of every object it has read.
+// target: myResourceOperator as the target's admin, acting on every
+// MyResource there (a finalizer, a ConfigMap each, status Ready). It
+// returns the names ("namespace/name") of every object it has read.
 func startOrchestrator(t *testing.T, ctx context.Context, target *localcluster.APIServer) func() []string {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := ctrl.NewManager(target.RESTConfig(), ctrl.Options{
-		Scheme:                 scheme,
-		Logger:                 zapr.NewLogger(crproxytest.FileLogger(t, "orchestrator", filepath.Join(t.TempDir(), "orchestrator.log"))),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	seen := map[string]bool{}
-	op := &myResourceOperator{client: mgr.GetClient(), scheme: scheme, seen: func(u *unstructured.Unstructured) {
+	_, op := startOperator(t, ctx, target.RESTConfig(), "orchestrator", func(u *unstructured.Unstructured) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[u.GetNamespace()+"/"+u.GetName()] = true
-	}}
-	if err := ctrl.NewControllerManagedBy(mgr).For(newMyResource()).Owns(&corev1.ConfigMap{}).Complete(op); err != nil {
-		t.Fatal(err)
-	}
-	mgrCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
+	})
 	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("orchestrator: %v", err)
-		}
 		if errs := op.reconcileErrors(); len(errs) > 0 {
 			t.Logf("orchestrator reconcile errors (retried): %q", errs)
 		}
