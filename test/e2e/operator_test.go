@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -87,7 +88,11 @@ func startOperator(t *testing.T, ctx context.Context, cfg *rest.Config, name str
 		t.Fatal(err)
 	}
 	op := &myResourceOperator{client: mgr.GetClient(), scheme: scheme, seen: seen}
-	if err := ctrl.NewControllerManagedBy(mgr).For(newMyResource()).Owns(&corev1.ConfigMap{}).Complete(op); err != nil {
+	// Named, and without the name check: the operator and the
+	// orchestrator run in one test process, each with a manager of its own.
+	skip := true
+	if err := ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(controller.Options{SkipNameValidation: &skip}).
+		For(newMyResource()).Owns(&corev1.ConfigMap{}).Complete(op); err != nil {
 		t.Fatal(err)
 	}
 	mgrCtx, stop := context.WithCancel(ctx)
