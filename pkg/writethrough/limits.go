@@ -93,7 +93,15 @@ func errTooManyJSONPatchOperations(n int) error {
 // answers 422 Invalid exactly as the kube-apiserver answers: "the server
 // rejected our request due to an error in our request", the cause kept on
 // the server.
-func applyJSONPatch(patch jsonpatch.Patch, doc []byte) ([]byte, error) {
+//
+// The library panics on some malformed operations (a replace of the root
+// without a value); that is bad input too, and answers the same 422.
+func applyJSONPatch(patch jsonpatch.Patch, doc []byte) (_ []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", fmt.Sprintf("the JSON patch cannot be applied: %v", r), 0, false)
+		}
+	}()
 	patched, err := patch.Apply(doc)
 	if err != nil {
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
