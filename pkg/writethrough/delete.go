@@ -81,8 +81,7 @@ func (v *deleteVerb) prepare(ctx context.Context, w *Writer, op *operation) (*Re
 			opts.Preconditions = &metav1.Preconditions{}
 		}
 		if opts.Preconditions.UID != nil && string(*opts.Preconditions.UID) != target.UID {
-			return nil, apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
-				fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *opts.Preconditions.UID, target.UID))
+			return nil, errUIDPrecondition(req, string(*opts.Preconditions.UID), target.UID)
 		}
 		uid := types.UID(target.UID)
 		opts.Preconditions.UID = &uid

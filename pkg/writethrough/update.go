@@ -84,10 +84,16 @@ func uidPrecondition(req *Request, meta map[string]any, checked *store.Object) e
 		meta["uid"] = checked.UID
 	case checked.UID:
 	default:
-		return apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
-			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, checked.UID))
+		return errUIDPrecondition(req, uid, checked.UID)
 	}
 	return nil
+}
+
+// errUIDPrecondition is the target's 409 for a UID precondition the
+// object does not meet, answered before anything reaches it.
+func errUIDPrecondition(req *Request, want, have string) error {
+	return apierrors.NewConflict(req.Resource.GVR.GroupResource(), req.Name,
+		fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", want, have))
 }
 
 func (v *updateVerb) build(_ context.Context, _ *Writer, op *operation, current *store.Object) ([]byte, error) {
