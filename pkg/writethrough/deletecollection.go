@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	kjson "sigs.k8s.io/json"
 
-	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
@@ -79,7 +78,7 @@ func (w *Writer) deleteCollection(ctx context.Context, req *Request) (*Response,
 	for k, v := range req.Query {
 		query[k] = v
 	}
-	if req.Resource.Access == config.AccessOwned {
+	if owned(req) {
 		selector, err := labels.Parse(query.Get("labelSelector"))
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))

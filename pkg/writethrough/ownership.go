@@ -7,7 +7,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -45,7 +44,7 @@ func (w *Writer) lookup(ctx context.Context, req *Request, fresh bool) (*store.O
 // missing object through as nil. In all mode it returns nil and no error:
 // the target's RBAC alone decides.
 func (w *Writer) checkOwnership(ctx context.Context, req *Request, mayCreate bool) (*store.Object, error) {
-	if req.Resource.Access != config.AccessOwned {
+	if !owned(req) {
 		return nil, nil
 	}
 	o, err := w.lookup(ctx, req, false)
