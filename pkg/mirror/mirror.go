@@ -578,6 +578,7 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 			continue
 		}
 		delete(gv.resources, name)
+		gv.Target.ownerKinds.remove(gv.groupKind(r.API().Kind))
 		if stop := gv.running[name]; stop != nil {
 			stop()
 			delete(gv.running, name)
@@ -600,8 +601,13 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 			Selection: gv.selection,
 		})
 		gv.resources[s.api.Name] = newResource(gv.Target, gv.Proxy, s, gv.selector, c)
-		gv.Target.ownerKinds.add(schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: s.api.Kind})
+		gv.Target.ownerKinds.add(gv.groupKind(s.api.Kind))
 	}
+}
+
+// groupKind is kind of gv's group.
+func (gv *GroupVersion) groupKind(kind string) schema.GroupKind {
+	return schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: kind}
 }
 
 // markDiscovered notes that a discovery document of gv was applied; it

@@ -55,31 +55,44 @@ func SwapFinalizer(f string) string {
 func IsSwappedFinalizer(f string) bool { return SwapFinalizer(f) != f }
 
 // ownerKinds is the set of group/kinds a target's proxied resources have:
-// the passthrough owners.
+// the passthrough owners. It counts the resources of each kind (two
+// versions of a group serve the same kinds), so that a kind leaves the set
+// when the target serves none of its resources any more.
 type ownerKinds struct {
 	mu    sync.RWMutex
-	kinds map[schema.GroupKind]bool
+	kinds map[schema.GroupKind]int
 }
 
 func (k *ownerKinds) add(gk schema.GroupKind) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.kinds == nil {
-		k.kinds = map[schema.GroupKind]bool{}
+		k.kinds = map[schema.GroupKind]int{}
 	}
-	k.kinds[gk] = true
+	k.kinds[gk]++
+}
+
+func (k *ownerKinds) remove(gk schema.GroupKind) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.kinds[gk] <= 1 {
+		delete(k.kinds, gk)
+		return
+	}
+	k.kinds[gk]--
 }
 
 func (k *ownerKinds) has(gk schema.GroupKind) bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return k.kinds[gk]
+	return k.kinds[gk] > 0
 }
 
 // Passthrough reports whether an ownerReference of apiVersion and kind
 // names a resource this crproxy proxies to t: such a reference means the
 // same object on both sides and passes through unchanged. The set is the
-// kinds discovered (or persisted) so far for t's group/versions.
+// kinds of the resources t's group/versions serve now, as discovered (or
+// persisted).
 func (t *Target) Passthrough(apiVersion, kind string) bool {
 	group := ""
 	if i := strings.IndexByte(apiVersion, '/'); i >= 0 {

@@ -29,6 +29,10 @@ func TestUnserved(t *testing.T) {
 	doc.Store("")
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := doc.Load().(string)
+		if r.URL.Path == "/readyz" {
+			w.Write([]byte("ok"))
+			return
+		}
 		if r.URL.Path != "/apis/example.com/v1" || body == "" {
 			http.NotFound(w, r)
 			return
@@ -110,5 +114,16 @@ func TestUnserved(t *testing.T) {
 	}
 	if m := open(); m.Unserved(gv) {
 		t.Fatal("a document with things persisted: unserved at the next start")
+	}
+	// An ownerReference to a Thing names the same object on both sides
+	// while the target serves things, and no longer once it does not.
+	passthrough := func() bool { return m.GroupVersions()[0].Target.Passthrough("example.com/v1", "Thing") }
+	if !passthrough() {
+		t.Fatal("things served, but an ownerReference to a Thing does not pass through")
+	}
+	doc.Store("")
+	refresh(m)
+	if !m.Unserved(gv) || passthrough() {
+		t.Fatalf("things dropped: unserved %v, an ownerReference to a Thing passes through %v", m.Unserved(gv), passthrough())
 	}
 }
