@@ -46,7 +46,7 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := gv.Resource(info.Resource)
-	if res == nil || (res.API().Namespaced && info.Namespace == "" && info.Name != "") || (!res.API().Namespaced && info.Namespace != "") {
+	if res == nil || !servesScope(res, info) {
 		notFound(w, r)
 		return
 	}
@@ -105,5 +105,16 @@ func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // such as kubectl turn it into "the server could not find the requested
 // resource" themselves.
 func notFound(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
+
+// servesScope tells whether res serves info's path as the CRD handler
+// does: a cluster-scoped resource no namespaced path, a namespaced one no
+// path without a namespace but its lists and watches across all
+// namespaces (a create or deletecollection there is a 404 too).
+func servesScope(res *mirror.Resource, info *request.RequestInfo) bool {
+	if !res.API().Namespaced {
+		return info.Namespace == ""
+	}
+	return info.Namespace != "" || info.Verb == "list" || info.Verb == "watch"
+}
 
 func groupResource(res *mirror.Resource) schema.GroupResource { return res.GVR.GroupResource() }

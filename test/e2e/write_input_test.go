@@ -150,6 +150,21 @@ func TestWriteBadInput(t *testing.T) {
 		t.Fatalf("test-resource changed at the target (resourceVersion %s -> %s)", rvBefore, rv)
 	}
 
+	t.Run("a namespaced resource's paths without a namespace", func(t *testing.T) {
+		// As the CRD handler: only lists and watches span namespaces; a
+		// create or deletecollection there is the plain 404 of a path
+		// nobody serves.
+		for _, method := range []string{"POST", "DELETE"} {
+			body := object("example.com/v1", "MyResource", "no-namespace", "default")
+			got := clientRequest(t, ctx, client, method, "/apis/example.com/v1/myresources", "application/json", body)
+			native := clientRequest(t, ctx, target, method, "/apis/example.com/v1/myresources", "application/json", body)
+			if got.code != http.StatusNotFound || got.code != native.code || !bytes.Equal(got.body, native.body) {
+				t.Errorf("%s: through crproxy %d %q; natively %d %q", method, got.code, got.body, native.code, native.body)
+			}
+		}
+		wantNames(t, names(t, ctx, target), "test-resource")
+	})
+
 	t.Run("the target's warnings reach the caller", func(t *testing.T) {
 		a := clientRequest(t, ctx, client, "POST", collection+"?fieldValidation=Warn&dryRun=All", "application/json",
 			[]byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"warned"},"spec":{"bogus":1}}`))
