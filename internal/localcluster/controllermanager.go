@@ -31,6 +31,7 @@ var Controllers = []string{
 	"serviceaccount-token-controller",
 	"root-ca-certificate-publisher-controller",
 	"clusterrole-aggregation-controller",
+	"cronjob-controller",
 }
 
 // ControllerManager is the kube-controller-manager that runs beside an

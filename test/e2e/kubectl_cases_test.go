@@ -22,7 +22,7 @@ kind: ClusterRole
 metadata:
   name: kubectl-cases-client
 rules:
-- apiGroups: ["company.com", "mygroup.example.com", "test.com", "bar.com"]
+- apiGroups: ["company.com", "mygroup.example.com", "test.com", "bar.com", "kubectl.example.com", "example.com"]
   resources: ["*"]
   verbs: ["*"]
 - apiGroups: [""]
@@ -44,7 +44,7 @@ subjects:
 `
 
 // kubectlCasesDriver runs one function of the kubernetes tree's
-// test/cmd/crd.sh or discovery.sh with its own helpers (hack/lib/test.sh),
+// test/cmd (crd.sh, discovery.sh, get.sh, events.sh) with its own helpers (hack/lib/test.sh),
 // as hack/make-rules/test-cmd.sh does, with one adaptation: kubectl is a
 // function that sends what concerns CRDs (a customresourcedefinitions
 // argument, or a manifest on stdin or in a -f file that holds a CRD) to the
@@ -60,6 +60,10 @@ source hack/lib/logging.sh
 source hack/lib/test.sh
 source test/cmd/crd.sh
 source test/cmd/discovery.sh
+source test/cmd/events.sh
+source test/cmd/get.sh
+# As test/cmd/legacy-script.sh sets it (the cronjob's pod never runs).
+IMAGE_PERL="registry.k8s.io/perl"
 KUBE_TEMP=$(mktemp -d)
 export KUBE_TEMP
 kube_flags=(--request-timeout=60s)
@@ -110,22 +114,33 @@ kubectl() {
 
 # await_crds waits until the users' cluster describes the groups of the
 # CRDs kubectl's output says were created, changed or deleted as the
-# cluster storing them does: the same resources, in the same scopes.
+# cluster storing them does: the same versions and resources, in the same scopes, once
+# the storing cluster's own discovery lists a created CRD's resource (or
+# no longer lists a deleted one's; it takes it a moment, too).
 await_crds() {
-  local line name group i
+  local line name group verb i stored listed
   while read -r line; do
     [[ $line =~ ^customresourcedefinition\.apiextensions\.k8s\.io(/|\ \")([^ \"]+)\"?\ (created|configured|deleted)$ ]] || continue
     name=${BASH_REMATCH[2]}
+    verb=${BASH_REMATCH[3]}
     group=${name#*.}
     for i in $(seq 1 100); do
-      [[ $(scopes "$USER_KUBECONFIG" "$group") == "$(scopes "$CRD_KUBECONFIG" "$group")" ]] && break
+      stored=$(scopes "$CRD_KUBECONFIG" "$group")
+      listed=0
+      grep -qx "$name" <<<"$stored" && listed=1
+      if [[ ($verb == deleted && $listed == 0) || ($verb != deleted && $listed == 1) ]]; then
+        [[ $(scopes "$USER_KUBECONFIG" "$group") == "$stored" ]] && break
+      fi
       sleep 0.1
     done
   done <<<"$1"
 }
 
-# scopes lists the namespaced and the cluster-scoped resources of group.
+# scopes lists the versions of group, and the namespaced and the
+# cluster-scoped resources of its preferred version.
 scopes() {
+  "$KUBECTL" --kubeconfig="$1" --cache-dir="$CACHE_DIR/await" api-versions 2>/dev/null | grep "^$2/" || true
+  echo ---
   "$KUBECTL" --kubeconfig="$1" --cache-dir="$CACHE_DIR/await" api-resources --api-group="$2" --namespaced=true -o name 2>/dev/null || true
   echo ---
   "$KUBECTL" --kubeconfig="$1" --cache-dir="$CACHE_DIR/await" api-resources --api-group="$2" --namespaced=false -o name 2>/dev/null || true
@@ -188,9 +203,10 @@ func runKubectlCase(t *testing.T, ctx context.Context, source, name string, user
 	return string(out), err
 }
 
-// kubectl's own custom-resource test cases (test/cmd/crd.sh of the
-// kubernetes version crproxy builds against), copied by running them from
-// the module's source with their assertions: natively against the target,
+// kubectl's own custom-resource test cases (test/cmd/crd.sh, discovery.sh,
+// and the custom-resource functions of get.sh and events.sh of the kubernetes version crproxy builds against, and
+// test/e2e/kubectl's "Kubectl validation" CRD cases), copied by running
+// them from the module's source with their assertions: natively against the target,
 // which serves the CRDs itself, and through crproxy, the CRDs installed at
 // the target and everything else done in the client cluster. Each case
 // must pass both ways.
@@ -207,6 +223,9 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 		"*.mygroup.example.com/v1alpha1": wildcard,
 		"*.test.com/v1":                  wildcard,
 		"*.bar.com/v1":                   wildcard,
+		"*." + validationGroup + "/v1":   wildcard,
+		"*.example.com/v1":               wildcard,
+		"*.example.com/v1beta1":          wildcard,
 	}
 	crproxytest.StartProxy(t, crproxytest.Options{Client: client, Config: cfg, EmptyGroupVersions: true})
 
@@ -217,6 +236,8 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 		"run_crd_deletion_recreation_tests",
 		"run_ambiguous_shortname_tests",
 		"run_explain_crd_with_additional_properties_tests",
+		"run_deprecated_api_tests", // get.sh
+		"run_kubectl_events_tests", // events.sh: a CR kind named as a native one
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := runKubectlCase(t, ctx, source, name, target, target)
@@ -227,6 +248,13 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 			if err != nil {
 				t.Fatalf("through crproxy: %v\n%s", err, tail(out, 80))
 			}
+		})
+	}
+	// test/e2e/kubectl's "Kubectl validation" cases of custom resources.
+	for i, c := range kubectlValidationCases {
+		t.Run("Kubectl validation "+c.name, func(t *testing.T) {
+			t.Run("natively", func(t *testing.T) { runValidationCase(t, ctx, source, c, 2*i, target, target) })
+			t.Run("through crproxy", func(t *testing.T) { runValidationCase(t, ctx, source, c, 2*i+1, client, target) })
 		})
 	}
 }
