@@ -20,9 +20,10 @@ const ControllerManagerUser = "system:kube-controller-manager"
 // Controllers are the kube-controller-manager controllers every test cluster
 // runs: those a real cluster has that meet crproxy (namespace deletion, the
 // garbage collector, quota), the service-account controllers that give pods
-// and controllers their identities, and RBAC role aggregation. Controllers
-// for nodes, pods and workloads are left out: nothing in the tests runs
-// pods, and each one costs CPU on a 2-core machine.
+// and controllers their identities, RBAC role aggregation, and the
+// cronjob controller (kubectl's events case reads its event). Controllers
+// for nodes, pods and the other workloads are left out: nothing in the
+// tests runs pods, and each one costs CPU on a 2-core machine.
 var Controllers = []string{
 	"namespace-controller",
 	"garbage-collector-controller",
