@@ -58,6 +58,7 @@ const kubectlCasesDriver = `set -o errexit -o nounset -o pipefail
 cd "$KUBE_ROOT"
 source hack/lib/logging.sh
 source hack/lib/test.sh
+source test/cmd/apply.sh
 source test/cmd/crd.sh
 source test/cmd/discovery.sh
 source test/cmd/events.sh
@@ -74,7 +75,7 @@ export annotations_field=".metadata.annotations"
 CONTEXT=$("$KUBECTL" --kubeconfig="$USER_KUBECONFIG" config current-context)
 
 kubectl() {
-  local kubeconfig=$USER_KUBECONFIG cache=$CACHE_DIR/user arg prev="" stdin=0 input=""
+  local kubeconfig=$USER_KUBECONFIG cache=$CACHE_DIR/user arg prev="" stdin=0 input="" mixed=""
   for arg in "$@"; do
     case "$arg" in
       customresourcedefinition|customresourcedefinitions|customresourcedefinition/*|customresourcedefinitions/*|crd|crds|crd/*|crds/*)
@@ -82,10 +83,18 @@ kubectl() {
       -) stdin=1 ;;
     esac
     if [[ ($prev == -f || $prev == --filename) && $arg != - && -f $arg ]] && grep -Eq 'kind: *CustomResourceDefinition' "$arg"; then
-      kubeconfig=$CRD_KUBECONFIG cache=$CACHE_DIR/crd
+      if [[ $CRD_KUBECONFIG != "$USER_KUBECONFIG" ]] && split_crds "$arg"; then
+        mixed=$arg
+      else
+        kubeconfig=$CRD_KUBECONFIG cache=$CACHE_DIR/crd
+      fi
     fi
     prev=$arg
   done
+  if [[ -n $mixed ]]; then
+    kubectl_split "$mixed" "$@"
+    return
+  fi
   if [[ $stdin == 1 ]]; then
     input=$(cat)
     if grep -Eq '"kind": *"CustomResourceDefinition"|kind: *CustomResourceDefinition' <<<"$input"; then
@@ -110,6 +119,48 @@ kubectl() {
   [[ -z $out ]] || printf '%s\n' "$out"
   await_crds "$out"
   return $rc
+}
+
+# split_crds writes the CRDs of the manifest file $1 into
+# $KUBE_TEMP/crds.yaml and its other objects into $KUBE_TEMP/others.yaml;
+# it fails when there are no others.
+split_crds() {
+  : >"$KUBE_TEMP/crds.yaml"
+  : >"$KUBE_TEMP/others.yaml"
+  awk -v crds="$KUBE_TEMP/crds.yaml" -v others="$KUBE_TEMP/others.yaml" '
+    function flush() {
+      if (doc ~ /kind: *CustomResourceDefinition/) printf "---\n%s", doc >crds
+      else if (doc ~ /kind:/) printf "---\n%s", doc >others
+      doc = ""
+    }
+    /^---/ { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush() }' "$1"
+  [[ -s $KUBE_TEMP/others.yaml ]]
+}
+
+# kubectl_split runs kubectl (arguments after $1) with the objects of the
+# manifest file $1 that are not CRDs at the users' cluster, then with its
+# CRDs at the cluster storing them, as split_crds split them: kubectl maps
+# every object of a file before it sends any, so a file's CRD serves its
+# objects only at the next run. It fails when either run does.
+kubectl_split() {
+  local file=$1 a out rc=0 urc=0
+  shift
+  local crd_args=() user_args=()
+  for a in "$@"; do
+    if [[ $a == "$file" ]]; then
+      crd_args+=("$KUBE_TEMP/crds.yaml") user_args+=("$KUBE_TEMP/others.yaml")
+    else
+      crd_args+=("$a") user_args+=("$a")
+    fi
+  done
+  "$KUBECTL" --kubeconfig="$USER_KUBECONFIG" --cache-dir="$CACHE_DIR/user" "${user_args[@]}" || urc=$?
+  out=$("$KUBECTL" --kubeconfig="$CRD_KUBECONFIG" --cache-dir="$CACHE_DIR/crd" "${crd_args[@]}") || rc=$?
+  [[ -z $out ]] || printf '%s\n' "$out"
+  await_crds "$out"
+  [[ $rc != 0 ]] && return $rc
+  return $urc
 }
 
 # await_crds waits until the users' cluster describes the groups of the
@@ -153,6 +204,29 @@ create_and_use_new_namespace() {
   kube::log::status "Creating namespace ${ns_name}"
   kubectl create namespace "${ns_name}"
   kubectl config set-context "${CONTEXT}" --namespace="${ns_name}"
+}
+
+# section prints the nth section of apply.sh whose "## " heading holds
+# $1, up to the next heading or the end of its function (which turns
+# nounset off).
+section() {
+  awk -v h="$1" -v n="$2" '
+    /^  ## / { if (on) exit; if (index($0, h) && ++seen == n) on = 1 }
+    /^  set \+o nounset/ { if (on) exit }
+    on' test/cmd/apply.sh
+}
+
+# run_kubectl_apply_cr_sections runs the sections of apply.sh's functions
+# that use custom resources, as they are: a server dry run of a CR
+# (client-side and server-side apply) and a CRD applied with its CR in one
+# file. Their other sections need controllers for workloads and volumes
+# and a node, which these clusters do not run.
+run_kubectl_apply_cr_sections() {
+  set -o nounset -o errexit
+  create_and_use_new_namespace
+  eval "$(section "## kubectl apply dry-run on CR" 1)"
+  eval "$(section "## kubectl apply multiple resources with one failure during apply phase." 2)"
+  eval "$(section "## kubectl apply dry-run on CR" 2)"
 }
 
 "$CASE"
@@ -236,8 +310,9 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 		"run_crd_deletion_recreation_tests",
 		"run_ambiguous_shortname_tests",
 		"run_explain_crd_with_additional_properties_tests",
-		"run_deprecated_api_tests", // get.sh
-		"run_kubectl_events_tests", // events.sh: a CR kind named as a native one
+		"run_deprecated_api_tests",      // get.sh
+		"run_kubectl_events_tests",      // events.sh: a CR kind named as a native one
+		"run_kubectl_apply_cr_sections", // apply.sh's custom-resource sections, see the driver
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := runKubectlCase(t, ctx, source, name, target, target)
