@@ -605,7 +605,7 @@ func (gv *GroupVersion) apply(p discoveryPlan) {
 	}
 }
 
-// groupKind is kind of gv's group.
+// groupKind is kind in gv's group.
 func (gv *GroupVersion) groupKind(kind string) schema.GroupKind {
 	return schema.GroupKind{Group: gv.Proxy.GroupVersion.Group, Kind: kind}
 }

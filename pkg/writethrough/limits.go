@@ -96,13 +96,15 @@ func errTooManyJSONPatchOperations(n int) error {
 //
 // The library panics on some malformed operations (a replace of the root
 // without a value); that is bad input too, and answers the same 422.
-func applyJSONPatch(patch jsonpatch.Patch, doc []byte) (_ []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", fmt.Sprintf("the JSON patch cannot be applied: %v", r), 0, false)
-		}
+func applyJSONPatch(patch jsonpatch.Patch, doc []byte) ([]byte, error) {
+	patched, err := func() (_ []byte, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("the JSON patch cannot be applied: %v", r)
+			}
+		}()
+		return patch.Apply(doc)
 	}()
-	patched, err := patch.Apply(doc)
 	if err != nil {
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 	}
