@@ -43,17 +43,19 @@ subjects:
   apiGroup: rbac.authorization.k8s.io
 `
 
-// kubectlCasesDriver runs one function of the kubernetes tree's
-// test/cmd (crd.sh, discovery.sh, get.sh, events.sh) with its own helpers (hack/lib/test.sh),
-// as hack/make-rules/test-cmd.sh does, with one adaptation: kubectl is a
-// function that sends what concerns CRDs (a customresourcedefinitions
-// argument, or a manifest on stdin or in a -f file that holds a CRD) to the
-// cluster that stores them ($CRD_KUBECONFIG), and everything else to the
-// cluster users work with ($USER_KUBECONFIG); after a CRD was created,
-// changed or deleted there, it waits (up to about 30 s) until the users'
-// cluster describes the group's resources and scopes as the storing
-// cluster does, as its own discovery would at once if it stored the CRD.
-// Natively both are the same cluster.
+// kubectlCasesDriver runs one function of the kubernetes tree's test/cmd
+// (crd.sh, discovery.sh, get.sh, events.sh, and sections of apply.sh) with
+// its own helpers (hack/lib/test.sh), as hack/make-rules/test-cmd.sh does,
+// with one adaptation: kubectl is a function that sends what concerns CRDs
+// (a customresourcedefinitions argument, or a manifest on stdin or in a -f
+// file that holds a CRD) to the cluster that stores them
+// ($CRD_KUBECONFIG), and everything else to the cluster users work with
+// ($USER_KUBECONFIG); a -f file holding CRDs and other objects is split
+// between the two. After a CRD was created, changed or deleted there, it
+// waits (up to about 30 s) until the users' cluster describes the group's
+// versions, resources and scopes as the storing cluster does, as its own
+// discovery would at once if it stored the CRD. Natively both are the same
+// cluster.
 const kubectlCasesDriver = `set -o errexit -o nounset -o pipefail
 cd "$KUBE_ROOT"
 source hack/lib/logging.sh
@@ -165,9 +167,9 @@ kubectl_split() {
 
 # await_crds waits until the users' cluster describes the groups of the
 # CRDs kubectl's output says were created, changed or deleted as the
-# cluster storing them does: the same versions and resources, in the same scopes, once
-# the storing cluster's own discovery lists a created CRD's resource (or
-# no longer lists a deleted one's; it takes it a moment, too).
+# cluster storing them does: the same versions and resources, in the same
+# scopes, once the storing cluster's own discovery lists a created CRD's
+# resource (or no longer lists a deleted one's; it takes it a moment, too).
 await_crds() {
   local line name group verb i stored listed
   while read -r line; do
@@ -277,10 +279,11 @@ func runKubectlCase(t *testing.T, ctx context.Context, source, name string, user
 	return string(out), err
 }
 
-// kubectl's own custom-resource test cases (test/cmd/crd.sh, discovery.sh,
-// and the custom-resource functions of get.sh and events.sh of the kubernetes version crproxy builds against, and
-// test/e2e/kubectl's "Kubectl validation" CRD cases), copied by running
-// them from the module's source with their assertions: natively against the target,
+// kubectl's own custom-resource test cases of the kubernetes version
+// crproxy builds against (test/cmd's crd.sh, discovery.sh, and the
+// custom-resource parts of get.sh, events.sh and apply.sh; test/e2e/kubectl's
+// "Kubectl validation" CRD cases), copied by running them from the
+// module's source with their assertions: natively against the target,
 // which serves the CRDs itself, and through crproxy, the CRDs installed at
 // the target and everything else done in the client cluster. Each case
 // must pass both ways.

@@ -13,6 +13,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 )
 
@@ -192,10 +193,11 @@ func runValidationCase(t *testing.T, ctx context.Context, source string, c valid
 	t.Helper()
 	v := &validationRun{ctx: ctx, users: users, namespace: fmt.Sprintf("kubectl-validation-%d", i),
 		plural: fmt.Sprintf("e2e-test-kubectl-%d-crds", i), kind: fmt.Sprintf("E2e-test-kubectl-%d-crd", i)}
+	name := v.plural + "." + validationGroup
 	crd := map[string]any{
 		"apiVersion": "apiextensions.k8s.io/v1",
 		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": v.plural + "." + validationGroup},
+		"metadata":   map[string]any{"name": name},
 		"spec": map[string]any{
 			"group": validationGroup,
 			"scope": "Namespaced",
@@ -209,21 +211,16 @@ func runValidationCase(t *testing.T, ctx context.Context, source string, c valid
 		t.Fatal(err)
 	}
 	kubectlStdin(t, ctx, crds, string(manifest), "create", "-f", "-")
-	defer kubectl(t, ctx, crds, "delete", "crd", v.plural+"."+validationGroup)
-	kubectl(t, ctx, crds, "wait", "--for=condition=Established", "--timeout=30s", "crd/"+v.plural+"."+validationGroup)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	defer kubectl(t, ctx, crds, "delete", "crd", name)
+	kubectl(t, ctx, crds, "wait", "--for=condition=Established", "--timeout=30s", "crd/"+name)
+	crproxytest.Eventually(t, ctx, 30*time.Second, func() string {
 		// api-resources fails while any group's discovery does: its list
 		// tells anyway.
-		out, _ := users.Kubectl(ctx, "api-resources", "--api-group="+validationGroup, "-o", "name")
-		if strings.Contains(out, v.plural+"."+validationGroup) {
-			break
+		if out, _ := users.Kubectl(ctx, "api-resources", "--api-group="+validationGroup, "-o", "name"); !strings.Contains(out, name) {
+			return fmt.Sprintf("%s is not in the users' discovery after its CRD was established", v.plural)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not in the users' discovery 30 s after its CRD was established", v.plural)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 	kubectl(t, ctx, users, "create", "namespace", v.namespace)
 	c.run(t, v)
 }
