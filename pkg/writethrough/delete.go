@@ -41,6 +41,9 @@ func (v *deleteVerb) decode(_ context.Context, req *Request) (err error) {
 	return err
 }
 
+// rules: no namespace rule, as the NamespaceLifecycle admission plugin
+// lets every delete pass (an object in a namespace the client no longer
+// has is still deleted at the target).
 func (v *deleteVerb) rules(*Request) rules {
 	return rules{ownership: v.listed == nil}
 }

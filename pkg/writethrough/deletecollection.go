@@ -73,6 +73,9 @@ func refusesDeleteCollection(resp *Response) bool {
 	return status.Reason == metav1.StatusReasonForbidden && strings.Contains(status.Message, "deletecollection")
 }
 
+// deleteCollection carries a deletecollection: one request at the target
+// with the owner selector added in owned mode, or, where the target
+// refuses the verb, deleteEach. Like delete it has no namespace rule.
 func (w *Writer) deleteCollection(ctx context.Context, req *Request) (*Response, error) {
 	query := url.Values{}
 	for k, v := range req.Query {
@@ -88,6 +91,9 @@ func (w *Writer) deleteCollection(ctx context.Context, req *Request) (*Response,
 	}
 	opts, err := deleteOptions(req)
 	if err != nil {
+		return nil, err
+	}
+	if err := reachable(ctx, req); err != nil {
 		return nil, err
 	}
 	key := req.Resource.Target.ID + "/" + req.Resource.GVR.String() + "/" + req.Namespace

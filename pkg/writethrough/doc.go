@@ -14,8 +14,10 @@
 // are kept in an annotation instead, the target's other owners are put
 // back on every write, and the GC finalizers orphan/foregroundDeletion
 // carry crproxy names at the target, so each side's garbage collector acts
-// only on owners it holds. A namespaced write needs the namespace in the client
-// cluster; a missing namespace is created on the target first. A write
+// only on owners it holds. A namespaced create, update or patch needs the
+// namespace in the client cluster (a delete does not, as with the
+// NamespaceLifecycle admission plugin); a missing namespace is created on
+// the target first. A write
 // returns as soon as the target has answered; the caller reads its own
 // write because a consistent read waits for the target's current state
 // (pkg/mirror). Bad input answers a Kubernetes Status and nothing reaches

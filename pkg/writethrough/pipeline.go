@@ -131,7 +131,8 @@ func (w *Writer) write(ctx context.Context, req *Request) (*Response, error) {
 // run carries req through the steps every write runs, in this order:
 //
 //  1. decode: the verb decodes and validates the body (400, 413, 415,
-//     422); nothing has been read or written;
+//     422); nothing has been read or written. Then the reachability gate:
+//     503 while the target is unreachable (reachable);
 //  2. namespace: the client's namespace rules (its namespace informer);
 //  3. ownership: owned mode's check of the named object (the mirror's
 //     copy, else a read at the target);
@@ -152,6 +153,9 @@ func (w *Writer) write(ctx context.Context, req *Request) (*Response, error) {
 // no more round trips than its verb's work requires.
 func (w *Writer) run(ctx context.Context, req *Request, v verb) (*Response, error) {
 	if err := v.decode(ctx, req); err != nil {
+		return nil, err
+	}
+	if err := reachable(ctx, req); err != nil {
 		return nil, err
 	}
 	r := v.rules(req)

@@ -164,24 +164,36 @@ func TestBadInputReachesNothing(t *testing.T) {
 		{"patch of an unknown type", "patch", "application/strategic-merge-patch+json", `{}`, 415},
 		{"delete with malformed options", "delete", "application/json", `{"gracePeriodSeconds":"soon"}`, 400},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			target := faketarget.New(t)
-			res := target.Resource(config.AccessOwned) // holds nothing: a check would read the target
-			w := New(Options{Client: config.Client{Name: "client"}})
-			req := &Request{Resource: res, Verb: c.verb, Namespace: "default", Name: "new",
-				Path: "/apis/example.com/v1/namespaces/default/myresources/new", Query: url.Values{},
-				ContentType: c.contentType, Body: []byte(c.body)}
-			if c.verb == "create" {
-				req.Name, req.Path = "", strings.TrimSuffix(req.Path, "/new")
+		// Bad input is bad whatever the target's state: not a 503 while
+		// it is unreachable, as a kube-apiserver whose etcd is down
+		// still answers a malformed body 400.
+		for _, down := range []bool{false, true} {
+			name := c.name
+			if down {
+				name += ", target unreachable"
 			}
-			resp, err := w.Write(context.Background(), req)
-			if got := codeOf(resp, err); got != c.code {
-				t.Fatalf("answer %d (%v), want %d", got, err, c.code)
-			}
-			if got := target.Requests(); len(got) != 0 {
-				t.Errorf("requests reached the target: %v", got)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				target := faketarget.New(t)
+				res := target.Resource(config.AccessOwned) // holds nothing: a check would read the target
+				if down {
+					res.Target.Connection.Observe(errors.New("connection refused"))
+				}
+				w := New(Options{Client: config.Client{Name: "client"}})
+				req := &Request{Resource: res, Verb: c.verb, Namespace: "default", Name: "new",
+					Path: "/apis/example.com/v1/namespaces/default/myresources/new", Query: url.Values{},
+					ContentType: c.contentType, Body: []byte(c.body)}
+				if c.verb == "create" {
+					req.Name, req.Path = "", strings.TrimSuffix(req.Path, "/new")
+				}
+				resp, err := w.Write(context.Background(), req)
+				if got := codeOf(resp, err); got != c.code {
+					t.Fatalf("answer %d (%v), want %d", got, err, c.code)
+				}
+				if got := target.Requests(); len(got) != 0 {
+					t.Errorf("requests reached the target: %v", got)
+				}
+			})
+		}
 	}
 }
 

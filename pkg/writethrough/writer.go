@@ -74,17 +74,6 @@ func New(o Options) *Writer {
 // an unreachable target). It answers as soon as the target has: a
 // consistent read after it reflects the write (pkg/mirror).
 func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
-	conn := req.Resource.Target.Connection
-	if since, down := conn.CheckReachable(ctx); down {
-		what := "nothing was written (writes are not queued)"
-		if req.Verb == "get" {
-			what = "the " + req.Subresource + " subresource is read from the target"
-		}
-		e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s unreachable since %s; %s",
-			req.Resource.Target.ID, since.UTC().Format(time.RFC3339), what))
-		e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
-		return nil, e
-	}
 	resp, err := w.write(ctx, req)
 	if errors.Is(err, errCheckedReplaced) {
 		req.checkAtTarget = true
@@ -97,6 +86,25 @@ func (w *Writer) Write(ctx context.Context, req *Request) (*Response, error) {
 		resp.Body = mirror.ViewJSON(resp.Body, req.Resource.Target.Passthrough)
 	}
 	return resp, nil
+}
+
+// reachable is the gate every write passes once its input is valid (bad
+// input is 400 whatever the target's state, as at a kube-apiserver whose
+// etcd is down): a 503 with Retry-After while the target is unreachable,
+// after one on-demand probe at most every 500 ms (CheckReachable).
+func reachable(ctx context.Context, req *Request) error {
+	since, down := req.Resource.Target.Connection.CheckReachable(ctx)
+	if !down {
+		return nil
+	}
+	what := "nothing was written (writes are not queued)"
+	if req.Verb == "get" {
+		what = "the " + req.Subresource + " subresource is read from the target"
+	}
+	e := apierrors.NewServiceUnavailable(fmt.Sprintf("target %s unreachable since %s; %s",
+		req.Resource.Target.ID, since.UTC().Format(time.RFC3339), what))
+	e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
+	return e
 }
 
 func (w *Writer) caller(req *Request) string {
