@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,18 +23,18 @@ import (
 //
 //   - resourceVersion "" (consistent): the answer reflects every write the
 //     target acknowledged before the read began, by any writer. A GET by
-//     name asks the target for the object (GetConsistent); a LIST, a WATCH
+//     name asks the target for the object (getConsistent); a LIST, a WATCH
 //     and a GET among many concurrent reads ask the target for the
 //     selection's state and wait until the mirror reflects it
-//     (WaitConsistent, selection_state.go). Nothing is written.
+//     (waitConsistent, selection_state.go). Nothing is written.
 //   - resourceVersion "0": the mirror's state, at once.
 //   - resourceVersion N (NotOlderThan): the mirror once it holds N; 504
 //     "Too large resource version" after notOlderThanTimeout.
 //
 // Every read first waits, bounded, for a resource never mirrored yet
-// (WaitSynced). When the target is unreachable or refuses the identity,
+// (waitSynced). When the target is unreachable or refuses the identity,
 // consistent reads are answered from the mirror at once with a Warning
-// naming the target (WarnIfStale); when the target's state cannot be
+// naming the target (warnIfStale); when the target's state cannot be
 // learned, likewise.
 const (
 	// syncTimeout is how long a read waits for a resource that was never
@@ -89,24 +88,24 @@ type Scope struct {
 // key tells scopes apart for sharing the target's state.
 func (s Scope) key() string { return s.Namespace + "\x00" + s.LabelSelector + "\x00" + s.FieldSelector }
 
-// WaitFresh waits until the mirror may answer a read of the given
+// waitFresh waits until the mirror may answer a read of the given
 // freshness in scope; see the rules above.
-func (r *Resource) WaitFresh(ctx context.Context, f Freshness, scope Scope) error {
-	if err := r.WaitSynced(ctx); err != nil {
+func (r *Resource) waitFresh(ctx context.Context, f Freshness, scope Scope) error {
+	if err := r.waitSynced(ctx); err != nil {
 		return err
 	}
 	switch {
 	case f.Consistent:
 		if _, down := r.Target.Connection.Down(); down {
-			return nil // answered from the mirror, warned (WarnIfStale)
+			return nil // answered from the mirror, warned (warnIfStale)
 		}
 		r.inflight.Add(1)
 		defer r.inflight.Add(-1)
-		return r.degrade(ctx, r.WaitConsistent(ctx, scope))
+		return r.degrade(ctx, r.waitConsistent(ctx, scope))
 	case f.NotOlderThan == 0:
 		return nil
 	default:
-		return r.WaitNotOlderThan(ctx, f.NotOlderThan)
+		return r.waitNotOlderThan(ctx, f.NotOlderThan)
 	}
 }
 
@@ -120,19 +119,19 @@ func (r *Resource) degrade(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return apierrors.NewTimeoutError("request ended before the mirror caught up", 1)
 	}
-	if !r.WarnIfStale(ctx) {
+	if !r.warnIfStale(ctx) {
 		warning.AddWarning(ctx, "crproxy", fmt.Sprintf("target %s did not answer a consistent read (%s); serving cached data at resourceVersion %d", r.Target.ID, DescribeFailure(err), r.Cache.ResourceVersion()))
 	}
 	return nil
 }
 
-// WaitConsistent returns once the mirror holds every event in scope that
+// waitConsistent returns once the mirror holds every event in scope that
 // the target committed before the call: it learns the scope's state at
 // the target (one metadata list shared by the callers of the same scope
 // that arrive while another runs, sharedCall) and waits until the mirror
 // reflects it. It returns an error when the target cannot be asked or the
 // mirror does not catch up.
-func (r *Resource) WaitConsistent(ctx context.Context, scope Scope) error {
+func (r *Resource) waitConsistent(ctx context.Context, scope Scope) error {
 	state, err := r.selections.call(scope, r.listSelection).Do(ctx)
 	if err != nil {
 		return err
@@ -140,21 +139,21 @@ func (r *Resource) WaitConsistent(ctx context.Context, scope Scope) error {
 	return r.waitReflected(ctx, state, scope)
 }
 
-// GetConsistent answers a consistent GET by name: the object as the target
+// getConsistent answers a consistent GET by name: the object as the target
 // holds it now, or a 404 NotFound. It asks the target for the object (a
 // consistent GET there reads etcd) and answers from the mirror when that
 // holds the same version; with many consistent reads under way of a small
 // selection, it waits for the selection's shared state instead and reads
 // the mirror.
-func (r *Resource) GetConsistent(ctx context.Context, namespace, name string) (*store.Object, error) {
-	if err := r.WaitSynced(ctx); err != nil {
+func (r *Resource) getConsistent(ctx context.Context, namespace, name string) (*store.Object, error) {
+	if err := r.waitSynced(ctx); err != nil {
 		return nil, err
 	}
 	n := r.inflight.Add(1)
 	defer r.inflight.Add(-1)
 	if _, down := r.Target.Connection.Down(); !down {
 		if n > getAtTargetMaxReads && r.Cache.Snapshot().Len() <= sharedStateMaxObjects {
-			if err := r.degrade(ctx, r.WaitConsistent(ctx, Scope{})); err != nil {
+			if err := r.degrade(ctx, r.waitConsistent(ctx, Scope{})); err != nil {
 				return nil, err
 			}
 		} else {
@@ -212,15 +211,11 @@ func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*s
 			r.Target.Connection.Observe(err)
 		}
 	}
-	u := *r.Target.Host
-	u.Path = strings.TrimSuffix(u.Path, "/") + ObjectPath(r, namespace, name)
-	u.RawPath = ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := r.Target.NewRequest(ctx, http.MethodGet, ObjectPath(r, namespace, name), nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.Target.httpClient.Do(req)
+	resp, err := r.Target.Do(req)
 	if err != nil {
 		observe(err)
 		return nil, err
@@ -246,10 +241,10 @@ func ObjectPath(res *Resource, namespace, name string) string {
 	return path.Join(p, res.GVR.Resource, name)
 }
 
-// WaitNotOlderThan waits, bounded as the kube-apiserver's cache does, until
+// waitNotOlderThan waits, bounded as the kube-apiserver's cache does, until
 // the mirror holds rv; then it answers the apiserver's "too large resource
 // version" (504 with Retry-After).
-func (r *Resource) WaitNotOlderThan(ctx context.Context, rv uint64) error {
+func (r *Resource) waitNotOlderThan(ctx context.Context, rv uint64) error {
 	wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
 	defer cancel()
 	if err := r.Cache.WaitForResourceVersion(wait, rv); err != nil {
@@ -258,9 +253,9 @@ func (r *Resource) WaitNotOlderThan(ctx context.Context, rv uint64) error {
 	return nil
 }
 
-// WaitSynced waits, bounded, for a resource that has never been mirrored;
+// waitSynced waits, bounded, for a resource that has never been mirrored;
 // then it answers 503 with Retry-After.
-func (r *Resource) WaitSynced(ctx context.Context) error {
+func (r *Resource) waitSynced(ctx context.Context) error {
 	if r.Cache.Synced() {
 		return nil
 	}
@@ -287,9 +282,9 @@ func (r *Resource) WaitSynced(ctx context.Context) error {
 	return nil
 }
 
-// WarnIfStale adds the Warning of a read served while the target is
+// warnIfStale adds the Warning of a read served while the target is
 // unreachable or refuses the identity, and reports whether it did.
-func (r *Resource) WarnIfStale(ctx context.Context) bool {
+func (r *Resource) warnIfStale(ctx context.Context) bool {
 	st := r.Target.Connection.Status()
 	var what string
 	switch st.State {

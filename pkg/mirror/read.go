@@ -36,13 +36,15 @@ type Read struct {
 }
 
 // Object answers a GET by name: the object as read asks for it, or 404
-// NotFound. A consistent GET is GetConsistent's; any other waits as
-// WaitFresh does and reads the mirror.
+// NotFound. A consistent GET is getConsistent's; any other waits as
+// waitFresh does and reads the mirror. Like List and Watch, it adds the
+// Warning of a read served while the target is down (warnIfStale).
 func (r *Resource) Object(ctx context.Context, read Read, namespace, name string) (*store.Object, error) {
+	r.warnIfStale(ctx)
 	if read.Consistent {
-		return r.GetConsistent(ctx, namespace, name)
+		return r.getConsistent(ctx, namespace, name)
 	}
-	if err := r.WaitFresh(ctx, read.Freshness, Scope{}); err != nil {
+	if err := r.waitFresh(ctx, read.Freshness, Scope{}); err != nil {
 		return nil, err
 	}
 	o, _, ok := r.Cache.Get(namespace, name)
@@ -55,16 +57,17 @@ func (r *Resource) Object(ctx context.Context, read Read, namespace, name string
 // List returns the snapshot a LIST answers from: a continue token's state
 // (410 Expired once compacted away), resourceVersionMatch=Exact's state
 // (410 when too old, 504 when ahead of the mirror), or the mirror's state
-// once WaitFresh allows.
+// once waitFresh allows.
 func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error) {
+	r.warnIfStale(ctx)
 	switch {
 	case read.Continue != 0:
-		if err := r.WaitSynced(ctx); err != nil {
+		if err := r.waitSynced(ctx); err != nil {
 			return nil, err
 		}
 		// A token from another replica may be ahead of this mirror by
 		// its lag: wait for it, as for a resourceVersion not older than.
-		if err := r.WaitNotOlderThan(ctx, read.Continue); err != nil {
+		if err := r.waitNotOlderThan(ctx, read.Continue); err != nil {
 			return nil, err
 		}
 		snap, err := r.Cache.SnapshotAt(read.Continue)
@@ -73,7 +76,7 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 		}
 		return snap, err
 	case read.Exact:
-		if err := r.WaitSynced(ctx); err != nil {
+		if err := r.waitSynced(ctx); err != nil {
 			return nil, err
 		}
 		snap, err := r.Cache.SnapshotAt(read.NotOlderThan)
@@ -85,7 +88,7 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 		}
 		return snap, nil
 	default:
-		if err := r.WaitFresh(ctx, read.Freshness, read.Scope); err != nil {
+		if err := r.waitFresh(ctx, read.Freshness, read.Scope); err != nil {
 			return nil, err
 		}
 		return r.Cache.Snapshot(), nil
@@ -95,24 +98,30 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 // Watch starts a WATCH: a watcher of the mirror's events and, when the
 // watch begins with the current state (sendInitialEvents, or the legacy
 // resourceVersion "" and "0"), the snapshot to send first as ADDED
-// events. A watch with the state, or from now, waits as WaitFresh does; a
-// watch from N starts after N (an error wrapping store.ErrExpired when N
-// is gone from the event window).
+// events. A watch with the state, or from now, waits as waitFresh does; a
+// watch from N starts after N (410 Expired "too old resource version" when
+// N is gone from the event window: the apiserver sends it as the watch's
+// ERROR event).
 func (r *Resource) Watch(ctx context.Context, read Read) (*store.Watcher, *store.Snapshot, error) {
+	r.warnIfStale(ctx)
 	withState := read.InitialEvents()
 	fromNow := !withState && read.NotOlderThan == 0
 	if withState || fromNow {
-		if err := r.WaitFresh(ctx, read.Freshness, read.Scope); err != nil {
+		if err := r.waitFresh(ctx, read.Freshness, read.Scope); err != nil {
 			return nil, nil, err
 		}
-	} else if err := r.WaitSynced(ctx); err != nil {
+	} else if err := r.waitSynced(ctx); err != nil {
 		return nil, nil, err
 	}
 	from := read.NotOlderThan
 	if withState || fromNow {
 		from = 0
 	}
-	return r.Cache.Watch(from, withState)
+	w, snap, err := r.Cache.Watch(from, withState)
+	if errors.Is(err, store.ErrExpired) {
+		return nil, nil, apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", read.NotOlderThan, r.Cache.ResourceVersion()))
+	}
+	return w, snap, err
 }
 
 // InitialEvents reports whether a watch begins with the current state as

@@ -10,7 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/crproxy/crproxy/pkg/store"
+	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // codeOf is the HTTP code of a read's error, 200 without one.
@@ -33,7 +33,8 @@ func readResource(t *testing.T) *Resource {
 	if err := c.Update(storedObject(t, "b", "40")); err != nil {
 		t.Fatal(err)
 	}
-	r := &Resource{GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}, Cache: c}
+	r := &Resource{GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}, Cache: c,
+		Target: &Target{ID: "p/t", Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
 	return r
 }
 
@@ -80,7 +81,7 @@ func TestObjectReads(t *testing.T) {
 
 // A watch begins with the state for sendInitialEvents=true, and without
 // it for resourceVersion "" and "0"; from N it starts after N, and an N
-// gone from the window is store.ErrExpired.
+// gone from the window is the apiserver's 410 Expired.
 func TestWatchReads(t *testing.T) {
 	yes, no := true, false
 	for _, c := range []struct {
@@ -100,8 +101,8 @@ func TestWatchReads(t *testing.T) {
 			}
 			w, snap, err := readResource(t).Watch(context.Background(), c.read)
 			if c.expired {
-				if !errors.Is(err, store.ErrExpired) {
-					t.Fatalf("err %v, want store.ErrExpired", err)
+				if !apierrors.IsResourceExpired(err) || err.Error() != "too old resource version: 10 (40)" {
+					t.Fatalf("err %v, want 410 Expired: too old resource version: 10 (40)", err)
 				}
 				return
 			}

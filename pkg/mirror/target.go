@@ -135,7 +135,6 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 		ID:         TargetID(t),
 		Config:     t,
 		Identity:   identity,
-		rest:       cfg,
 		dynamic:    dyn,
 		discovery:  kube.Discovery(),
 		kube:       kube,
@@ -152,9 +151,6 @@ func NewTarget(t config.Target, identity string, base *rest.Config, conn reconne
 func (t *Target) probe(ctx context.Context) error {
 	return t.discovery.RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 }
-
-// RESTConfig returns a copy of the impersonating client configuration.
-func (t *Target) RESTConfig() *rest.Config { return rest.CopyConfig(t.rest) }
 
 // ClusterUID identifies the target cluster: the UID of its kube-system
 // namespace, which changes only when the cluster is rebuilt.

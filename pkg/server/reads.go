@@ -14,10 +14,8 @@ import (
 )
 
 // readRequest negotiates the output format and parses the query of a
-// read; on error it has answered and ok is false. While the target is down
-// every read carries a Warning saying so.
-func readRequest(w http.ResponseWriter, r *http.Request, res *mirror.Resource, watch bool) (out output, opts *readOptions, ok bool) {
-	res.WarnIfStale(r.Context())
+// read; on error it has answered and ok is false.
+func readRequest(w http.ResponseWriter, r *http.Request, watch bool) (out output, opts *readOptions, ok bool) {
 	out, err := negotiate(r)
 	if err == nil {
 		opts, err = parseReadOptions(r.URL.Query(), watch)
@@ -30,7 +28,7 @@ func readRequest(w http.ResponseWriter, r *http.Request, res *mirror.Resource, w
 }
 
 func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	out, opts, ok := readRequest(w, r, res, false)
+	out, opts, ok := readRequest(w, r, false)
 	if !ok {
 		return
 	}
@@ -54,7 +52,7 @@ func (h *apiHandler) get(w http.ResponseWriter, r *http.Request, res *mirror.Res
 }
 
 func (h *apiHandler) list(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	out, opts, ok := readRequest(w, r, res, false)
+	out, opts, ok := readRequest(w, r, false)
 	if !ok {
 		return
 	}

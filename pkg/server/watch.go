@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -31,7 +30,7 @@ const (
 )
 
 func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.Resource, info *request.RequestInfo) {
-	out, opts, ok := readRequest(w, r, res, true)
+	out, opts, ok := readRequest(w, r, true)
 	if !ok {
 		return
 	}
@@ -58,9 +57,9 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		stream.includeObject, stream.table = include, h.tableConvertor(ctx, res)
 	}
 	watcher, snap, err := res.Watch(ctx, opts.read(info.Namespace))
-	if errors.Is(err, store.ErrExpired) {
+	if apierrors.IsResourceExpired(err) {
 		// The apiserver answers an expired watch with 200 and an ERROR event.
-		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", opts.rv, res.Cache.ResourceVersion())))
+		stream.writeError(err)
 		return
 	}
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -70,22 +69,14 @@ func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targ
 		GetConn:      func(string) { written.Store(false) },
 		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
 	})
-	// The target's URL may carry a path (a platform's
-	// /kubernetes/project/p/virtualcluster/x): requests go below it, as
-	// client-go's do.
-	u := *t.Host
-	u.Path = strings.TrimSuffix(t.Host.Path, "/") + r.path
-	u.RawPath = ""
-	u.RawQuery = r.query.Encode()
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
-	httpReq, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	httpReq, err := t.NewRequest(ctx, r.method, r.path, r.query, body)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	httpReq.Header.Set("Accept", "application/json")
 	if r.contentType != "" {
 		httpReq.Header.Set("Content-Type", r.contentType)
 	}
