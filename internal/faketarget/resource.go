@@ -8,11 +8,16 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
+
+// Client is the client cluster the fake target's resources are proxied
+// for: an owned-mode mirror selects its owner labels.
+var Client = config.Client{Name: "client", Project: "default"}
 
 // Unmirrored is GVR described in access mode, with no target and no
 // mirror: for request logic that reaches neither (decoding, limits).
@@ -44,7 +49,9 @@ func Mirrored(t testing.TB, handler http.Handler, access config.AccessMode, obje
 	return mirrored(t, mirror.NewTargetAt(TargetID, host, srv.Client()), access, objs, rv)
 }
 
-// mirrored is GVR at tgt in access mode, its mirror holding objs at rv.
+// mirrored is GVR at tgt in access mode, its mirror holding objs at rv
+// and selecting Client's objects in owned mode (objs as given: a test may
+// put another client's object in it).
 func mirrored(t testing.TB, tgt *mirror.Target, access config.AccessMode, objs []*store.Object, rv uint64) *mirror.Resource {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "mirror.db"), store.Options{})
@@ -54,6 +61,10 @@ func mirrored(t testing.TB, tgt *mirror.Target, access config.AccessMode, objs [
 	t.Cleanup(func() { _ = st.Close() })
 	res := Unmirrored(access)
 	res.Target = tgt
+	res.Selector = labels.Everything()
+	if access == config.AccessOwned {
+		res.Selector = labels.SelectorFromSet(Client.OwnerLabels())
+	}
 	res.Cache = st.Cache(store.Key{Target: tgt.ID, Group: GVR.Group, Version: GVR.Version, Resource: GVR.Resource})
 	if err := res.Cache.Replace(objs, rv); err != nil {
 		t.Fatal(err)

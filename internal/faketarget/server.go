@@ -85,6 +85,15 @@ func (s *Server) Add(object string) map[string]any {
 	return copyJSON(obj)
 }
 
+// Remove deletes the object namespace/name, as another writer at the
+// target would.
+func (s *Server) Remove(namespace, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.objects, namespace+"/"+name)
+	s.revision++
+}
+
 // Object returns the object the target holds, nil when none.
 func (s *Server) Object(namespace, name string) map[string]any {
 	s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -54,9 +55,15 @@ func TestListReads(t *testing.T) {
 		{"exact, ahead of the mirror: 504", Read{Freshness: Freshness{NotOlderThan: 90}, Exact: true}, 504, 0},
 		{"continue, within the window", Read{Continue: 30}, 200, 30},
 		{"continue, older than the window: 410", Read{Continue: 10}, 410, 0},
+		// Waits (for 3 s, or until the caller gives up) for a version the
+		// mirror may not hold yet: one another replica served.
+		{"not older than a version ahead of the mirror: 504", Read{Freshness: Freshness{NotOlderThan: 90}}, 504, 0},
+		{"continue ahead of the mirror: 504", Read{Continue: 90}, 504, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			snap, err := readResource(t).List(context.Background(), c.read)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			snap, err := readResource(t).List(ctx, c.read)
 			if got := codeOf(err); got != c.code {
 				t.Fatalf("answer %d (%v), want %d", got, err, c.code)
 			}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -95,5 +96,49 @@ func TestLabelSelectionIsTheSelectors(t *testing.T) {
 	}
 	if selected == 0 {
 		t.Fatal("no selector matched anything: the test checks nothing")
+	}
+}
+
+// The query's resourceVersion parameters reach the mirror as they are
+// (mirror.Read): the server decides nothing about freshness.
+func TestReadOfQuery(t *testing.T) {
+	yes := true
+	token := encodeContinue(42, "default", "a")
+	for _, c := range []struct {
+		query string
+		watch bool
+		want  mirror.Read
+	}{
+		{"", false, mirror.Read{Freshness: mirror.Freshness{Consistent: true}}},
+		{"resourceVersion=0", false, mirror.Read{}},
+		{"resourceVersion=17", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}}},
+		{"resourceVersion=17&resourceVersionMatch=NotOlderThan", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}}},
+		{"resourceVersion=17&resourceVersionMatch=Exact", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}, Exact: true}},
+		{"limit=5&continue=" + token, false, mirror.Read{Freshness: mirror.Freshness{Consistent: true}, Continue: 42}},
+		{"labelSelector=a%3Db&fieldSelector=metadata.name%3Dx", false, mirror.Read{Freshness: mirror.Freshness{Consistent: true},
+			Scope: mirror.Scope{Namespace: "default", LabelSelector: "a=b", FieldSelector: "metadata.name=x"}}},
+		{"watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true", true,
+			mirror.Read{Freshness: mirror.Freshness{Consistent: true}, SendInitialEvents: &yes}},
+		{"watch=1&resourceVersion=17", true, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}}},
+	} {
+		t.Run(c.query, func(t *testing.T) {
+			q, _ := url.ParseQuery(c.query)
+			opts, err := parseReadOptions(q, c.watch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := opts.read(c.want.Scope.Namespace)
+			if got.Scope.Matches == nil {
+				t.Error("the scope has no Matches")
+			}
+			if (got.SendInitialEvents == nil) != (c.want.SendInitialEvents == nil) ||
+				(got.SendInitialEvents != nil && *got.SendInitialEvents != *c.want.SendInitialEvents) {
+				t.Errorf("sendInitialEvents %v, want %v", got.SendInitialEvents, c.want.SendInitialEvents)
+			}
+			got.Scope.Matches, got.SendInitialEvents, c.want.SendInitialEvents = nil, nil, nil
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c.want) {
+				t.Errorf("read %+v, want %+v", got, c.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,212 @@
+package mirror_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apiserver/pkg/warning"
+
+	"github.com/crproxy/crproxy/internal/faketarget"
+	"github.com/crproxy/crproxy/pkg/config"
+	"github.com/crproxy/crproxy/pkg/mirror"
+	"github.com/crproxy/crproxy/pkg/store"
+)
+
+// The consistent reads' decisions (resourceVersion ""), against a fake
+// target: what the target holds when the read begins answers it, whatever
+// the mirror held, and a target that cannot be asked leaves the mirror's
+// state with a Warning.
+
+const (
+	mine   = `{"metadata":{"name":"mine","namespace":"default","labels":{"vcluster.com/owner-vcluster":"client","vcluster.com/owner-project":"default"}},"spec":{"text":"a"}}`
+	others = `{"metadata":{"name":"others","namespace":"default","labels":{"vcluster.com/owner-vcluster":"team-b","vcluster.com/owner-project":"default"}},"spec":{"text":"a"}}`
+)
+
+// warnings records a request's Warnings, as the apiserver's filter does.
+type warnings struct {
+	mu   sync.Mutex
+	text []string
+}
+
+func (w *warnings) AddWarning(_, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.text = append(w.text, text)
+}
+
+func (w *warnings) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.text, "; ")
+}
+
+// changed is o (as faketarget.Add returned it) with spec.text set, the same
+// object at a new resourceVersion.
+func changed(t *testing.T, o map[string]any, text string) string {
+	t.Helper()
+	o["spec"] = map[string]any{"text": text}
+	delete(o["metadata"].(map[string]any), "resourceVersion")
+	data, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// textOf is spec.text of a mirrored or target object.
+func textOf(t *testing.T, o *store.Object) string {
+	t.Helper()
+	var v struct {
+		Spec struct{ Text string } `json:"spec"`
+	}
+	if err := json.Unmarshal(o.JSON, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Spec.Text
+}
+
+// codeOf is the HTTP code of a read's error, 200 without one.
+func codeOf(err error) int {
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &status):
+		return int(status.Status().Code)
+	}
+	return -1
+}
+
+func TestConsistentGet(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// at changes the target after the mirror was filled.
+		at       func(t *testing.T, target *faketarget.Server, stored map[string]any)
+		down     bool
+		code     int
+		text     string // spec.text answered
+		warning  string // in the Warnings, "" for none
+		requests int    // that reached the target
+	}{
+		{name: "the mirror holds the target's version", code: 200, text: "a", requests: 1},
+		{name: "the target changed it since: the target's version", code: 200, text: "b", requests: 1,
+			at: func(t *testing.T, target *faketarget.Server, o map[string]any) { target.Add(changed(t, o, "b")) }},
+		{name: "the target deleted it since: 404", code: 404, requests: 1,
+			at: func(_ *testing.T, target *faketarget.Server, _ map[string]any) { target.Remove("default", "mine") }},
+		{name: "another client's object at the target: 404", code: 404, requests: 1,
+			at: func(_ *testing.T, target *faketarget.Server, _ map[string]any) {
+				target.Remove("default", "mine")
+				target.Add(strings.Replace(others, `"others"`, `"mine"`, 1))
+			}},
+		{name: "the target unreachable: the mirror's, warned, nothing asked", down: true, code: 200, text: "a",
+			warning: "target default/target unreachable since", requests: 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			target := faketarget.New(t)
+			stored := target.Add(mine)
+			res := target.Resource(config.AccessOwned)
+			if c.at != nil {
+				c.at(t, target, stored)
+			}
+			if c.down {
+				res.Target.Connection.Observe(errors.New("connection refused"))
+			}
+			w := &warnings{}
+			ctx := warning.WithWarningRecorder(context.Background(), w)
+			o, err := res.Object(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}}, "default", "mine")
+			if got := codeOf(err); got != c.code {
+				t.Fatalf("answer %d (%v), want %d", got, err, c.code)
+			}
+			if err == nil && textOf(t, o) != c.text {
+				t.Errorf("spec.text %q, want %q", textOf(t, o), c.text)
+			}
+			if got := w.String(); (c.warning == "") != (got == "") || !strings.Contains(got, c.warning) {
+				t.Errorf("warnings %q, want %q", got, c.warning)
+			}
+			if got := target.Requests(); len(got) != c.requests {
+				t.Errorf("%d requests reached the target, want %d: %v", len(got), c.requests, got)
+			}
+		})
+	}
+}
+
+// A target that answers with an error it cannot be read from leaves the
+// mirror's object, with a Warning that the target did not answer.
+func TestConsistentGetTargetFails(t *testing.T) {
+	fail := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "etcd is gone", http.StatusInternalServerError)
+	})
+	res := faketarget.Mirrored(t, fail, config.AccessAll, `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"mine","namespace":"default","uid":"u1","resourceVersion":"11"},"spec":{"text":"a"}}`)
+	w := &warnings{}
+	ctx := warning.WithWarningRecorder(context.Background(), w)
+	o, err := res.Object(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}}, "default", "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if textOf(t, o) != "a" {
+		t.Errorf("spec.text %q, want the mirror's a", textOf(t, o))
+	}
+	if got := w.String(); !strings.Contains(got, "did not answer a consistent read") {
+		t.Errorf("warnings %q, want the target's failure", got)
+	}
+}
+
+// A consistent list waits until the mirror reflects what the target held
+// when the read began: an object the target has and the mirror does not
+// yet is in the answer once the mirror's watch delivers it.
+func TestConsistentListWaitsForTheMirror(t *testing.T) {
+	target := faketarget.New(t)
+	target.Add(mine)
+	res := target.Resource(config.AccessOwned)
+	added := target.Add(strings.Replace(mine, `"mine"`, `"new"`, 1))
+	delivered := make(chan struct{})
+	go func() {
+		// The watch event, a moment after the read began.
+		time.Sleep(100 * time.Millisecond)
+		data, _ := json.Marshal(added)
+		o, err := store.NewObject(data)
+		if err == nil {
+			err = res.Cache.Update(o)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		close(delivered)
+	}()
+	w := &warnings{}
+	ctx := warning.WithWarningRecorder(context.Background(), w)
+	snap, err := res.List(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}, Scope: mirror.Scope{Namespace: "default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-delivered:
+	default:
+		t.Fatal("the list answered before the mirror reflected the target")
+	}
+	var names []string
+	snap.Ascend("default", "", "", func(o *store.Object) bool { names = append(names, o.Name); return true })
+	if fmt.Sprint(names) != "[mine new]" {
+		t.Errorf("listed %v, want [mine new]", names)
+	}
+	if w.String() != "" {
+		t.Errorf("warnings %q, want none", w.String())
+	}
+	var lists int
+	for _, r := range target.Requests() {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, "/myresources") {
+			lists++
+		}
+	}
+	if lists != 1 {
+		t.Errorf("%d lists reached the target, want 1: %v", lists, target.Requests())
+	}
+}
