@@ -5,10 +5,11 @@
 // authenticator (the aggregator's front-proxy client certificate, or a bearer
 // token by TokenReview); anything else gets 401. It serves discovery
 // (legacy, and aggregated apidiscovery.k8s.io/v2 at /apis) and OpenAPI for
-// the proxied group/versions, answers get, list and watch from pkg/store
-// with the semantics of a kube-apiserver (selectors, pagination,
-// resourceVersion rules, bookmarks, sendInitialEvents; as objects, Tables
-// or PartialObjectMetadata, negotiated as the apiserver does), hands mutations to
+// the proxied group/versions, answers get, list and watch from the
+// mirror with the semantics of a kube-apiserver (selectors, pagination,
+// bookmarks, sendInitialEvents; as objects, Tables or
+// PartialObjectMetadata, negotiated as the apiserver does; which state a
+// read's resourceVersion asks for, pkg/mirror decides), hands mutations to
 // pkg/writethrough, and answers every error as a Kubernetes Status.
 //
 // Beside the API: /livez, /healthz and /readyz for anyone (/readyz fails

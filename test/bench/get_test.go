@@ -233,7 +233,8 @@ func getLoad(ctx context.Context, cfg *rest.Config, query string, clients, objec
 					continue
 				}
 				// The target is up: a Warning would mean a read served
-				// without its consistency check (the probe failed).
+				// without its consistency check (the target's state could
+				// not be read).
 				if w := resp.Header.Get("Warning"); w != "" {
 					err = fmt.Errorf("GET %s: Warning %q", url, w)
 					continue
