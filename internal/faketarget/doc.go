@@ -7,9 +7,14 @@
 // records every request it receives. It is not a cluster: integration and
 // end-to-end tests run real kube-apiservers (internal/localcluster).
 //
+// Namespaces: every namespace exists until AddNamespace makes the set
+// explicit; then a write into a namespace it lacks answers the
+// kube-apiserver's `namespaces "x" not found`, and crproxy's GET and
+// create of a namespace (/api/v1/namespaces) are served.
+//
 // What it does not do: admission, validation beyond the preconditions,
 // field management (a server-side apply is a merge patch that may
-// create), namespaces, RBAC.
+// create), RBAC.
 //
 // In a test:
 //

@@ -13,9 +13,11 @@ import (
 	"testing"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubescheme "k8s.io/client-go/kubernetes/scheme"
 	kjson "sigs.k8s.io/json"
 
 	"github.com/crproxy/crproxy/pkg/config"
@@ -47,11 +49,14 @@ type Server struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	objects  map[string]map[string]any // by namespace/name
-	revision uint64
-	uids     int
-	requests []Request
+	mu      sync.Mutex
+	objects map[string]map[string]any // by namespace/name
+	// namespaces holds the namespaces the target has; nil: every
+	// namespace exists (AddNamespace makes the set explicit).
+	namespaces map[string]bool
+	revision   uint64
+	uids       int
+	requests   []Request
 }
 
 // New starts a fake target, stopped when t ends.
@@ -92,6 +97,25 @@ func (s *Server) Remove(namespace, name string) {
 	defer s.mu.Unlock()
 	delete(s.objects, namespace+"/"+name)
 	s.revision++
+}
+
+// AddNamespace makes the target hold only the namespaces added (and those
+// created through it): a namespace it lacks answers 404, and a write into
+// it the kube-apiserver's `namespaces "x" not found`.
+func (s *Server) AddNamespace(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.namespaces == nil {
+		s.namespaces = map[string]bool{}
+	}
+	s.namespaces[name] = true
+}
+
+// HasNamespace reports whether the target holds the namespace.
+func (s *Server) HasNamespace(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.namespaces == nil || s.namespaces[name]
 }
 
 // Object returns the object the target holds, nil when none.
@@ -155,6 +179,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Query: r.URL.Query(), Body: body})
+	if strings.HasPrefix(r.URL.Path, "/api/v1/namespaces") {
+		s.serveNamespaces(w, r, body)
+		return
+	}
 	prefix := "/apis/" + GVR.Group + "/" + GVR.Version + "/namespaces/"
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, prefix), "/")
 	if !strings.HasPrefix(r.URL.Path, prefix) || len(parts) < 2 || parts[1] != GVR.Resource || len(parts) > 4 {
@@ -170,6 +198,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sub = parts[3]
 	}
 	a := answer{w: w, name: name}
+	if s.namespaces != nil && !s.namespaces[namespace] && r.Method != http.MethodGet {
+		writeNamespaceStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("namespaces %q not found", namespace), namespace)
+		return
+	}
 	dryRun := r.URL.Query().Get("dryRun") != ""
 	switch {
 	case name == "" && r.Method == http.MethodGet:
@@ -188,6 +220,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.delete(a, namespace, name, body, dryRun)
 	default:
 		writeStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed, "method not allowed", name)
+	}
+}
+
+// serveNamespaces serves GET /api/v1/namespaces/<name> and POST
+// /api/v1/namespaces, what crproxy asks to ensure a namespace.
+func (s *Server) serveNamespaces(w http.ResponseWriter, r *http.Request, body []byte) {
+	name := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/v1/namespaces"), "/")
+	answerNamespace := func(code int, name string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name}, "status": map[string]any{"phase": "Active"}})
+	}
+	switch {
+	case r.Method == http.MethodGet && name != "":
+		if s.namespaces != nil && !s.namespaces[name] {
+			writeNamespaceStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, fmt.Sprintf("namespaces %q not found", name), name)
+			return
+		}
+		answerNamespace(http.StatusOK, name)
+	case r.Method == http.MethodPost && name == "":
+		// client-go sends a built-in kind as protobuf.
+		obj, _, err := kubescheme.Codecs.UniversalDeserializer().Decode(body, nil, nil)
+		ns, ok := obj.(*corev1.Namespace)
+		if err != nil || !ok || ns.Name == "" {
+			writeNamespaceStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, fmt.Sprintf("not a namespace with a name: %v", err), "")
+			return
+		}
+		if s.namespaces == nil || s.namespaces[ns.Name] {
+			writeNamespaceStatus(w, http.StatusConflict, metav1.StatusReasonAlreadyExists, fmt.Sprintf("namespaces %q already exists", ns.Name), ns.Name)
+			return
+		}
+		s.namespaces[ns.Name] = true
+		answerNamespace(http.StatusCreated, ns.Name)
+	default:
+		writeNamespaceStatus(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed, "method not allowed", name)
 	}
 }
 
@@ -215,9 +282,19 @@ func (a answer) badRequest(message string) {
 	writeStatus(a.w, http.StatusBadRequest, metav1.StatusReasonBadRequest, message, a.name)
 }
 
+// writeStatus answers a Status about the object name of GVR.
 func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, message, name string) {
+	writeStatusOf(w, code, reason, message, &metav1.StatusDetails{Name: name, Group: GVR.Group, Kind: GVR.Resource})
+}
+
+// writeNamespaceStatus answers a Status about the namespace name.
+func writeNamespaceStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, message, name string) {
+	writeStatusOf(w, code, reason, message, &metav1.StatusDetails{Name: name, Kind: "namespaces"})
+}
+
+func writeStatusOf(w http.ResponseWriter, code int, reason metav1.StatusReason, message string, details *metav1.StatusDetails) {
 	st := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Code: int32(code), Reason: reason, Message: message,
-		Details: &metav1.StatusDetails{Name: name, Group: GVR.Group, Kind: GVR.Resource}}
+		Details: details}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(st)

@@ -41,8 +41,15 @@ func verbRequest(verb, name string) *Request {
 	case "apply":
 		req.Verb, req.ContentType, req.Body = "patch", "application/apply-patch+yaml", []byte(object)
 		req.Query.Set("fieldManager", "test")
+	case "status":
+		req.Verb, req.Subresource, req.Path, req.ContentType = "update", "status", req.Path+"/status", "application/json"
+		req.Body = []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"` + name + `"},"spec":{"text":"b"},"status":{"ready":true}}`)
+	case "scale":
+		req.Verb, req.Subresource, req.Path = "get", "scale", req.Path+"/scale"
 	case "delete":
 		req.Verb = "delete"
+	case "deletecollection":
+		req.Verb, req.Name, req.Path = "deletecollection", "", path
 	}
 	return req
 }
@@ -102,6 +109,12 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{owned, "delete", "mine", 200, "gone", 1},
 		{owned, "delete", "others", 404, "a/team-b", 0},
 		{owned, "delete", "missing", 404, "gone", 1},
+		{owned, "status", "mine", 200, "a/client", 1}, // a status write leaves spec
+		{owned, "status", "others", 404, "a/team-b", 0},
+		{owned, "scale", "mine", 200, "a/client", 1},
+		{owned, "scale", "others", 404, "a/team-b", 0},
+		{owned, "deletecollection", "mine", 200, "gone", 1}, // with the owner selector
+		{owned, "deletecollection", "others", 200, "a/team-b", 1},
 
 		{all, "create", "missing", 201, "b/client", 1},
 		{all, "create", "mine", 409, "a/client", 1},
@@ -116,6 +129,9 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{all, "apply", "missing", 201, "b/client", 2},
 		{all, "delete", "others", 200, "gone", 1},
 		{all, "delete", "missing", 404, "gone", 1},
+		{all, "status", "others", 200, "a/team-b", 1},
+		{all, "scale", "others", 200, "a/team-b", 1},
+		{all, "deletecollection", "others", 200, "gone", 1},
 	} {
 		t.Run(fmt.Sprintf("%s %s of %s", c.mode, c.verb, c.object), func(t *testing.T) {
 			target := faketarget.New(t)
