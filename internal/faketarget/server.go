@@ -57,6 +57,8 @@ type Server struct {
 	revision   uint64
 	uids       int
 	requests   []Request
+	// after runs once each request is answered (AfterRequest).
+	after func(Request)
 }
 
 // New starts a fake target, stopped when t ends.
@@ -172,13 +174,32 @@ func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	return mirrored(s.t, s.Target(), access, objs, revision)
 }
 
+// AfterRequest makes f run once each request is answered, before the
+// next: what another writer does between two of crproxy's requests (f
+// may call Add and Remove).
+func (s *Server) AfterRequest(f func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.after = f
+}
+
 // ServeHTTP serves the resource's paths:
 // /apis/example.com/v1/namespaces/<ns>/myresources[/<name>[/status|/scale]].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	req := Request{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Query: r.URL.Query(), Body: body}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Query: r.URL.Query(), Body: body})
+	s.requests = append(s.requests, req)
+	s.serve(w, r, body)
+	after := s.after
+	s.mu.Unlock()
+	if after != nil {
+		after(req)
+	}
+}
+
+// serve answers r, with s.mu held.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 	if strings.HasPrefix(r.URL.Path, "/api/v1/namespaces") {
 		s.serveNamespaces(w, r, body)
 		return

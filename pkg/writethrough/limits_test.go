@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -234,37 +232,11 @@ func TestYAMLAliasBomb(t *testing.T) {
 	}
 }
 
-// fakeTarget is a target that serves one object and records every write
-// it receives.
-type fakeTarget struct {
-	object []byte
-	mu     sync.Mutex
-	writes []targetRequest
-}
-
-func (f *fakeTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	w.Header().Set("Content-Type", "application/json")
-	if r.Method != http.MethodGet {
-		f.mu.Lock()
-		f.writes = append(f.writes, targetRequest{method: r.Method, path: r.URL.Path, query: r.URL.Query(), contentType: r.Header.Get("Content-Type"), body: body})
-		f.mu.Unlock()
-	}
-	_, _ = w.Write(f.object)
-}
-
-// received returns the writes received so far.
-func (f *fakeTarget) received() []targetRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]targetRequest(nil), f.writes...)
-}
-
-// written describes the writes received so far.
-func (f *fakeTarget) written() []string {
+// described describes requests a fake target received, for failures.
+func described(reqs []faketarget.Request) []string {
 	var out []string
-	for _, r := range f.received() {
-		out = append(out, fmt.Sprintf("%s %s %s %.200s", r.method, r.path, r.contentType, r.body))
+	for _, r := range reqs {
+		out = append(out, fmt.Sprintf("%s %s %s %.200s", r.Method, r.Path, r.ContentType, r.Body))
 	}
 	return out
 }
@@ -274,11 +246,10 @@ func (f *fakeTarget) written() []string {
 func testResource() *mirror.Resource { return faketarget.Unmirrored(config.AccessOwned) }
 
 // newFakeTargetWriter is a Writer in owned mode for client "client" whose
-// target serves and mirrors object (default/x).
-func newFakeTargetWriter(t testing.TB, object string) (*Writer, *mirror.Resource, *fakeTarget) {
+// target answers object (default/x) to everything, and mirrors it.
+func newFakeTargetWriter(t testing.TB, object string) (*Writer, *mirror.Resource, *faketarget.Echo) {
 	t.Helper()
-	fake := &fakeTarget{object: []byte(object)}
-	res := mirroredResource(t, fake, object)
+	fake, res := faketarget.NewEcho(t, object, config.AccessOwned)
 	w := New(Options{Client: config.Client{Name: "client"}})
 	return w, res, fake
 }
@@ -323,7 +294,7 @@ func TestLimitsWriteNothing(t *testing.T) {
 			if took := time.Since(start); took > quickly() {
 				t.Errorf("answered in %v", took)
 			}
-			if got := fake.written(); len(got) > 0 {
+			if got := described(fake.Writes()); len(got) > 0 {
 				t.Fatalf("the target received %q", got)
 			}
 		})
@@ -332,7 +303,7 @@ func TestLimitsWriteNothing(t *testing.T) {
 		Query: url.Values{}, ContentType: "application/json", Body: []byte(strings.Replace(deepSpec, `"name":"x"`, `"name":"y"`, 1))}
 	_, err := w.Write(context.Background(), req)
 	wantStatus(t, err, 400, metav1.StatusReasonBadRequest, "the object provided is unrecognized (must be of type MyResource): couldn't get version/kind; json parse error: ")
-	if got := fake.written(); len(got) > 0 {
+	if got := described(fake.Writes()); len(got) > 0 {
 		t.Fatalf("the target received %q", got)
 	}
 
@@ -343,7 +314,7 @@ func TestLimitsWriteNothing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fake.written(); len(got) != 1 {
+	if got := described(fake.Writes()); len(got) != 1 {
 		t.Fatalf("the target received %q, want the one patch", got)
 	}
 }

@@ -516,54 +516,52 @@ func FuzzWritePatch(f *testing.F) {
 		if len(body) > maxFuzzInput {
 			return
 		}
-		fake.mu.Lock()
-		fake.writes = nil
-		fake.mu.Unlock()
+		fake.Forget()
 		contentType := patchTypes[int(patchType)%len(patchTypes)]
 		resp, err := w.Write(context.Background(), &Request{
 			Resource: res, Verb: "patch", Namespace: "default", Name: "x", Path: path,
 			Query: map[string][]string{}, ContentType: contentType, Body: body,
 		})
-		writes := fake.received()
+		writes := fake.Writes()
 		if err != nil {
 			wantClientError(t, err, body)
 			if len(writes) > 0 {
-				t.Fatalf("refused with %v, yet the target received %q", err, fake.written())
+				t.Fatalf("refused with %v, yet the target received %q", err, described(fake.Writes()))
 			}
 			return
 		}
 		if resp.Code != http.StatusOK || len(writes) == 0 {
-			t.Fatalf("answer %d, writes %q", resp.Code, fake.written())
+			t.Fatalf("answer %d, writes %q", resp.Code, described(fake.Writes()))
 		}
 		for _, wr := range writes {
-			if wr.method != http.MethodPatch || wr.path != path {
-				t.Fatalf("the target received %q", fake.written())
+			if wr.Method != http.MethodPatch || wr.Path != path {
+				t.Fatalf("the target received %q", described(fake.Writes()))
 			}
 			var result []byte
-			switch wr.contentType {
+			switch wr.ContentType {
 			case "application/json-patch+json":
-				p, err := jsonpatch.DecodePatch(wr.body)
+				p, err := jsonpatch.DecodePatch(wr.Body)
 				if err != nil {
-					t.Fatalf("the target received a JSON patch that does not decode: %v\n%s", err, wr.body)
+					t.Fatalf("the target received a JSON patch that does not decode: %v\n%s", err, wr.Body)
 				}
 				if result, err = p.Apply([]byte(fuzzObject)); err != nil {
 					continue // the target's 422, as it would answer the caller's patch
 				}
 			case "application/merge-patch+json":
-				if result, err = jsonpatch.MergePatch([]byte(fuzzObject), wr.body); err != nil {
-					t.Fatalf("the target received a merge patch that does not apply: %v\n%s", err, wr.body)
+				if result, err = jsonpatch.MergePatch([]byte(fuzzObject), wr.Body); err != nil {
+					t.Fatalf("the target received a merge patch that does not apply: %v\n%s", err, wr.Body)
 				}
 			case "application/apply-patch+yaml":
-				result = wr.body
+				result = wr.Body
 			default:
-				t.Fatalf("the target received a %q", wr.contentType)
+				t.Fatalf("the target received a %q", wr.ContentType)
 			}
 			var obj map[string]any
 			if kjson.UnmarshalCaseSensitivePreserveInts(result, &obj) != nil {
 				continue // the target's 400 or 422
 			}
 			if _, isMap := obj["metadata"].(map[string]any); isMap && !hasOwnerLabels(obj) {
-				t.Fatalf("no owner labels once the target applies %s\n%s\ncaller's patch %s", wr.contentType, wr.body, body)
+				t.Fatalf("no owner labels once the target applies %s\n%s\ncaller's patch %s", wr.ContentType, wr.Body, body)
 			}
 		}
 		if n := len(writes); n > 1+maxConflictRetries {
