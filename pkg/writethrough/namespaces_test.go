@@ -85,3 +85,14 @@ func TestNamespaceRules(t *testing.T) {
 		})
 	}
 }
+
+func TestNamespaceMissingTellsANamespace404FromAnObject404(t *testing.T) {
+	ns := &Response{Code: 404, Body: []byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"namespaces \"gone\" not found","reason":"NotFound","details":{"name":"gone","kind":"namespaces"},"code":404}`)}
+	obj := &Response{Code: 404, Body: []byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"myresources.example.com \"x\" not found","reason":"NotFound","details":{"name":"x","group":"example.com","kind":"myresources"},"code":404}`)}
+	if !namespaceMissing(ns, "gone") {
+		t.Error("a namespace 404 was not recognized")
+	}
+	if namespaceMissing(obj, "gone") || namespaceMissing(ns, "other") {
+		t.Error("an object 404, or another namespace's, was taken for this namespace missing")
+	}
+}

@@ -2,11 +2,8 @@ package writethrough
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"reflect"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -266,54 +263,5 @@ func TestFinalizerPatch(t *testing.T) {
 	current = map[string]any{"metadata": map[string]any{"uid": "u", "deletionTimestamp": "2024-01-01T00:00:00Z"}}
 	if p := finalizerPatch(current, mirror.OrphanFinalizer, "5"); p != nil {
 		t.Errorf("being deleted: %s", p)
-	}
-}
-
-func TestRefusesDeleteCollection(t *testing.T) {
-	forbidden := func(msg string) *Response {
-		body, _ := json.Marshal(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status"}, Status: "Failure", Reason: metav1.StatusReasonForbidden, Code: 403, Message: msg})
-		return &Response{Code: http.StatusForbidden, Body: body}
-	}
-	if !refusesDeleteCollection(forbidden(`myresources.example.com is forbidden: User "loft:vcluster:p-default:client" cannot deletecollection resource "myresources" in API group "example.com" in the namespace "default"`)) {
-		t.Error("the RBAC refusal is not recognized")
-	}
-	if refusesDeleteCollection(forbidden(`unable to create new content in namespace x because it is being terminated`)) {
-		t.Error("another 403 is taken for it")
-	}
-	if refusesDeleteCollection(&Response{Code: 200, Body: []byte(`{}`)}) {
-		t.Error("a success is taken for it")
-	}
-}
-
-func TestRefusalsAreRechecked(t *testing.T) {
-	var r refusals
-	now := time.Now()
-	if r.refused("k", now) {
-		t.Fatal("refused before any refusal")
-	}
-	r.remember("k", now)
-	if !r.refused("k", now.Add(time.Minute)) || r.refused("other", now) {
-		t.Fatal("not remembered per key")
-	}
-	if r.refused("k", now.Add(deleteCollectionRecheck)) {
-		t.Fatal("never rechecked")
-	}
-}
-
-func TestListQuery(t *testing.T) {
-	q, limited := listQuery(url.Values{"labelSelector": {"a=b,o=x"}, "fieldSelector": {"metadata.name=n"}, "resourceVersion": {"0"}, "gracePeriodSeconds": {"0"}})
-	if limited || q.Get("labelSelector") != "a=b,o=x" || q.Get("fieldSelector") != "metadata.name=n" || q.Get("resourceVersion") != "" || q.Get("gracePeriodSeconds") != "" || q.Get("limit") == "" {
-		t.Errorf("query = %v", q)
-	}
-	if q, limited = listQuery(url.Values{"limit": {"2"}}); !limited || q.Get("limit") != "2" {
-		t.Errorf("limit: %v %v", q, limited)
-	}
-}
-
-func TestLostUIDPrecondition(t *testing.T) {
-	uid := &Response{Code: 409, Body: []byte(`{"kind":"Status","message":"Operation cannot be fulfilled on myresources.example.com \"a\": Precondition failed: UID in precondition: 1, UID in object meta: 2"}`)}
-	rv := &Response{Code: 409, Body: []byte(`{"kind":"Status","message":"Precondition failed: ResourceVersion in precondition: 1, ResourceVersion in object meta: 2"}`)}
-	if !lostUIDPrecondition(uid) || lostUIDPrecondition(rv) {
-		t.Fail()
 	}
 }

@@ -2,19 +2,17 @@ package writethrough
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/crproxy/crproxy/pkg/config"
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
@@ -57,36 +55,6 @@ func TestTransportFailuresTellWhetherAnythingWasWritten(t *testing.T) {
 	_, err = w.do(context.Background(), testTarget(t, l.Addr().String()), "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
 	if !apierrors.IsTimeout(err) {
 		t.Fatalf("connection lost after sending: %v, want 504", err)
-	}
-}
-
-func TestNamespaceMissingTellsANamespace404FromAnObject404(t *testing.T) {
-	ns := &Response{Code: 404, Body: []byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"namespaces \"gone\" not found","reason":"NotFound","details":{"name":"gone","kind":"namespaces"},"code":404}`)}
-	obj := &Response{Code: 404, Body: []byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"myresources.example.com \"x\" not found","reason":"NotFound","details":{"name":"x","group":"example.com","kind":"myresources"},"code":404}`)}
-	if !namespaceMissing(ns, "gone") {
-		t.Error("a namespace 404 was not recognized")
-	}
-	if namespaceMissing(obj, "gone") || namespaceMissing(ns, "other") {
-		t.Error("an object 404, or another namespace's, was taken for this namespace missing")
-	}
-}
-
-func TestDeleteOptionsFromJSONYAMLOrQuery(t *testing.T) {
-	for _, req := range []*Request{
-		{Body: []byte(`{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground","dryRun":["All"]}`), ContentType: "application/json"},
-		{Body: []byte("propagationPolicy: Foreground\ndryRun: [All]\n"), ContentType: "application/yaml"},
-		{Query: url.Values{"propagationPolicy": {"Foreground"}, "dryRun": {"All"}}},
-	} {
-		opts, err := deleteOptions(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if opts.PropagationPolicy == nil || *opts.PropagationPolicy != "Foreground" || len(opts.DryRun) != 1 {
-			t.Errorf("%q %v: got %+v", req.Body, req.Query, opts)
-		}
-	}
-	if _, err := deleteOptions(&Request{Body: []byte(`{"propagationPolicy":`)}); !apierrors.IsBadRequest(err) {
-		t.Errorf("malformed DeleteOptions: %v, want 400", err)
 	}
 }
 
@@ -157,71 +125,22 @@ func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
 	}
 }
 
-// A write whose ownership lookup at the target loses its connection was
-// never sent: 503 with Retry-After, saying nothing was written (not 504,
-// "the outcome is unknown"), and the target gets no write.
-func TestALostLookupSaysNothingWasWritten(t *testing.T) {
-	var writes, gets atomic.Int32
-	res := mirroredResource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
-			gets.Add(1)
-		}
-		if r.Method != http.MethodGet {
-			writes.Add(1)
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		// Read the GET, then hang up without an answer.
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-	}))
-	res.Target.Connection.MarkSynced()
-	w := New(Options{Client: config.Client{Name: "client"}})
-	// The mirror does not hold default/x: the update looks it up at the
-	// target.
-	_, err := w.Write(context.Background(), &Request{
-		Resource: res, Verb: "update", Namespace: "default", Name: "x",
-		Path: "/apis/example.com/v1/namespaces/default/myresources/x", Query: url.Values{},
-		ContentType: "application/json", Body: []byte(strings.Replace(fakeObject, `"resourceVersion":"5",`, "", 1)),
-	})
-	wantStatus(t, err, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "target default/target is unreachable, nothing was written: ")
-	if d := err.(*apierrors.StatusError).ErrStatus.Details; d == nil || d.RetryAfterSeconds == 0 {
-		t.Fatalf("got %v, want Retry-After", err)
-	}
-	if gets.Load() == 0 {
-		t.Fatal("the lookup never reached the target")
-	}
-	if n := writes.Load(); n != 0 {
-		t.Fatalf("the target received %d writes", n)
-	}
+// unreachableFor makes the target's HTTP client fail to dial for the
+// requests refuse picks, as when the target goes away between two
+// requests of one write.
+type unreachableFor struct {
+	next   http.RoundTripper
+	refuse func(*http.Request) bool
 }
 
-// A delete that needs a GC finalizer first, whose finalizer patch meets a
-// conflict and whose re-read is lost, must not answer 404 (to many
-// controllers a delete's success): it is 503, nothing was written, and no
-// DELETE reaches the target.
-func TestALostReReadIsNotAnObjectGone(t *testing.T) {
-	var deletes atomic.Int32
-	res := mirroredResource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPatch:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusConflict)
-			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409}`))
-		case http.MethodGet:
-			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-				conn.Close()
-			}
-		default:
-			deletes.Add(1)
-			w.WriteHeader(http.StatusOK)
-		}
-	}), fakeObject)
-	err := deleteForeground(res)
-	wantStatus(t, err, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable, "target default/target is unreachable, nothing was written: ")
-	if n := deletes.Load(); n != 0 {
-		t.Fatalf("the target received %d deletes", n)
+// ownedObject is fakeObject named name.
+func ownedObject(name string) string {
+	return strings.Replace(strings.Replace(fakeObject, `"name":"x"`, `"name":"`+name+`"`, 1), `"uid":"u1"`, `"uid":"u-`+name+`"`, 1)
+}
+
+func (u unreachableFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	if u.refuse(r) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	}
+	return u.next.RoundTrip(r)
 }
