@@ -10,7 +10,9 @@ BUILD_FLAGS := -trimpath -ldflags "$(LDFLAGS)"
 # -race where it fits: the unit tests and the test processes (the clusters
 # are separate binaries).
 RACE ?= -race
-TEST_TIMEOUT ?= 30m
+# Per package: the e2e package alone runs about 29 minutes on CI's two
+# cores; the bound catches a hang, not a slow run.
+TEST_TIMEOUT ?= 45m
 TEST_FLAGS ?=
 
 # make soak: 20 target restarts (every 4th cycle kills crproxy instead).
