@@ -125,15 +125,20 @@ func newBenchEnv(t *testing.T, ctx context.Context) *benchEnv {
 	dc, _ := dynamic.NewForConfig(e.target.RESTConfig())
 	e.atTarget = dc.Resource(crproxytest.MyResources)
 	hop, replay := startReferences(t, e.target)
+	// The hop sends as the client's identity, as crproxy does (the
+	// target's RBAC governs the tenant either way): a proxy in crproxy's
+	// place may not read or write as the target's admin.
+	hop.Impersonate = rest.ImpersonationConfig{UserName: cfg.Client.Identity()}
 	e.paths = []benchPath{
 		pathTarget:    {"target kube-apiserver", e.target.RESTConfig()},
 		pathCrproxy:   {"crproxy straight", e.direct()},
 		pathViaClient: {"through client kube-apiserver", e.client.RESTConfig()},
 		// A plain hop: any proxy in crproxy's place pays at least what
 		// it adds to a request that must reach the target (a write, a
-		// consistent GET), so its ratios say which bars one hop leaves
-		// room for on this machine. It is no way to use crproxy: it
-		// neither authenticates its callers nor reads from a mirror.
+		// consistent GET) as the tenant, so its ratios say which bars one
+		// hop leaves room for on this machine. It is no way to use
+		// crproxy: it neither authenticates its callers nor reads from a
+		// mirror.
 		pathPlainHop: {"plain hop to the target", hop},
 	}
 	e.replay = benchPath{"replay from memory", replay}
