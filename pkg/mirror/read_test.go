@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/crproxy/crproxy/pkg/reconnect"
+	"github.com/crproxy/crproxy/pkg/store"
 )
 
 // codeOf is the HTTP code of a read's error, 200 without one.
@@ -121,5 +123,28 @@ func TestWatchReads(t *testing.T) {
 				t.Errorf("a snapshot %v, want one: %v", snap != nil, c.withState)
 			}
 		})
+	}
+}
+
+// A resource never mirrored yet (first start, the target not answered)
+// answers every read 503 with Retry-After once the wait for it ends.
+func TestReadsOfAResourceNeverMirrored(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	r := readResource(t)
+	r.Cache = st.Cache(store.Key{Target: "p/t", Group: "example.com", Version: "v1", Resource: "things"})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, listErr := r.List(ctx, Read{})
+	_, getErr := r.Object(ctx, Read{Freshness: Freshness{NotOlderThan: 5}}, "default", "a")
+	_, _, watchErr := r.Watch(ctx, Read{Freshness: Freshness{NotOlderThan: 5}})
+	for what, err := range map[string]error{"list": listErr, "get": getErr, "watch": watchErr} {
+		var status apierrors.APIStatus
+		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable || status.Status().Details == nil || status.Status().Details.RetryAfterSeconds == 0 {
+			t.Errorf("%s: %v, want 503 with Retry-After", what, err)
+		}
 	}
 }
