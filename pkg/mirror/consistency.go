@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -166,9 +167,6 @@ func (r *Resource) getConsistent(ctx context.Context, namespace, name string) (*
 			case !found:
 				return nil, apierrors.NewNotFound(r.GVR.GroupResource(), name)
 			default:
-				if m, _, ok := r.Cache.Get(namespace, name); ok && m.UID == o.UID && m.ResourceVersion >= o.ResourceVersion {
-					return m, nil
-				}
 				return o, nil
 			}
 		}
@@ -180,15 +178,29 @@ func (r *Resource) getConsistent(ctx context.Context, namespace, name string) (*
 	return o, nil
 }
 
-// getAtTarget reads the object at the target (ReadAtTarget). found is
-// false when the target has none or it is outside the mirrored selection.
+// getAtTarget reads the object at the target: the mirror's copy when it
+// holds the version the target answered (the same bytes, which need no
+// decoding, or the same UID at a version as new), else the target's.
+// found is false when the target has none or it is outside the mirrored
+// selection.
 func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *store.Object, found bool, err error) {
-	o, err = r.ReadAtTarget(ctx, namespace, name)
-	if err != nil || o == nil {
+	code, body, err := r.getFromTarget(ctx, namespace, name)
+	if err != nil {
 		return nil, false, err
 	}
-	if !r.Selector.Matches(labels.Set(o.Labels)) {
+	body = ViewJSON(body, r.Target.Passthrough)
+	m, _, mirrored := r.Cache.Get(namespace, name)
+	if code == http.StatusOK && mirrored && bytes.Equal(m.JSON, body) {
+		return m, true, nil
+	}
+	o, err = r.targetObject(code, body, name)
+	switch {
+	case err != nil || o == nil:
+		return nil, false, err
+	case !r.Selector.Matches(labels.Set(o.Labels)):
 		return nil, false, nil
+	case mirrored && m.UID == o.UID && m.ResourceVersion >= o.ResourceVersion:
+		return m, true, nil
 	}
 	return o, true, nil
 }
@@ -200,6 +212,16 @@ func (r *Resource) getAtTarget(ctx context.Context, namespace, name string) (o *
 // (TargetObject), or the transport's when it gave none (a failure is
 // recorded on the target's tracker unless the caller gave up).
 func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*store.Object, error) {
+	code, body, err := r.getFromTarget(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return r.TargetObject(code, body, name)
+}
+
+// getFromTarget GETs the object namespace/name at the target and returns
+// its answer as sent, whatever the code; the error is the transport's.
+func (r *Resource) getFromTarget(ctx context.Context, namespace, name string) (code int, body []byte, err error) {
 	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, targetReadTimeout)
 	defer cancel()
@@ -213,20 +235,20 @@ func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*s
 	}
 	req, err := r.Target.NewRequest(ctx, http.MethodGet, ObjectPath(r, namespace, name), nil, nil)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	resp, err := r.Target.Do(req)
 	if err != nil {
 		observe(err)
-		return nil, err
+		return 0, nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	body, err = io.ReadAll(resp.Body)
 	if err != nil {
 		observe(err)
-		return nil, err
+		return 0, nil, err
 	}
-	return r.TargetObject(resp.StatusCode, body, name)
+	return resp.StatusCode, body, nil
 }
 
 // ObjectPath is the API path of the object namespace/name of res.

@@ -22,6 +22,11 @@ import (
 // a 404 of the resource's path (a CRD the target does not serve yet); that
 // one is a 503. A consistency barrier is crproxy's, absent to callers.
 func (r *Resource) TargetObject(code int, body []byte, name string) (*store.Object, error) {
+	return r.targetObject(code, ViewJSON(body, r.Target.Passthrough), name)
+}
+
+// targetObject is TargetObject of a body in the client's view already.
+func (r *Resource) targetObject(code int, body []byte, name string) (*store.Object, error) {
 	switch code {
 	case http.StatusOK:
 	case http.StatusNotFound:
@@ -32,7 +37,7 @@ func (r *Resource) TargetObject(code int, body []byte, name string) (*store.Obje
 	default:
 		return nil, TargetStatusError(code, body)
 	}
-	o, err := store.NewObject(ViewJSON(body, r.Target.Passthrough))
+	o, err := store.NewObject(body)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("the target answered a GET of %s %q with an object crproxy cannot read: %w", r.GVR.GroupResource(), name, err))
 	}
