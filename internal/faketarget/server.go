@@ -155,7 +155,8 @@ func (s *Server) Target() *mirror.Target {
 }
 
 // Resource is the fake target's resource proxied in access mode, with a
-// mirror (a bbolt cache) that holds the objects the target holds now.
+// mirror (a bbolt cache) that holds the objects the target holds now in
+// its selection (Client's, in owned mode).
 func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	s.t.Helper()
 	s.mu.Lock()
@@ -166,6 +167,9 @@ func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 		if err != nil {
 			s.mu.Unlock()
 			s.t.Fatal(err)
+		}
+		if access == config.AccessOwned && !labels.SelectorFromSet(Client.OwnerLabels()).Matches(labels.Set(so.Labels)) {
+			continue
 		}
 		objs = append(objs, so)
 	}

@@ -95,24 +95,24 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{owned, "create", "missing", 201, "b/client", 1},
 		{owned, "create", "others", 409, "a/team-b", 1},
 		{owned, "update", "mine", 200, "b/client", 1},
-		{owned, "update", "others", 404, "a/team-b", 0},
-		{owned, "update", "missing", 404, "gone", 1}, // the ownership check asks the target
+		{owned, "update", "others", 404, "a/team-b", 1}, // the check asks the target: an owned mirror holds only this client's
+		{owned, "update", "missing", 404, "gone", 1},    // the ownership check asks the target
 		{owned, "merge", "mine", 200, "b/client", 1},
-		{owned, "merge", "others", 404, "a/team-b", 0},
+		{owned, "merge", "others", 404, "a/team-b", 1},
 		{owned, "merge", "missing", 404, "gone", 1},
 		{owned, "json", "mine", 200, "b/client", 1},
-		{owned, "json", "others", 404, "a/team-b", 0},
+		{owned, "json", "others", 404, "a/team-b", 1},
 		{owned, "json", "missing", 404, "gone", 1},
 		{owned, "apply", "mine", 200, "b/client", 1},
-		{owned, "apply", "others", 404, "a/team-b", 0},
+		{owned, "apply", "others", 404, "a/team-b", 1},
 		{owned, "apply", "missing", 201, "b/client", 2}, // the check (which finds none), then the create-only apply
 		{owned, "delete", "mine", 200, "gone", 1},
-		{owned, "delete", "others", 404, "a/team-b", 0},
+		{owned, "delete", "others", 404, "a/team-b", 1},
 		{owned, "delete", "missing", 404, "gone", 1},
 		{owned, "status", "mine", 200, "a/client", 1}, // a status write leaves spec
-		{owned, "status", "others", 404, "a/team-b", 0},
+		{owned, "status", "others", 404, "a/team-b", 1},
 		{owned, "scale", "mine", 200, "a/client", 1},
-		{owned, "scale", "others", 404, "a/team-b", 0},
+		{owned, "scale", "others", 404, "a/team-b", 1},
 		{owned, "deletecollection", "mine", 200, "gone", 1}, // with the owner selector
 		{owned, "deletecollection", "others", 200, "a/team-b", 1},
 
