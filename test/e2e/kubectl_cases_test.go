@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
@@ -305,6 +310,12 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 		"*.example.com/v1beta1":          wildcard,
 	}
 	crproxytest.StartProxy(t, crproxytest.Options{Client: client, Config: cfg, EmptyGroupVersions: true})
+	var proxied []schema.GroupVersion
+	for key := range cfg.Experimental.Proxy.CustomResources {
+		resourceGroup, version, _ := strings.Cut(key, "/")
+		_, group, _ := strings.Cut(resourceGroup, ".")
+		proxied = append(proxied, schema.GroupVersion{Group: group, Version: version})
+	}
 
 	for _, name := range []string{
 		"run_crd_tests", // with run_non_native_resource_tests
@@ -322,6 +333,11 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 			if err != nil {
 				t.Fatalf("natively: %v\n%s", err, tail(out, 60))
 			}
+			// The native run's CRD changes reach the client through
+			// crproxy a moment later; the run through crproxy starts
+			// from the target's state, not from a discovery that still
+			// shows the native run's CRDs.
+			awaitSameDiscovery(t, ctx, client, target, proxied)
 			out, err = runKubectlCase(t, ctx, source, name, client, target)
 			if err != nil {
 				t.Fatalf("through crproxy: %v\n%s", err, tail(out, 80))
@@ -335,6 +351,40 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 			t.Run("through crproxy", func(t *testing.T) { runValidationCase(t, ctx, source, c, 2*i+1, client, target) })
 		})
 	}
+}
+
+// awaitSameDiscovery waits until client's discovery describes the
+// group/versions gvs as target's does (the same resources, scopes and
+// kinds; absent on both when the target serves none), for at most 60 s.
+func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *localcluster.APIServer, gvs []schema.GroupVersion) {
+	t.Helper()
+	describe := func(s *localcluster.APIServer) string {
+		dc, err := discovery.NewDiscoveryClientForConfig(s.RESTConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, gv := range gvs {
+			list, err := dc.ServerResourcesForGroupVersion(gv.String())
+			if err != nil {
+				out = append(out, gv.String()+": none")
+				continue
+			}
+			for _, r := range list.APIResources {
+				out = append(out, fmt.Sprintf("%s %s namespaced=%v kind=%s", gv, r.Name, r.Namespaced, r.Kind))
+			}
+		}
+		sort.Strings(out)
+		return strings.Join(out, "\n")
+	}
+	start := time.Now()
+	crproxytest.Eventually(t, ctx, 60*time.Second, func() string {
+		if want, got := describe(target), describe(client); want != got {
+			return fmt.Sprintf("the client's discovery does not follow the target's:\ntarget:\n%s\nclient:\n%s", want, got)
+		}
+		return ""
+	})
+	t.Logf("the client's discovery followed the target's after %s", time.Since(start).Round(time.Millisecond))
 }
 
 // tail is the last n lines of s.
