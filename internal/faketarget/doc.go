@@ -12,6 +12,11 @@
 // kube-apiserver's `namespaces "x" not found`, and crproxy's GET and
 // create of a namespace (/api/v1/namespaces) are served.
 //
+// Races: Remove, Add and AfterRequest (which runs between two of
+// crproxy's requests) play another writer at the target. Echo is the other
+// fake: it answers every request with one object and changes nothing, so
+// every write meets the same state (fuzzing).
+//
 // What it does not do: admission, validation beyond the preconditions,
 // field management (a server-side apply is a merge patch that may
 // create), RBAC.
@@ -20,7 +25,7 @@
 //
 //	target := faketarget.New(t)
 //	target.Add(`{"metadata":{"name":"x","namespace":"default","labels":{...}}}`)
-//	res := target.Resource(config.AccessOwned) // its mirror holds x
+//	res := target.Resource(config.AccessOwned) // its mirror holds x (if Client's)
 //	resp, err := writer.Write(ctx, &writethrough.Request{Resource: res, ...})
 //	target.Writes() // what reached the target
 //	target.Object("default", "x") // what it holds now
