@@ -187,11 +187,9 @@ func TestConsistentListWaitsForTheMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-delivered:
-	default:
-		t.Fatal("the list answered before the mirror reflected the target")
-	}
+	// The list may answer between the cache's update and the close, so
+	// what proves it waited is its content, not the channel.
+	<-delivered
 	var names []string
 	snap.Ascend("default", "", "", func(o *store.Object) bool { names = append(names, o.Name); return true })
 	if fmt.Sprint(names) != "[mine new]" {
