@@ -17,6 +17,9 @@
 // fake: it answers every request with one object and changes nothing, so
 // every write meets the same state (fuzzing).
 //
+// Outcomes: Code reads the HTTP code of an error as a caller receives it,
+// and Warnings records the Warnings a request's handling adds.
+//
 // What it does not do: admission, validation beyond the preconditions,
 // field management (a server-side apply is a merge patch that may
 // create), RBAC.

@@ -16,7 +16,9 @@ import (
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
-// codeOf is the HTTP code of a read's error, 200 without one.
+// codeOf is the HTTP code of a read's error, 200 without one: what
+// faketarget.Code answers, which tests inside package mirror cannot
+// import (faketarget imports mirror).
 func codeOf(err error) int {
 	var status apierrors.APIStatus
 	switch {

@@ -7,12 +7,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/warning"
+
+	"github.com/crproxy/crproxy/internal/faketarget"
 )
-
-// recordedWarnings collects the warnings a request's handling adds.
-type recordedWarnings []string
-
-func (r *recordedWarnings) AddWarning(_, text string) { *r = append(*r, text) }
 
 // A create's or update's duplicate fields answer, warn or pass by
 // fieldValidation, in the kube-apiserver's words; a patch's keep its own.
@@ -36,8 +33,8 @@ func TestDecodeFieldValidation(t *testing.T) {
 		{name: "Ignore", body: dup, validation: "Ignore"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var warnings recordedWarnings
-			ctx := warning.WithWarningRecorder(context.Background(), &warnings)
+			recorded := &faketarget.Warnings{}
+			ctx := warning.WithWarningRecorder(context.Background(), recorded)
 			req := &Request{Resource: testResource(), Verb: "create", Namespace: "default", ContentType: c.contentType,
 				Body: []byte(c.body), Query: url.Values{"fieldValidation": {c.validation}}}
 			_, err := decodeObject(ctx, req)
@@ -48,6 +45,7 @@ func TestDecodeFieldValidation(t *testing.T) {
 				t.Fatalf("error %v\nwant 400 %s", err, c.wantErr)
 			}
 			got := ""
+			warnings := recorded.List()
 			if len(warnings) > 0 {
 				got = warnings[0]
 			}
