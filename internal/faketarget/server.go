@@ -1,6 +1,7 @@
 package faketarget
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -162,8 +163,11 @@ func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	s.mu.Lock()
 	var objs []*store.Object
 	for _, o := range s.objects {
-		data, _ := json.Marshal(o)
-		so, err := store.NewObject(data)
+		// Encoded as the target answers a GET (and crproxy's mirror
+		// stores a watched object): sorted keys and a final newline.
+		var data bytes.Buffer
+		_ = json.NewEncoder(&data).Encode(o)
+		so, err := store.NewObject(data.Bytes())
 		if err != nil {
 			s.mu.Unlock()
 			s.t.Fatal(err)

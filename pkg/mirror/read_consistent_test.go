@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/warning"
 
 	"github.com/crproxy/crproxy/internal/faketarget"
@@ -29,24 +27,6 @@ const (
 	mine   = `{"metadata":{"name":"mine","namespace":"default","labels":{"vcluster.com/owner-vcluster":"client","vcluster.com/owner-project":"default"}},"spec":{"text":"a"}}`
 	others = `{"metadata":{"name":"others","namespace":"default","labels":{"vcluster.com/owner-vcluster":"team-b","vcluster.com/owner-project":"default"}},"spec":{"text":"a"}}`
 )
-
-// warnings records a request's Warnings, as the apiserver's filter does.
-type warnings struct {
-	mu   sync.Mutex
-	text []string
-}
-
-func (w *warnings) AddWarning(_, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.text = append(w.text, text)
-}
-
-func (w *warnings) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Join(w.text, "; ")
-}
 
 // changed is o (as faketarget.Add returned it) with spec.text set, the same
 // object at a new resourceVersion.
@@ -71,18 +51,6 @@ func textOf(t *testing.T, o *store.Object) string {
 		t.Fatal(err)
 	}
 	return v.Spec.Text
-}
-
-// codeOf is the HTTP code of a read's error, 200 without one.
-func codeOf(err error) int {
-	var status apierrors.APIStatus
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.As(err, &status):
-		return int(status.Status().Code)
-	}
-	return -1
 }
 
 func TestConsistentGet(t *testing.T) {
@@ -119,10 +87,10 @@ func TestConsistentGet(t *testing.T) {
 			if c.down {
 				res.Target.Connection.Observe(errors.New("connection refused"))
 			}
-			w := &warnings{}
+			w := &faketarget.Warnings{}
 			ctx := warning.WithWarningRecorder(context.Background(), w)
 			o, err := res.Object(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}}, "default", "mine")
-			if got := codeOf(err); got != c.code {
+			if got := faketarget.Code(err); got != c.code {
 				t.Fatalf("answer %d (%v), want %d", got, err, c.code)
 			}
 			if err == nil && textOf(t, o) != c.text {
@@ -145,7 +113,7 @@ func TestConsistentGetTargetFails(t *testing.T) {
 		http.Error(w, "etcd is gone", http.StatusInternalServerError)
 	})
 	res := faketarget.Mirrored(t, fail, config.AccessAll, `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"mine","namespace":"default","uid":"u1","resourceVersion":"11"},"spec":{"text":"a"}}`)
-	w := &warnings{}
+	w := &faketarget.Warnings{}
 	ctx := warning.WithWarningRecorder(context.Background(), w)
 	o, err := res.Object(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}}, "default", "mine")
 	if err != nil {
@@ -156,6 +124,35 @@ func TestConsistentGetTargetFails(t *testing.T) {
 	}
 	if got := w.String(); !strings.Contains(got, "did not answer a consistent read") {
 		t.Errorf("warnings %q, want the target's failure", got)
+	}
+}
+
+// A target answering the version the mirror holds gets the mirror's own
+// object back, whether its answer is the mirror's bytes (the target's
+// encoding, as crproxy stored it from the watch: not decoded) or the same
+// version written otherwise (decoded, compared by uid and
+// resourceVersion). The two differ in cost only.
+func TestConsistentGetOfTheMirroredVersion(t *testing.T) {
+	const stored = `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"mine","namespace":"default","resourceVersion":"11","uid":"u1"},"spec":{"text":"a"}}` + "\n"
+	for _, c := range []struct{ name, answer string }{
+		{"the mirror's bytes", stored},
+		{"the same version in other bytes", strings.ReplaceAll(strings.TrimSpace(stored), ",", ", ")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			answer := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(c.answer))
+			})
+			res := faketarget.Mirrored(t, answer, config.AccessAll, stored)
+			cached, _, _ := res.Cache.Get("default", "mine")
+			o, err := res.Object(context.Background(), mirror.Read{Freshness: mirror.Freshness{Consistent: true}}, "default", "mine")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o != cached {
+				t.Errorf("answered %s, want the mirror's own object", o.JSON)
+			}
+		})
 	}
 }
 
@@ -181,7 +178,7 @@ func TestConsistentListWaitsForTheMirror(t *testing.T) {
 		}
 		close(delivered)
 	}()
-	w := &warnings{}
+	w := &faketarget.Warnings{}
 	ctx := warning.WithWarningRecorder(context.Background(), w)
 	snap, err := res.List(ctx, mirror.Read{Freshness: mirror.Freshness{Consistent: true}, Scope: mirror.Scope{Namespace: "default"}})
 	if err != nil {
