@@ -56,12 +56,8 @@ func verbRequest(verb, name string) *Request {
 
 // codeOf is the HTTP status of a write's outcome.
 func codeOf(resp *Response, err error) int {
-	var status apierrors.APIStatus
-	switch {
-	case errors.As(err, &status):
-		return int(status.Status().Code)
-	case err != nil:
-		return -1
+	if err != nil {
+		return faketarget.Code(err)
 	}
 	return resp.Code
 }
@@ -210,6 +206,46 @@ func TestBadInputReachesNothing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A valid request while the target is known unreachable answers 503 with
+// Retry-After and says nothing was written; nothing reaches the target
+// (writes are not queued), whatever the verb.
+func TestValidInputWhileTheTargetIsDown(t *testing.T) {
+	for _, verb := range []string{"create", "update", "merge", "json", "apply", "status", "scale", "delete", "deletecollection"} {
+		t.Run(verb, func(t *testing.T) {
+			target := faketarget.New(t)
+			target.Add(mineObject)
+			res := target.Resource(config.AccessOwned)
+			res.Target.Connection.Observe(errors.New("connection refused"))
+			name := "mine"
+			if verb == "create" {
+				name = "new"
+			}
+			req := verbRequest(verb, name)
+			req.Resource = res
+			resp, err := New(Options{Client: config.Client{Name: "client"}}).Write(context.Background(), req)
+			if got := codeOf(resp, err); got != http.StatusServiceUnavailable {
+				t.Fatalf("answer %d (%v), want 503", got, err)
+			}
+			want := "nothing was written"
+			if verb == "scale" {
+				want = "the scale subresource is read from the target"
+			}
+			if !strings.Contains(err.Error(), "target default/target unreachable since") || !strings.Contains(err.Error(), want) {
+				t.Errorf("message %q, want the target unreachable and %q", err.Error(), want)
+			}
+			if delay, ok := apierrors.SuggestsClientDelay(err); !ok || delay <= 0 {
+				t.Errorf("Retry-After %d, %v: want one", delay, ok)
+			}
+			if got := target.Requests(); len(got) != 0 {
+				t.Errorf("requests reached the target: %v", got)
+			}
+			if got := after(target, "mine"); got != "a/client" {
+				t.Errorf("the target holds %s, want a/client", got)
+			}
+		})
 	}
 }
 
