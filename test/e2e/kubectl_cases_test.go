@@ -355,7 +355,8 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 
 // awaitSameDiscovery waits until client's discovery describes the
 // group/versions gvs as target's does (the same resources, scopes and
-// kinds; absent on both when the target serves none), for at most 60 s.
+// kinds; absent on both when the target serves none), in each
+// group/version's document and in the aggregated /apis, for at most 60 s.
 func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *localcluster.APIServer, gvs []schema.GroupVersion) {
 	t.Helper()
 	describe := func(s *localcluster.APIServer) string {
@@ -372,6 +373,27 @@ func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *local
 			}
 			for _, r := range list.APIResources {
 				out = append(out, fmt.Sprintf("%s %s namespaced=%v kind=%s", gv, r.Name, r.Namespaced, r.Kind))
+			}
+		}
+		// kubectl reads the aggregated /apis, which the client's
+		// aggregator merges from its own cache of crproxy's document.
+		_, lists, err := dc.ServerGroupsAndResources()
+		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+			return "aggregated discovery: " + err.Error()
+		}
+		aggregated := map[string][]string{}
+		for _, l := range lists {
+			for _, r := range l.APIResources {
+				aggregated[l.GroupVersion] = append(aggregated[l.GroupVersion], fmt.Sprintf("%s namespaced=%v kind=%s", r.Name, r.Namespaced, r.Kind))
+			}
+		}
+		for _, gv := range gvs {
+			rs := aggregated[gv.String()]
+			if len(rs) == 0 {
+				rs = []string{"none"}
+			}
+			for _, r := range rs {
+				out = append(out, "aggregated "+gv.String()+" "+r)
 			}
 		}
 		sort.Strings(out)
