@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -64,6 +65,59 @@ func TestRequestTimeout(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Errorf("%s: the handler's context did not end", c.path)
 		}
+	}
+}
+
+// What a handler writes once its deadline passed never reaches the
+// caller: an answer not begun is the Timeout Status alone (none of the
+// handler's headers or body), an answer begun is cut off so the caller
+// sees a failed response, not a short one.
+func TestRequestTimeoutAnswersForTheHandler(t *testing.T) {
+	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Warning", `299 - "from the handler"`)
+		<-r.Context().Done()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("the handler's answer"))
+	})
+	begun := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"items":[`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		_, _ = w.Write([]byte(`{}]}`))
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := late
+		if r.URL.Path == "/apis/example.com/v1/namespaces/ns/myresources" {
+			h = begun
+		}
+		withTestRequest(withRequestTimeout(h, 100*time.Millisecond), "alice").ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	resp, err := srv.Client().Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st metav1.Status
+	if resp.StatusCode != http.StatusGatewayTimeout || json.Unmarshal(body, &st) != nil || st.Reason != metav1.StatusReasonTimeout ||
+		st.Message != "Timeout: request did not complete within the allotted timeout" {
+		t.Errorf("answer %d %s, want 504 with the Timeout Status", resp.StatusCode, body)
+	}
+	if w := resp.Header.Get("Warning"); w != "" {
+		t.Errorf("headers %v, want none of the handler's", resp.Header)
+	}
+
+	resp, err = srv.Client().Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("the answer begun before the deadline ended cleanly: %d %s", resp.StatusCode, body)
 	}
 }
 
