@@ -50,7 +50,7 @@ func withInFlightLimit(next http.Handler, reads, writes int) http.Handler {
 // watch: the request's context ends at the deadline and the caller gets
 // 504 Timeout, as from kube-apiserver. It needs the RequestInfo.
 func withRequestTimeout(next http.Handler, timeout time.Duration) http.Handler {
-	h := withTimeoutAnswer(next)
+	h := genericfilters.WithTimeoutForNonLongRunningRequests(next, longRunning)
 	h = genericapifilters.WithRequestDeadline(h, nil, nil, longRunning, statusCodecs.WithoutConversion(), timeout)
 	return genericapifilters.WithRequestReceivedTimestamp(h)
 }
