@@ -11,6 +11,7 @@ import (
 	"time"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
@@ -23,28 +24,8 @@ const propagationGroup = "propagation.example.com"
 
 // propagationRBAC lets the client identity use propagationGroup at the
 // target.
-const propagationRBAC = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: bench-propagation
-rules:
-- apiGroups: ["propagation.example.com"]
-  resources: ["*"]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: bench-propagation
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: bench-propagation
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`
+var propagationRBAC = crproxytest.ClientRBAC("bench-propagation",
+	rbacv1.PolicyRule{APIGroups: []string{propagationGroup}, Resources: []string{"*"}, Verbs: []string{"*"}})
 
 // propagationCRD is a namespaced CRD of propagationGroup for plural.
 func propagationCRD(plural string, shortNames ...string) string {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
@@ -70,58 +72,15 @@ spec:
       openAPIV3Schema:
         type: object
         x-kubernetes-preserve-unknown-fields: true
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: gadgets-client
-rules:
-- apiGroups: ["dep.example.com"]
-  resources: ["gadgets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch", "create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: gadgets-client
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: gadgets-client
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`, deprecated, w)
+`, deprecated, w) + "---\n" + crproxytest.ClientRBAC("gadgets-client",
+		rbacv1.PolicyRule{APIGroups: []string{"dep.example.com"}, Resources: []string{"gadgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		crproxytest.NamespacesRule)
 }
 
 // crdWatcherRBAC lets the client identity list and watch CRDs at the
 // target.
-const crdWatcherRBAC = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: crd-watcher
-rules:
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: crd-watcher
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: crd-watcher
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`
+var crdWatcherRBAC = crproxytest.ClientRBAC("crd-watcher",
+	rbacv1.PolicyRule{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list", "watch"}})
 
 // Reads of a deprecated version through crproxy carry the target's
 // deprecation warning, as the target's own reads do: kubectl prints it

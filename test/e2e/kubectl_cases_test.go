@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 
@@ -22,31 +23,9 @@ import (
 
 // kubectlCasesRBAC lets the client identity use the groups of kubectl's
 // custom-resource cases at the target.
-const kubectlCasesRBAC = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: kubectl-cases-client
-rules:
-- apiGroups: ["company.com", "mygroup.example.com", "test.com", "bar.com", "kubectl.example.com", "example.com"]
-  resources: ["*"]
-  verbs: ["*"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch", "create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: kubectl-cases-client
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: kubectl-cases-client
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`
+var kubectlCasesRBAC = crproxytest.ClientRBAC("kubectl-cases-client",
+	rbacv1.PolicyRule{APIGroups: []string{"company.com", "mygroup.example.com", "test.com", "bar.com", "kubectl.example.com", "example.com"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+	crproxytest.NamespacesRule)
 
 // kubectlCasesDriver runs one function of the kubernetes tree's test/cmd
 // (crd.sh, discovery.sh, get.sh, events.sh, and sections of apply.sh) with

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -21,8 +22,9 @@ import (
 	"github.com/crproxy/crproxy/pkg/config"
 )
 
-// scalableCRD has the scale subresource, as workloads' CRDs do.
-const scalableCRD = `apiVersion: apiextensions.k8s.io/v1
+// scalableCRD has the scale subresource, as workloads' CRDs do, and the
+// client identity may use it.
+var scalableCRD = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: scalables.scale.example.com
@@ -57,32 +59,9 @@ spec:
             properties:
               replicas: {type: integer}
               selector: {type: string}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: scalables-client
-rules:
-- apiGroups: ["scale.example.com"]
-  resources: ["scalables", "scalables/status", "scalables/scale"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch", "create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: scalables-client
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: scalables-client
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`
+` + "---\n" + crproxytest.ClientRBAC("scalables-client",
+	rbacv1.PolicyRule{APIGroups: []string{"scale.example.com"}, Resources: []string{"scalables", "scalables/status", "scalables/scale"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	crproxytest.NamespacesRule)
 
 // The scale subresource of a proxied resource works as the target serves
 // it: discovery lists it as the target does; kubectl scale (with and

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/localcluster/clustertest"
@@ -21,31 +22,9 @@ import (
 // targetAPIRBAC lets the client identity use every resource of
 // changes.example.com at the target, as a platform that lets tenants
 // bring CRDs of a group would.
-const targetAPIRBAC = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: changes-client
-rules:
-- apiGroups: ["changes.example.com"]
-  resources: ["*"]
-  verbs: ["*"]
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["get", "list", "watch", "create"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: changes-client
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: changes-client
-subjects:
-- kind: User
-  name: "loft:vcluster:p-default:client"
-  apiGroup: rbac.authorization.k8s.io
-`
+var targetAPIRBAC = crproxytest.ClientRBAC("changes-client",
+	rbacv1.PolicyRule{APIGroups: []string{"changes.example.com"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+	crproxytest.NamespacesRule)
 
 // gizmoCRD is a CRD of changes.example.com in the given scope, with the
 // given short names.
