@@ -1,6 +1,7 @@
 // Package crproxytest is crproxy's test kit, the one the end-to-end tests,
 // the benchmarks, the soak and `crproxy dev` share: the documentation's
-// manifests (CRDs and RBAC, embedded), crproxy configurations built as
+// manifests (CRDs and RBAC, embedded), a tenant's grant at a target for a
+// test's own resources (ClientRBAC), crproxy configurations built as
 // config.Config, crproxy run in this process or as its own, object helpers
 // and Eventually. Clusters come from internal/localcluster (and, in tests,
 // from its clustertest).
