@@ -22,9 +22,10 @@ func Code(err error) int {
 	return -1
 }
 
-// Warnings records the Warnings a request's handling adds, as the
-// apiserver's warning filter does; give it to
-// warning.WithWarningRecorder. It is safe for concurrent use.
+// Warnings records the Warnings a request's handling adds; give it to
+// warning.WithWarningRecorder. It keeps every one, repeats included
+// (the apiserver's recorder drops repeats and bounds their size), so a
+// test sees each time crproxy adds one. It is safe for concurrent use.
 type Warnings struct {
 	mu   sync.Mutex
 	text []string

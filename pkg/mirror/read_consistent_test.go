@@ -129,9 +129,10 @@ func TestConsistentGetTargetFails(t *testing.T) {
 
 // A target answering the version the mirror holds gets the mirror's own
 // object back, whether its answer is the mirror's bytes (the target's
-// encoding, as crproxy stored it from the watch: not decoded) or the same
-// version written otherwise (decoded, compared by uid and
-// resourceVersion). The two differ in cost only.
+// encoding, as crproxy stored it from the watch; getAtTarget's byte
+// comparison) or the same version written otherwise (its uid and
+// resourceVersion comparison). Which of the two answered is not
+// observable here: they differ in cost only.
 func TestConsistentGetOfTheMirroredVersion(t *testing.T) {
 	const stored = `{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"mine","namespace":"default","resourceVersion":"11","uid":"u1"},"spec":{"text":"a"}}` + "\n"
 	for _, c := range []struct{ name, answer string }{

@@ -73,9 +73,14 @@ func TestRequestTimeout(t *testing.T) {
 // handler's headers or body), an answer begun is cut off so the caller
 // sees a failed response, not a short one.
 func TestRequestTimeoutAnswersForTheHandler(t *testing.T) {
+	// The late handler writes once the caller has its answer (release):
+	// kube-apiserver's filter answers at the deadline without waiting for
+	// it, and would cut an answer the handler began first.
+	release := make(chan struct{})
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Warning", `299 - "from the handler"`)
 		<-r.Context().Done()
+		<-release
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("the handler's answer"))
 	})
@@ -94,8 +99,11 @@ func TestRequestTimeoutAnswersForTheHandler(t *testing.T) {
 		withTestRequest(withRequestTimeout(h, 100*time.Millisecond), "alice").ServeHTTP(w, r)
 	}))
 	defer srv.Close()
+	hc := srv.Client()
+	hc.Timeout = 5 * time.Second
 
-	resp, err := srv.Client().Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources/x")
+	resp, err := hc.Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources/x")
+	close(release)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +118,7 @@ func TestRequestTimeoutAnswersForTheHandler(t *testing.T) {
 		t.Errorf("headers %v, want none of the handler's", resp.Header)
 	}
 
-	resp, err = srv.Client().Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources")
+	resp, err = hc.Get(srv.URL + "/apis/example.com/v1/namespaces/ns/myresources")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestExpiredWatchIsAnErrorEvent(t *testing.T) {
 	}
 	res := target.Resource(config.AccessAll) // its window starts at its revision
 	h := &apiHandler{}
-	r := httptest.NewRequest(http.MethodGet, "/apis/example.com/v1/namespaces/default/myresources?watch=1&resourceVersion=1", nil)
+	r := httptest.NewRequest(http.MethodGet, "/apis/example.com/v1/namespaces/default/myresources?watch=1&resourceVersion=1&timeoutSeconds=5", nil)
 	rec := httptest.NewRecorder()
 	h.watch(rec, r, res, &request.RequestInfo{Verb: "watch", Namespace: "default", Resource: "myresources"})
 
