@@ -12,6 +12,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 
@@ -290,10 +291,8 @@ func TestKubectlCustomResourceCases(t *testing.T) {
 	}
 	crproxytest.StartProxy(t, crproxytest.Options{Client: client, Config: cfg, EmptyGroupVersions: true})
 	var proxied []schema.GroupVersion
-	for key := range cfg.Experimental.Proxy.CustomResources {
-		resourceGroup, version, _ := strings.Cut(key, "/")
-		_, group, _ := strings.Cut(resourceGroup, ".")
-		proxied = append(proxied, schema.GroupVersion{Group: group, Version: version})
+	for _, gv := range cfg.GroupVersions() {
+		proxied = append(proxied, gv.GroupVersion)
 	}
 
 	for _, name := range []string{
@@ -343,6 +342,9 @@ func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *local
 		if err != nil {
 			t.Fatal(err)
 		}
+		line := func(r metav1.APIResource) string {
+			return fmt.Sprintf("%s namespaced=%v kind=%s", r.Name, r.Namespaced, r.Kind)
+		}
 		var out []string
 		for _, gv := range gvs {
 			list, err := dc.ServerResourcesForGroupVersion(gv.String())
@@ -351,7 +353,7 @@ func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *local
 				continue
 			}
 			for _, r := range list.APIResources {
-				out = append(out, fmt.Sprintf("%s %s namespaced=%v kind=%s", gv, r.Name, r.Namespaced, r.Kind))
+				out = append(out, gv.String()+" "+line(r))
 			}
 		}
 		// kubectl reads the aggregated /apis, which the client's
@@ -363,7 +365,7 @@ func awaitSameDiscovery(t *testing.T, ctx context.Context, client, target *local
 		aggregated := map[string][]string{}
 		for _, l := range lists {
 			for _, r := range l.APIResources {
-				aggregated[l.GroupVersion] = append(aggregated[l.GroupVersion], fmt.Sprintf("%s namespaced=%v kind=%s", r.Name, r.Namespaced, r.Kind))
+				aggregated[l.GroupVersion] = append(aggregated[l.GroupVersion], line(r))
 			}
 		}
 		for _, gv := range gvs {
