@@ -160,6 +160,7 @@ func (s *Server) Target() *mirror.Target {
 // its selection (Client's, in owned mode).
 func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 	s.t.Helper()
+	owned := labels.SelectorFromSet(Client.OwnerLabels())
 	s.mu.Lock()
 	var objs []*store.Object
 	for _, o := range s.objects {
@@ -172,7 +173,7 @@ func (s *Server) Resource(access config.AccessMode) *mirror.Resource {
 			s.mu.Unlock()
 			s.t.Fatal(err)
 		}
-		if access == config.AccessOwned && !labels.SelectorFromSet(Client.OwnerLabels()).Matches(labels.Set(so.Labels)) {
+		if access == config.AccessOwned && !owned.Matches(labels.Set(so.Labels)) {
 			continue
 		}
 		objs = append(objs, so)

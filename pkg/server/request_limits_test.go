@@ -91,13 +91,10 @@ func TestRequestTimeoutAnswersForTheHandler(t *testing.T) {
 		<-r.Context().Done()
 		_, _ = w.Write([]byte(`{}]}`))
 	})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := late
-		if r.URL.Path == "/apis/example.com/v1/namespaces/ns/myresources" {
-			h = begun
-		}
-		withTestRequest(withRequestTimeout(h, 100*time.Millisecond), "alice").ServeHTTP(w, r)
-	}))
+	mux := http.NewServeMux()
+	mux.Handle("/apis/example.com/v1/namespaces/ns/myresources/x", withTestRequest(withRequestTimeout(late, 100*time.Millisecond), "alice"))
+	mux.Handle("/apis/example.com/v1/namespaces/ns/myresources", withTestRequest(withRequestTimeout(begun, 100*time.Millisecond), "alice"))
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	hc := srv.Client()
 	hc.Timeout = 5 * time.Second
