@@ -73,44 +73,70 @@ func refusesDeleteCollection(resp *Response) bool {
 	return status.Reason == metav1.StatusReasonForbidden && strings.Contains(status.Message, "deletecollection")
 }
 
-// deleteCollection carries a deletecollection: one request at the target
-// with the owner selector added in owned mode, or, where the target
-// refuses the verb, deleteEach. Like delete it has no namespace rule.
-func (w *Writer) deleteCollection(ctx context.Context, req *Request) (*Response, error) {
-	query := url.Values{}
-	for k, v := range req.Query {
-		query[k] = v
+// deleteCollectionVerb carries a deletecollection: one request at the
+// target with the owner selector added in owned mode, or, where the target
+// refuses the verb, deleteEach. Like delete it has no namespace rule, and
+// it names no object to check.
+type deleteCollectionVerb struct {
+	opts *metav1.DeleteOptions
+	// query is the request's query with the owner selector added.
+	query url.Values
+}
+
+func (v *deleteCollectionVerb) decode(_ context.Context, req *Request) error {
+	v.query = url.Values{}
+	for k, vals := range req.Query {
+		v.query[k] = vals
 	}
 	if owned(req) {
-		selector, err := labels.Parse(query.Get("labelSelector"))
+		selector, err := labels.Parse(v.query.Get("labelSelector"))
 		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+			return apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
 		}
 		reqs, _ := req.Resource.Selector.Requirements()
-		query.Set("labelSelector", selector.Add(reqs...).String())
+		v.query.Set("labelSelector", selector.Add(reqs...).String())
 	}
-	opts, err := deleteOptions(req)
-	if err != nil {
-		return nil, err
+	var err error
+	v.opts, err = deleteOptions(req)
+	return err
+}
+
+func (v *deleteCollectionVerb) rules(*Request) rules { return rules{} }
+
+// prepare sends the caller's body and the narrowed query; a target known
+// to refuse the verb gets the fallback at once.
+func (v *deleteCollectionVerb) prepare(ctx context.Context, w *Writer, op *operation) (*Response, error) {
+	req := op.req
+	op.method, op.query, op.body = http.MethodDelete, v.query, req.Body
+	if len(req.Body) > 0 {
+		op.contentType = req.ContentType
 	}
-	if err := reachable(ctx, req); err != nil {
-		return nil, err
+	if w.refusals.refused(refusalKey(req), time.Now()) {
+		return w.deleteEach(ctx, req, v.query, v.opts)
 	}
-	key := req.Resource.Target.ID + "/" + req.Resource.GVR.String() + "/" + req.Namespace
-	if !w.refusals.refused(key, time.Now()) {
-		contentType := ""
-		if len(req.Body) > 0 {
-			contentType = req.ContentType
-		}
-		resp, err := w.send(ctx, req, http.MethodDelete, query, contentType, req.Body)
-		if err != nil || !refusesDeleteCollection(resp) {
-			return resp, err
-		}
-		w.refusals.remember(key, time.Now())
-		w.log.Info("the target refuses deletecollection; deleting one by one",
-			zap.String("target", req.Resource.Target.ID), zap.Stringer("resource", req.Resource.GVR), zap.String("namespace", req.Namespace))
+	return nil, nil
+}
+
+func (v *deleteCollectionVerb) build(_ context.Context, _ *Writer, op *operation, _ *store.Object) ([]byte, error) {
+	return op.body, nil
+}
+
+// finish turns the target's refusal of the verb into the fallback, and
+// remembers it.
+func (v *deleteCollectionVerb) finish(ctx context.Context, w *Writer, op *operation, resp *Response, err error) (*Response, error) {
+	if err != nil || !refusesDeleteCollection(resp) {
+		return resp, err
 	}
-	return w.deleteEach(ctx, req, query, opts)
+	req := op.req
+	w.refusals.remember(refusalKey(req), time.Now())
+	w.log.Info("the target refuses deletecollection; deleting one by one",
+		zap.String("target", req.Resource.Target.ID), zap.Stringer("resource", req.Resource.GVR), zap.String("namespace", req.Namespace))
+	return w.deleteEach(ctx, req, v.query, v.opts)
+}
+
+// refusalKey names what a refusal of deletecollection is remembered for.
+func refusalKey(req *Request) string {
+	return req.Resource.Target.ID + "/" + req.Resource.GVR.String() + "/" + req.Namespace
 }
 
 // collectionList is the part of a target's list the fallback reads.

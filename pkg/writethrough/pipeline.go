@@ -27,7 +27,7 @@ type verb interface {
 	// the write replaces (op.current) and sets what is sent (op.method,
 	// op.contentType, op.conditional, op.createOnly) and its body, built
 	// by build. A non-nil Response is the answer, nothing more sent
-	// (delete's finalizer refused).
+	// (delete's finalizer refused, deletecollection's fallback).
 	prepare(ctx context.Context, w *Writer, op *operation) (*Response, error)
 	// build makes the body sent from current, the object as last read;
 	// the send step calls it again after a conflict on a condition crproxy
@@ -67,6 +67,8 @@ type operation struct {
 	current *store.Object
 	// method and contentType are those of the request sent.
 	method, contentType string
+	// query is the query sent, when not the request's own (nil).
+	query url.Values
 	// body is what build made from current.
 	body []byte
 	// conditional says crproxy made the write conditional on current's
@@ -76,6 +78,14 @@ type operation struct {
 	// object not existing (createOnlyResourceVersion); a conflict means
 	// another caller created it meanwhile.
 	createOnly bool
+}
+
+// sendQuery is the query sent: op.query, else the request's.
+func (op *operation) sendQuery() url.Values {
+	if op.query != nil {
+		return op.query
+	}
+	return op.req.Query
 }
 
 // uid is the UID the write is conditional on: the checked object's.
@@ -108,6 +118,8 @@ func verbOf(req *Request) verb {
 		return &patchVerb{}
 	case "delete":
 		return &deleteVerb{}
+	case "deletecollection":
+		return &deleteCollectionVerb{}
 	case "get":
 		if req.scale() {
 			return getScaleVerb{}
@@ -118,9 +130,6 @@ func verbOf(req *Request) verb {
 
 // write runs one attempt of a write by its verb.
 func (w *Writer) write(ctx context.Context, req *Request) (*Response, error) {
-	if req.Verb == "deletecollection" {
-		return w.deleteCollection(ctx, req)
-	}
 	v := verbOf(req)
 	if v == nil {
 		return nil, apierrors.NewMethodNotSupported(req.Resource.GVR.GroupResource(), req.Verb)
@@ -198,7 +207,7 @@ func (w *Writer) run(ctx context.Context, req *Request, v verb) (*Response, erro
 func (w *Writer) sendBuilt(ctx context.Context, v verb, op *operation) (*Response, error) {
 	req := op.req
 	if op.createOnly {
-		resp, err := w.send(ctx, req, op.method, req.Query, op.contentType, op.body)
+		resp, err := w.send(ctx, req, op.method, op.sendQuery(), op.contentType, op.body)
 		if err != nil || resp.Code != http.StatusConflict {
 			return resp, err
 		}
@@ -222,7 +231,7 @@ func (w *Writer) sendBuilt(ctx context.Context, v verb, op *operation) (*Respons
 			}
 			op.body, built = body, current
 		}
-		return w.send(ctx, req, op.method, req.Query, op.contentType, op.body)
+		return w.send(ctx, req, op.method, op.sendQuery(), op.contentType, op.body)
 	})
 	return resp, err
 }

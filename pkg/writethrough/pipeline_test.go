@@ -46,6 +46,12 @@ func verbRequest(verb, name string) *Request {
 		req.Body = []byte(`{"apiVersion":"example.com/v1","kind":"MyResource","metadata":{"name":"` + name + `"},"spec":{"text":"b"},"status":{"ready":true}}`)
 	case "scale":
 		req.Verb, req.Subresource, req.Path = "get", "scale", req.Path+"/scale"
+	case "scale update":
+		req.Verb, req.Subresource, req.Path, req.ContentType = "update", "scale", req.Path+"/scale", "application/json"
+		req.Body = []byte(`{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"` + name + `","namespace":"default"},"spec":{"replicas":3}}`)
+	case "scale patch":
+		req.Verb, req.Subresource, req.Path, req.ContentType = "patch", "scale", req.Path+"/scale", "application/merge-patch+json"
+		req.Body = []byte(`{"spec":{"replicas":3}}`)
 	case "delete":
 		req.Verb = "delete"
 	case "deletecollection":
@@ -62,7 +68,8 @@ func codeOf(resp *Response, err error) int {
 	return resp.Code
 }
 
-// after describes the target's object: "gone", or spec.text/owner.
+// after describes the target's object: "gone", or spec.text/owner, with
+// /replicas once a scale write set them.
 func after(target *faketarget.Server, name string) string {
 	o := target.Object("default", name)
 	if o == nil {
@@ -71,6 +78,9 @@ func after(target *faketarget.Server, name string) string {
 	spec, _ := o["spec"].(map[string]any)
 	meta, _ := o["metadata"].(map[string]any)
 	labels, _ := meta["labels"].(map[string]any)
+	if replicas, ok := spec["replicas"]; ok {
+		return fmt.Sprintf("%v/%v/%v", spec["text"], labels["vcluster.com/owner-vcluster"], replicas)
+	}
 	return fmt.Sprintf("%v/%v", spec["text"], labels["vcluster.com/owner-vcluster"])
 }
 
@@ -109,6 +119,12 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{owned, "status", "others", 404, "a/team-b", 1},
 		{owned, "scale", "mine", 200, "a/client", 1},
 		{owned, "scale", "others", 404, "a/team-b", 1},
+		{owned, "scale update", "mine", 200, "a/client/3", 1},
+		{owned, "scale update", "others", 404, "a/team-b", 1},
+		{owned, "scale update", "missing", 404, "gone", 1},
+		{owned, "scale patch", "mine", 200, "a/client/3", 1},
+		{owned, "scale patch", "others", 404, "a/team-b", 1},
+		{owned, "scale patch", "missing", 404, "gone", 1},
 		{owned, "deletecollection", "mine", 200, "gone", 1}, // with the owner selector
 		{owned, "deletecollection", "others", 200, "a/team-b", 1},
 
@@ -127,6 +143,10 @@ func TestVerbsByAccessMode(t *testing.T) {
 		{all, "delete", "missing", 404, "gone", 1},
 		{all, "status", "others", 200, "a/team-b", 1},
 		{all, "scale", "others", 200, "a/team-b", 1},
+		{all, "scale update", "others", 200, "a/team-b/3", 1},
+		{all, "scale update", "missing", 404, "gone", 1},
+		{all, "scale patch", "others", 200, "a/team-b/3", 1},
+		{all, "scale patch", "missing", 404, "gone", 1},
 		{all, "deletecollection", "others", 200, "gone", 1},
 	} {
 		t.Run(fmt.Sprintf("%s %s of %s", c.mode, c.verb, c.object), func(t *testing.T) {
@@ -165,16 +185,19 @@ func TestBadInputReachesNothing(t *testing.T) {
 		contentType string
 		body        string
 		code        int
+		query       string
 	}{
-		{"create that is not JSON", "create", "application/json", `{"kind":`, 400},
-		{"update that is not JSON", "update", "application/json", `{"kind":`, 400},
-		{"update of another kind", "update", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"new"}}`, 400},
-		{"merge patch that is not JSON", "patch", "application/merge-patch+json", `{"spec":`, 400},
-		{"merge patch that is not an object", "patch", "application/merge-patch+json", `[1]`, 400},
-		{"JSON patch that is not a list", "patch", "application/json-patch+json", `{"op":"add"}`, 400},
-		{"apply that is not YAML", "patch", "application/apply-patch+yaml", "a: [", 400},
-		{"patch of an unknown type", "patch", "application/strategic-merge-patch+json", `{}`, 415},
-		{"delete with malformed options", "delete", "application/json", `{"gracePeriodSeconds":"soon"}`, 400},
+		{"create that is not JSON", "create", "application/json", `{"kind":`, 400, ""},
+		{"update that is not JSON", "update", "application/json", `{"kind":`, 400, ""},
+		{"update of another kind", "update", "application/json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"new"}}`, 400, ""},
+		{"merge patch that is not JSON", "patch", "application/merge-patch+json", `{"spec":`, 400, ""},
+		{"merge patch that is not an object", "patch", "application/merge-patch+json", `[1]`, 400, ""},
+		{"JSON patch that is not a list", "patch", "application/json-patch+json", `{"op":"add"}`, 400, ""},
+		{"apply that is not YAML", "patch", "application/apply-patch+yaml", "a: [", 400, ""},
+		{"patch of an unknown type", "patch", "application/strategic-merge-patch+json", `{}`, 415, ""},
+		{"delete with malformed options", "delete", "application/json", `{"gracePeriodSeconds":"soon"}`, 400, ""},
+		{"deletecollection with malformed options", "deletecollection", "application/json", `{"gracePeriodSeconds":"soon"}`, 400, ""},
+		{"deletecollection with a malformed selector", "deletecollection", "", "", 400, "labelSelector=a%20in%20(b"},
 	} {
 		// Bad input is bad whatever the target's state: not a 503 while
 		// it is unreachable, as a kube-apiserver whose etcd is down
@@ -191,11 +214,15 @@ func TestBadInputReachesNothing(t *testing.T) {
 					res.Target.Connection.Observe(errors.New("connection refused"))
 				}
 				w := New(Options{Client: config.Client{Name: "client"}})
+				var err error
 				req := &Request{Resource: res, Verb: c.verb, Namespace: "default", Name: "new",
 					Path: "/apis/example.com/v1/namespaces/default/myresources/new", Query: url.Values{},
 					ContentType: c.contentType, Body: []byte(c.body)}
-				if c.verb == "create" {
+				if c.verb == "create" || c.verb == "deletecollection" {
 					req.Name, req.Path = "", strings.TrimSuffix(req.Path, "/new")
+				}
+				if req.Query, err = url.ParseQuery(c.query); err != nil {
+					t.Fatal(err)
 				}
 				resp, err := w.Write(context.Background(), req)
 				if got := codeOf(resp, err); got != c.code {
