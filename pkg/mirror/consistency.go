@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"time"
@@ -220,35 +219,13 @@ func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*s
 }
 
 // getFromTarget GETs the object namespace/name at the target and returns
-// its answer as sent, whatever the code; the error is the transport's.
+// its answer as sent, whatever the code; the error is a *CallError.
 func (r *Resource) getFromTarget(ctx context.Context, namespace, name string) (code int, body []byte, err error) {
-	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, targetReadTimeout)
-	defer cancel()
-	// The transport records a failure while the request's context lives
-	// (recordFailures); this records the one it cannot, targetReadTimeout
-	// running out. A caller that gave up says nothing about the target.
-	observe := func(err error) {
-		if caller.Err() == nil {
-			r.Target.Connection.Observe(err)
-		}
-	}
-	req, err := r.Target.NewRequest(ctx, http.MethodGet, ObjectPath(r, namespace, name), nil, nil)
+	a, err := r.Target.Send(ctx, Call{Method: http.MethodGet, Path: ObjectPath(r, namespace, name), Timeout: targetReadTimeout})
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := r.Target.Do(req)
-	if err != nil {
-		observe(err)
-		return 0, nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err = io.ReadAll(resp.Body)
-	if err != nil {
-		observe(err)
-		return 0, nil, err
-	}
-	return resp.StatusCode, body, nil
+	return a.Code, a.Body, nil
 }
 
 // ObjectPath is the API path of the object namespace/name of res.

@@ -1,20 +1,14 @@
 package writethrough
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
-	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apiserver/pkg/warning"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
@@ -47,73 +41,31 @@ type targetRequest struct {
 // Transport failures become the Status the failure model prescribes: 503
 // with Retry-After when nothing was written (the request never reached the
 // target, or it is a read with r.wroteNothing), 504 when it may have been
-// (the outcome is unknown). Nothing is
-// retried here: a create sent twice could be created twice. A caller that
-// gives up (its context ends) is not a failure of the target: the target's
-// health is left as it is.
+// (the outcome is unknown). Nothing is retried here (mirror.Target.Send):
+// a create sent twice could be created twice. A caller that gives up (its
+// context ends) is not a failure of the target.
 func (w *Writer) do(ctx context.Context, t *mirror.Target, caller string, r targetRequest) (*Response, error) {
-	callerCtx := ctx
-	observe := func(err error) {
-		if callerCtx.Err() == nil {
-			t.Connection.Observe(err)
-		}
+	call := mirror.Call{Method: r.method, Path: r.path, Query: r.query, ContentType: r.contentType, Body: r.body, Timeout: w.targetTimeout}
+	if caller != "" {
+		call.Header = http.Header{"Impersonate-Extra-" + url.PathEscape(OriginalUserExtra): {caller}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.targetTimeout)
-	defer cancel()
-	// written tells whether the last attempt sent the request: net/http
-	// retries a request written to an idle connection the server had
-	// already closed (it then knows the server never read it) on a new
-	// connection, and only that last attempt counts.
-	var written atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GetConn:      func(string) { written.Store(false) },
-		WroteRequest: func(httptrace.WroteRequestInfo) { written.Store(true) },
-	})
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	httpReq, err := t.NewRequest(ctx, r.method, r.path, r.query, body)
-	if err != nil {
+	a, err := t.Send(ctx, call)
+	var failed *mirror.CallError
+	switch {
+	case errors.As(err, &failed) && failed.CallerGone:
+		return nil, callerGaveUp(t, failed.Sent && !r.wroteNothing)
+	case errors.As(err, &failed):
+		return nil, transportError(t, failed.Err, failed.Sent && !r.wroteNothing)
+	case err != nil:
 		return nil, apierrors.NewInternalError(err)
 	}
-	if r.contentType != "" {
-		httpReq.Header.Set("Content-Type", r.contentType)
-	}
-	if caller != "" {
-		httpReq.Header.Set("Impersonate-Extra-"+url.PathEscape(OriginalUserExtra), caller)
-	}
-	// fail answers a request that got no answer: a caller that left is
-	// told so, anything else is the target's failure.
-	fail := func(err error, written bool) (*Response, error) {
-		if callerCtx.Err() != nil {
-			return nil, callerGaveUp(t, written)
-		}
-		err = transportError(t, err, written)
-		observe(err)
-		return nil, err
-	}
-	resp, err := t.Do(httpReq)
-	if err != nil {
-		var opErr *net.OpError
-		dialFailed := errors.As(err, &opErr) && opErr.Op == "dial"
-		return fail(err, written.Load() && !dialFailed && !r.wroteNothing)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fail(err, !r.wroteNothing)
-	}
-	observe(nil)
-	if resp.StatusCode == http.StatusForbidden && w.onForbidden != nil {
+	if a.Code == http.StatusForbidden && w.onForbidden != nil {
 		w.onForbidden(t.ID)
 	}
-	if warnings, _ := utilnet.ParseWarningHeaders(resp.Header.Values("Warning")); len(warnings) > 0 {
-		for _, wh := range warnings {
-			warning.AddWarning(ctx, wh.Agent, wh.Text)
-		}
+	for _, wh := range a.Warnings {
+		warning.AddWarning(ctx, wh.Agent, wh.Text)
 	}
-	return &Response{Code: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: data}, nil
+	return &Response{Code: a.Code, ContentType: a.ContentType, Body: a.Body}, nil
 }
 
 // callerGaveUp is the Status for a request whose caller's context ended

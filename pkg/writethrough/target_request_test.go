@@ -58,26 +58,6 @@ func TestTransportFailuresTellWhetherAnythingWasWritten(t *testing.T) {
 	}
 }
 
-// A target reached below a path (a platform's proxy URL) gets its writes
-// below that path too, as its reads through client-go.
-func TestWritesKeepTheTargetURLPath(t *testing.T) {
-	paths := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		paths <- r.URL.Path
-		w.WriteHeader(http.StatusCreated)
-	}))
-	defer srv.Close()
-	target := testTarget(t, strings.TrimPrefix(srv.URL, "http://"))
-	target.Host.Path = "/kubernetes/project/p/virtualcluster/x/"
-	resp, err := New(Options{}).do(context.Background(), target, "", targetRequest{method: http.MethodPost, path: "/apis/example.com/v1/namespaces/ns/myresources", query: url.Values{}, body: []byte("{}")})
-	if err != nil || resp.Code != http.StatusCreated {
-		t.Fatalf("write: %v %v", resp, err)
-	}
-	if got, want := <-paths, "/kubernetes/project/p/virtualcluster/x/apis/example.com/v1/namespaces/ns/myresources"; got != want {
-		t.Errorf("the target got %s, want %s", got, want)
-	}
-}
-
 // A caller that gives up does not make the target look down: 40
 // abandoned writes leave it Connected, and the next write goes through.
 func TestAbandonedWritesAreNotTargetFailures(t *testing.T) {
