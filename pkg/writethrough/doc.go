@@ -16,8 +16,9 @@
 // carry crproxy names at the target, so each side's garbage collector acts
 // only on owners it holds. A namespaced create, update or patch needs the
 // namespace in the client cluster (a delete does not, as with the
-// NamespaceLifecycle admission plugin); a missing namespace is created on
-// the target first. A write
+// NamespaceLifecycle admission plugin); for a write that may create (create,
+// server-side apply), a namespace the target lacks is created there once
+// every check has passed. A write
 // returns as soon as the target has answered; the caller reads its own
 // write because a consistent read waits for the target's current state
 // (pkg/mirror). Bad input answers a Kubernetes Status and nothing reaches
