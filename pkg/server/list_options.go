@@ -207,11 +207,22 @@ func decodeContinue(s string) (*continueToken, error) {
 	return &t, nil
 }
 
+// exact reports whether a list asks for the state at its resourceVersion
+// exactly: resourceVersionMatch=Exact, or, as the kube-apiserver still
+// reads it, a first page (limit set) at resourceVersion N without a
+// resourceVersionMatch.
+func (o *readOptions) exact() bool {
+	if o.ResourceVersionMatch == metav1.ResourceVersionMatchExact {
+		return true
+	}
+	return o.ResourceVersionMatch == "" && o.Limit > 0 && o.continue_ == nil && o.ResourceVersion != "" && o.ResourceVersion != "0"
+}
+
 // read is what the query asks of the mirror, in namespace ("" for all).
 func (o *readOptions) read(namespace string) mirror.Read {
 	read := mirror.Read{
 		Freshness:         mirror.Freshness{Consistent: o.ResourceVersion == "", NotOlderThan: o.rv},
-		Exact:             o.ResourceVersionMatch == metav1.ResourceVersionMatchExact,
+		Exact:             o.exact(),
 		SendInitialEvents: o.SendInitialEvents,
 		Scope:             mirror.Scope{LabelSelector: o.LabelSelector, FieldSelector: o.FieldSelector, Matches: o.matches},
 	}

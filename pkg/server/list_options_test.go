@@ -115,6 +115,10 @@ func TestReadOfQuery(t *testing.T) {
 		{"resourceVersion=17&resourceVersionMatch=NotOlderThan", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}}},
 		{"resourceVersion=17&resourceVersionMatch=Exact", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}, Exact: true}},
 		{"limit=5&continue=" + token, false, mirror.Read{Freshness: mirror.Freshness{Consistent: true}, Continue: 42}},
+		// The kube-apiserver's legacy exact match: a first page at N.
+		{"resourceVersion=17&limit=5", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}, Exact: true}},
+		{"resourceVersion=17&limit=5&resourceVersionMatch=NotOlderThan", false, mirror.Read{Freshness: mirror.Freshness{NotOlderThan: 17}}},
+		{"resourceVersion=0&limit=5", false, mirror.Read{}},
 		{"labelSelector=a%3Db&fieldSelector=metadata.name%3Dx", false, mirror.Read{Freshness: mirror.Freshness{Consistent: true},
 			Scope: mirror.Scope{Namespace: "default", LabelSelector: "a=b", FieldSelector: "metadata.name=x"}}},
 		{"watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true", true,
