@@ -28,8 +28,10 @@ import (
 //     selection's state and wait until the mirror reflects it
 //     (waitConsistent, selection_state.go). Nothing is written.
 //   - resourceVersion "0": the mirror's state, at once.
-//   - resourceVersion N (NotOlderThan): the mirror once it holds N; 504
-//     "Too large resource version" after notOlderThanTimeout.
+//   - resourceVersion N (NotOlderThan): the mirror once it holds N, asking
+//     the target for a bookmark when its watch does not bring N at once
+//     (progress.go); 504 "Too large resource version" after
+//     notOlderThanTimeout.
 //
 // Every read first waits, bounded, for a resource never mirrored yet
 // (waitSynced). When the target is unreachable or refuses the identity,
@@ -241,11 +243,20 @@ func ObjectPath(res *Resource, namespace, name string) string {
 }
 
 // waitNotOlderThan waits, bounded as the kube-apiserver's cache does, until
-// the mirror holds rv; then it answers the apiserver's "too large resource
-// version" (504 with Retry-After).
+// the mirror holds rv, asking the target for its progress when the watch
+// does not bring rv at once (progress.go); then it answers the
+// apiserver's "too large resource version" (504 with Retry-After).
 func (r *Resource) waitNotOlderThan(ctx context.Context, rv uint64) error {
 	wait, cancel := context.WithTimeout(ctx, notOlderThanTimeout)
 	defer cancel()
+	if r.Cache.ResourceVersion() < rv {
+		first, stop := context.WithTimeout(wait, progressAfter)
+		err := r.Cache.WaitForResourceVersion(first, rv)
+		stop()
+		if err != nil && wait.Err() == nil {
+			r.requestProgress(wait, rv)
+		}
+	}
 	if err := r.Cache.WaitForResourceVersion(wait, rv); err != nil {
 		return storage.NewTooLargeResourceVersionError(rv, r.Cache.ResourceVersion(), 1)
 	}

@@ -75,6 +75,9 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 	conn := r.Target.Connection
 	checked := false
 	apply := reflectorStore{cache: r.Cache, passthrough: r.Target.Passthrough}
+	// forProgress says the next watch is for a read's bookmark
+	// (progress.go).
+	forProgress := false
 	for ctx.Err() == nil {
 		var w watch.Interface
 		err := conn.Retry(ctx, func(ctx context.Context) error {
@@ -91,6 +94,9 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 			// As the reflector does: end a watch now and then, so one the
 			// target silently dropped does not hang forever.
 			timeout := int64(300 + rand.IntN(300))
+			if forProgress {
+				timeout = progressWatchTimeout
+			}
 			var err error
 			w, err = r.watchTarget(ctx, metav1.ListOptions{
 				LabelSelector:       r.Selector.String(),
@@ -108,7 +114,14 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 		}
 		checked = true
 		conn.MarkSynced()
-		if err := r.applyEvents(ctx, w, apply, log); err != nil {
+		progressWatch := forProgress
+		forProgress = false
+		err = r.applyEvents(ctx, w, apply, progressWatch, log)
+		if errors.Is(err, errProgressRequested) {
+			forProgress = true
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		// Ended: the target closed it, it timed out, or the connection
@@ -123,19 +136,33 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 }
 
 // applyEvents applies w's events to the cache until w ends (nil) or ctx
-// does, or the target says the watch cannot go on from where it started
-// (errResync).
-func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply reflectorStore, log *zap.Logger) error {
+// does, the target says the watch cannot go on from where it started
+// (errResync), or a read asks for the target's progress
+// (errProgressRequested). A request while w is the watch opened for one
+// (forProgress) waits for w's bookmark and then for another such watch:
+// reopening would only put the bookmark off.
+func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply reflectorStore, forProgress bool, log *zap.Logger) error {
 	defer w.Stop()
+	progress := r.progress.signal()
+	requested := false
 	for {
 		var ev watch.Event
 		var open bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-progress:
+			if !forProgress {
+				return errProgressRequested
+			}
+			requested = true
+			continue
 		case ev, open = <-w.ResultChan():
 		}
 		if !open {
+			if requested {
+				return errProgressRequested
+			}
 			return nil
 		}
 		r.Target.Connection.EventReceived()
@@ -155,6 +182,9 @@ func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply ref
 				return fmt.Errorf("%w: %v", errResync, status)
 			}
 			log.Info("the watch ended with an error; resuming", zap.Error(status))
+			if requested {
+				return errProgressRequested
+			}
 			return nil
 		}
 		if err != nil {

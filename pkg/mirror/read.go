@@ -56,8 +56,8 @@ func (r *Resource) Object(ctx context.Context, read Read, namespace, name string
 
 // List returns the snapshot a LIST answers from: a continue token's state
 // (410 Expired once compacted away), resourceVersionMatch=Exact's state
-// (410 when too old, 504 when ahead of the mirror), or the mirror's state
-// once waitFresh allows.
+// (410 when too old, 504 when still ahead of the mirror after
+// waitNotOlderThan), or the mirror's state once waitFresh allows.
 func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error) {
 	r.warnIfStale(ctx)
 	switch {
@@ -77,6 +77,11 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 		return snap, err
 	case read.Exact:
 		if err := r.waitSynced(ctx); err != nil {
+			return nil, err
+		}
+		// The kube-apiserver's cache waits for an exact version it does
+		// not hold yet too.
+		if err := r.waitNotOlderThan(ctx, read.NotOlderThan); err != nil {
 			return nil, err
 		}
 		snap, err := r.Cache.SnapshotAt(read.NotOlderThan)

@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/crproxy/crproxy/pkg/reconnect"
 	"github.com/crproxy/crproxy/pkg/store"
 )
 
@@ -38,8 +40,13 @@ func readResource(t *testing.T) *Resource {
 	if err := c.Update(storedObject(t, "b", "40")); err != nil {
 		t.Fatal(err)
 	}
+	// A target nothing answers at: a read ahead of the mirror asks it for
+	// its progress in vain.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	host, _ := url.Parse(srv.URL)
 	r := &Resource{GVR: schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}, Cache: c,
-		Target: &Target{ID: "p/t", Connection: reconnect.NewTracker("p/t", reconnect.Options{})}}
+		Selector: labels.Everything(), Target: NewTargetAt("p/t", host, &http.Client{})}
 	return r
 }
 

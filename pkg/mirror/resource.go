@@ -45,6 +45,9 @@ type Resource struct {
 	// (selection_state.go).
 	selections sharedSelections
 	inflight   atomic.Int32 // consistent reads under way
+	// progress carries reads' requests for the target's bookmark to the
+	// follower (progress.go).
+	progress progressRequests
 }
 
 // servedAPI is what the target's discovery says of a resource.

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/crproxy/crproxy/internal/crproxytest"
 	"github.com/crproxy/crproxy/internal/crproxytest/linearize"
 	"github.com/crproxy/crproxy/internal/localcluster"
@@ -467,4 +471,95 @@ func TestConsistentReadsWriteNothing(t *testing.T) {
 	if want := "crproxytest-churn default kube-node-lease kube-public kube-system"; namespaces != want {
 		t.Errorf("the target's namespaces are %q; want %q (nothing of crproxy's)", namespaces, want)
 	}
+}
+
+// A client that read a resourceVersion at the target (the numbering is
+// the target's) and reads at it through the client cluster is answered as
+// by a kube-apiserver, within its 3-s wait, also when the version moved
+// only with writes the mirror never sees (a ConfigMap at the target): the
+// mirror asks the target for a bookmark rather than wait for the periodic
+// one, about a minute away. An exact list is the target's state at that
+// version; a GET not older than it answers.
+func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
+	ctx := testContextWithin(t, 3*time.Minute)
+	target := clustertest.SharedAPIServer(t, "target")
+	client := clustertest.NewAPIServer(t, "client")
+	prepareTarget(t, ctx, target)
+	createAtTarget(t, ctx, target, "progress-ns", "client", []string{"p-1", "p-2"}, "")
+	startProxy(t, client, crproxytest.Config("client", client, target))
+	kubectl(t, ctx, client, "create", "namespace", "progress-ns")
+	atTarget := dynamicClient(t, target).Resource(crproxytest.MyResources).Namespace("progress-ns")
+	through := dynamicClient(t, client).Resource(crproxytest.MyResources).Namespace("progress-ns")
+	configMaps := dynamicClient(t, target).Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace("progress-ns")
+	owned := metav1.ListOptions{LabelSelector: "vcluster.com/owner-vcluster=client"}
+	crproxytest.Eventually(t, ctx, 60*time.Second, func() string {
+		list, err := through.List(ctx, metav1.ListOptions{})
+		switch {
+		case err != nil:
+			return err.Error()
+		case len(list.Items) != 2:
+			return fmt.Sprintf("%d objects through the client, want 2", len(list.Items))
+		}
+		return ""
+	})
+
+	// moveTarget writes a ConfigMap at the target and returns the target's
+	// state of the objects after it, and the mirror's resourceVersion.
+	moveTarget := func(round int) (*unstructured.UnstructuredList, uint64) {
+		t.Helper()
+		cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": fmt.Sprintf("progress-%d", round)}}}
+		if _, err := configMaps.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := atTarget.List(ctx, owned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirror, err := through.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return want, rvNumber(mirror.GetResourceVersion())
+	}
+	ahead := 0
+	for round := range 3 {
+		want, mirrorRV := moveTarget(2 * round)
+		if mirrorRV < rvNumber(want.GetResourceVersion()) {
+			ahead++
+		}
+		start := time.Now()
+		got, err := through.List(ctx, metav1.ListOptions{ResourceVersion: want.GetResourceVersion(), ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		if err != nil {
+			t.Fatalf("round %d: exact list at the target's %s (mirror at %d): %v", round, want.GetResourceVersion(), mirrorRV, err)
+		}
+		if got.GetResourceVersion() != want.GetResourceVersion() {
+			t.Errorf("round %d: the exact list is at %s, want %s", round, got.GetResourceVersion(), want.GetResourceVersion())
+		}
+		if diff := diffRVs(listRVs(want), listRVs(got)); diff != "" {
+			t.Errorf("round %d: the exact list differs from the target's: %s", round, diff)
+		}
+		listed := time.Since(start)
+
+		want, mirrorRV = moveTarget(2*round + 1)
+		if mirrorRV < rvNumber(want.GetResourceVersion()) {
+			ahead++
+		}
+		start = time.Now()
+		if _, err := through.Get(ctx, "p-1", metav1.GetOptions{ResourceVersion: want.GetResourceVersion()}); err != nil {
+			t.Fatalf("round %d: GET not older than the target's %s (mirror at %d): %v", round, want.GetResourceVersion(), mirrorRV, err)
+		}
+		t.Logf("round %d: exact list in %s, GET not older than in %s", round, listed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+	if ahead == 0 {
+		t.Fatal("the target's resourceVersion was never ahead of the mirror's: nothing was tested")
+	}
+}
+
+// listRVs maps a list's names to their resourceVersions.
+func listRVs(list *unstructured.UnstructuredList) map[string]string {
+	out := map[string]string{}
+	for _, item := range list.Items {
+		out[item.GetName()] = item.GetResourceVersion()
+	}
+	return out
 }
