@@ -22,7 +22,10 @@
 // Reads: Resource.Object, List and Watch answer a read as the
 // kube-apiserver's cacher would, by its resourceVersion rules (read.go); a
 // consistent read first proves the mirror current against the target
-// without writing anything there (consistency.go, selection_state.go).
+// without writing anything there (consistency.go, selection_state.go); a
+// read at a resourceVersion the target holds and the mirror does not yet
+// asks the target for a bookmark through the follower's watch
+// (progress.go).
 //
 // Use:
 //
