@@ -29,8 +29,8 @@ import (
 //     (waitConsistent, selection_state.go). Nothing is written.
 //   - resourceVersion "0": the mirror's state, at once.
 //   - resourceVersion N (NotOlderThan): the mirror once it holds N, asking
-//     the target for a bookmark when its watch does not bring N at once
-//     (progress.go); 504 "Too large resource version" after
+//     the target for a bookmark when its watch does not bring N within
+//     progressAfter (progress.go); 504 "Too large resource version" after
 //     notOlderThanTimeout.
 //
 // Every read first waits, bounded, for a resource never mirrored yet
@@ -221,7 +221,7 @@ func (r *Resource) ReadAtTarget(ctx context.Context, namespace, name string) (*s
 }
 
 // getFromTarget GETs the object namespace/name at the target and returns
-// its answer as sent, whatever the code; the error is a *CallError.
+// its answer as sent, whatever the code; the error is Send's.
 func (r *Resource) getFromTarget(ctx context.Context, namespace, name string) (code int, body []byte, err error) {
 	a, err := r.Target.Send(ctx, Call{Method: http.MethodGet, Path: ObjectPath(r, namespace, name), Timeout: targetReadTimeout})
 	if err != nil {

@@ -75,9 +75,13 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 	conn := r.Target.Connection
 	checked := false
 	apply := reflectorStore{cache: r.Cache, passthrough: r.Target.Passthrough}
-	// forProgress says the next watch is for a read's bookmark
-	// (progress.go).
-	forProgress := false
+	// A request made before this follow began is answered by the list
+	// that began it.
+	select {
+	case <-r.progress.signal():
+	default:
+	}
+	var progress followerProgress
 	for ctx.Err() == nil {
 		var w watch.Interface
 		err := conn.Retry(ctx, func(ctx context.Context) error {
@@ -94,7 +98,7 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 			// As the reflector does: end a watch now and then, so one the
 			// target silently dropped does not hang forever.
 			timeout := int64(300 + rand.IntN(300))
-			if forProgress {
+			if progress.next {
 				timeout = progressWatchTimeout
 			}
 			var err error
@@ -114,11 +118,9 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 		}
 		checked = true
 		conn.MarkSynced()
-		progressWatch := forProgress
-		forProgress = false
-		err = r.applyEvents(ctx, w, apply, progressWatch, log)
+		err = r.applyEvents(ctx, w, apply, &progress, log)
 		if errors.Is(err, errProgressRequested) {
-			forProgress = true
+			progress.next = true
 			continue
 		}
 		if err != nil {
@@ -138,32 +140,46 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 // applyEvents applies w's events to the cache until w ends (nil) or ctx
 // does, the target says the watch cannot go on from where it started
 // (errResync), or a read asks for the target's progress
-// (errProgressRequested). A request while w is the watch opened for one
-// (forProgress) waits for w's bookmark and then for another such watch:
-// reopening would only put the bookmark off.
-func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply reflectorStore, forProgress bool, log *zap.Logger) error {
+// (errProgressRequested). A watch opened for a bookmark (progress.next)
+// ends once its bookmark is applied; a request while it is open waits for
+// that bookmark and then for another such watch, since reopening would
+// put the bookmark off.
+func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply reflectorStore, progress *followerProgress, log *zap.Logger) error {
 	defer w.Stop()
-	progress := r.progress.signal()
+	forProgress := progress.next
+	progress.next = false
+	signal := r.progress.signal()
 	requested := false
+	opened := time.Now()
+	// end is applyEvents' answer once w ends without an error.
+	end := func() error {
+		if requested {
+			return errProgressRequested
+		}
+		return nil
+	}
 	for {
 		var ev watch.Event
 		var open bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-progress:
-			if !forProgress {
+		case <-signal:
+			switch {
+			case progress.muted():
+			case forProgress:
+				requested = true
+			default:
 				return errProgressRequested
 			}
-			requested = true
 			continue
 		case ev, open = <-w.ResultChan():
 		}
 		if !open {
-			if requested {
-				return errProgressRequested
+			if forProgress && time.Since(opened) >= progressWatchLived {
+				progress.mute(log) // its deadline came without the bookmark
 			}
-			return nil
+			return end()
 		}
 		r.Target.Connection.EventReceived()
 		var err error
@@ -182,13 +198,13 @@ func (r *Resource) applyEvents(ctx context.Context, w watch.Interface, apply ref
 				return fmt.Errorf("%w: %v", errResync, status)
 			}
 			log.Info("the watch ended with an error; resuming", zap.Error(status))
-			if requested {
-				return errProgressRequested
-			}
-			return nil
+			return end()
 		}
 		if err != nil {
 			log.Warn("could not apply a watched event", zap.String("type", string(ev.Type)), zap.Error(err))
+		}
+		if forProgress && ev.Type == watch.Bookmark {
+			return end() // the bookmark asked for: back to a long watch
 		}
 	}
 }

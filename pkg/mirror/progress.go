@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // A read for a resourceVersion the mirror does not hold yet (a client that
@@ -20,21 +22,32 @@ import (
 // order of its watch: a consistent metadata list of the selection makes the
 // target's watch cache current (it asks etcd itself) and tells whether the
 // target holds the version at all; then the follower reopens its watch
-// from the mirror's resourceVersion with a timeout of progressWatchTimeout,
-// and the target's watch cache sends that watch a bookmark of its current
-// resourceVersion 2 s before the watch's deadline, at once. The bookmark
-// comes after every event it covers, as a periodic one does, so nothing
-// the target committed is skipped. A target that sends no such bookmark
-// (one without a watch cache) leaves the read to its bound, as before.
+// from the mirror's resourceVersion with timeoutSeconds
+// progressWatchTimeout. The target's watch cache sends a watch a bookmark
+// of its current resourceVersion 2 s before the watch's deadline (a
+// deadline nearer than that gets none), which for 3 s is 1 s after it
+// opened: its bookmark timer fires every 1-1.25 s, so the bookmark comes
+// 0-2.25 s after the watch opened. It comes after every event it covers,
+// as a periodic one does, so nothing the target committed is skipped;
+// then the follower goes back to a long watch. A target whose watch
+// sends no such bookmark (one without a watch cache) mutes requests for
+// progressMute, so that reads do not keep ending the long watch whose
+// periodic bookmarks they then wait for.
 const (
 	// progressAfter is how long a read waits for its resourceVersion
 	// before asking the target: a continue token of another crproxy is
 	// usually reached by the watch within it.
 	progressAfter = 100 * time.Millisecond
 	// progressWatchTimeout is the timeoutSeconds of the watch reopened for
-	// a bookmark: the target's watch cache schedules a watch's bookmark 2 s
-	// before its deadline, so 2 s asks for it at once.
-	progressWatchTimeout = 2
+	// a bookmark: the shortest whose bookmark the target's watch cache
+	// schedules (2 s before the deadline, in the future).
+	progressWatchTimeout = 3
+	// progressWatchLived is how long a watch opened for a bookmark ran
+	// when it ended at its deadline, not because the connection broke.
+	progressWatchLived = (progressWatchTimeout - 1) * time.Second
+	// progressMute is how long requests are ignored after a watch opened
+	// for a bookmark reached its deadline without one.
+	progressMute = 5 * time.Minute
 )
 
 // errProgressRequested ends a watch so that the follower reopens it for a
@@ -75,4 +88,23 @@ func (r *Resource) requestProgress(ctx context.Context, rv uint64) {
 		return // the target cannot tell, does not hold rv either, or the mirror has it
 	}
 	r.progress.request()
+}
+
+// followerProgress is the follower's side of progress requests.
+type followerProgress struct {
+	// next says the next watch is opened for a bookmark.
+	next bool
+	// mutedUntil is when requests are heard again, after a watch opened
+	// for a bookmark got none.
+	mutedUntil time.Time
+}
+
+// muted reports whether requests are ignored now.
+func (p *followerProgress) muted() bool { return time.Now().Before(p.mutedUntil) }
+
+// mute ignores requests for progressMute.
+func (p *followerProgress) mute(log *zap.Logger) {
+	p.mutedUntil = time.Now().Add(progressMute)
+	log.Info("the target sent no bookmark before a watch's deadline; reads ahead of the mirror wait for its periodic bookmarks",
+		zap.Duration("for", progressMute))
 }

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,9 +23,11 @@ import (
 
 // A read's request for the target's progress ends the follower's watch
 // and reopens it from the mirror's resourceVersion (for the bookmark the
-// target sends before that watch's short deadline); a request while that
-// watch is open waits for it to end, then opens another, so a bookmark
-// under way is not put off. The bookmark moves the mirror on.
+// target sends before that watch's short deadline); the bookmark moves
+// the mirror on and ends that watch. A request while it is open waits for
+// its bookmark, then opens another, so a bookmark under way is not put
+// off. A watch for a bookmark that reaches its deadline without one mutes
+// the requests: they would only keep ending the long watch.
 func TestProgressRequestReopensTheWatch(t *testing.T) {
 	gvr := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "things"}
 	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{})
@@ -93,15 +96,26 @@ func TestProgressRequestReopensTheWatch(t *testing.T) {
 	if err := c.WaitForResourceVersion(wctx, 25); err != nil {
 		t.Fatalf("the bookmark did not move the mirror: at %d", c.ResourceVersion())
 	}
-	forProgress.Stop() // its deadline
 	again := next("for the request made while the first was open")
-	again.Stop()
+	if !forProgress.IsStopped() {
+		t.Error("the watch for a bookmark went on after its bookmark")
+	}
+	again.Action(watch.Bookmark, bookmark)
 	next("to follow on")
 	none("without a request")
 
+	// A target that sends no bookmark by the deadline: muted.
+	r.progress.request()
+	silent := next("for a request")
+	time.Sleep(progressWatchLived)
+	silent.Stop() // its deadline
+	next("to follow on after the silent watch")
+	r.progress.request()
+	none("for a request after a watch for a bookmark got none")
+
 	mu.Lock()
 	defer mu.Unlock()
-	if len(watchRVs) != 4 || watchRVs[0] != "10" || watchRVs[1] != "10" || watchRVs[2] != "25" || watchRVs[3] != "25" {
-		t.Errorf("watches from %v, want 10, 10, 25, 25", watchRVs)
+	if want := "[10 10 25 25 25 25]"; fmt.Sprint(watchRVs) != want {
+		t.Errorf("watches from %v, want %s", watchRVs, want)
 	}
 }

@@ -21,8 +21,9 @@ type Read struct {
 	// Freshness is the resourceVersion parameter: "" (Consistent), "0",
 	// or N (NotOlderThan N).
 	Freshness
-	// Exact is resourceVersionMatch=Exact: a list of the state at
-	// NotOlderThan exactly.
+	// Exact asks for a list of the state at NotOlderThan exactly:
+	// resourceVersionMatch=Exact, or the apiserver's legacy exact match
+	// (a first page at N without a resourceVersionMatch).
 	Exact bool
 	// Continue is the resourceVersion of a list's continue token: the
 	// page is of the state at it (0: no token).

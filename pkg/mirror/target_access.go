@@ -110,7 +110,7 @@ func (t *Target) Send(ctx context.Context, c Call) (*Answer, error) {
 		return nil, err // not sent: the call is malformed
 	}
 	for k, v := range c.Header {
-		req.Header[k] = v
+		req.Header[http.CanonicalHeaderKey(k)] = v
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.ContentType != "" {

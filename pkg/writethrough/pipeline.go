@@ -26,8 +26,9 @@ type verb interface {
 	// prepare stamps and translates: from op.checked it finds the object
 	// the write replaces (op.current) and sets what is sent (op.method,
 	// op.contentType, op.conditional, op.createOnly) and its body, built
-	// by build. A non-nil Response is the answer, nothing more sent
-	// (delete's finalizer refused, deletecollection's fallback).
+	// by build. A non-nil Response is the answer, and the send step is
+	// skipped (delete's finalizer refused; deletecollection's fallback,
+	// which sent its own requests).
 	prepare(ctx context.Context, w *Writer, op *operation) (*Response, error)
 	// build makes the body sent from current, the object as last read;
 	// the send step calls it again after a conflict on a condition crproxy
