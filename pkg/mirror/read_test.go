@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,8 +99,9 @@ func TestObjectReads(t *testing.T) {
 }
 
 // A watch begins with the state for sendInitialEvents=true, and without
-// it for resourceVersion "" and "0"; from N it starts after N, and an N
-// gone from the window is the apiserver's 410 Expired.
+// it for resourceVersion "" and "0"; from N it starts after N, an N gone
+// from the window is the apiserver's 410 Expired, and an N the mirror does
+// not reach within the wait is a 504.
 func TestWatchReads(t *testing.T) {
 	yes, no := true, false
 	for _, c := range []struct {
@@ -112,12 +114,21 @@ func TestWatchReads(t *testing.T) {
 		{Read{Freshness: Freshness{NotOlderThan: 30}, SendInitialEvents: &yes}, true, false},
 		{Read{SendInitialEvents: &no}, false, false},
 		{Read{Freshness: Freshness{NotOlderThan: 10}}, false, true},
+		{Read{Freshness: Freshness{NotOlderThan: 90}}, false, false}, // ahead: 504
 	} {
 		t.Run(fmt.Sprintf("%+v", c.read), func(t *testing.T) {
 			if got := c.read.InitialEvents(); got != c.withState {
 				t.Errorf("InitialEvents %v, want %v", got, c.withState)
 			}
-			w, snap, err := readResource(t).Watch(context.Background(), c.read)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			w, snap, err := readResource(t).Watch(ctx, c.read)
+			if c.read.NotOlderThan == 90 {
+				if codeOf(err) != http.StatusGatewayTimeout || !strings.Contains(err.Error(), "Too large resource version") {
+					t.Fatalf("err %v, want 504 Too large resource version", err)
+				}
+				return
+			}
 			if c.expired {
 				if !apierrors.IsResourceExpired(err) || err.Error() != "too old resource version: 10 (40)" {
 					t.Fatalf("err %v, want 410 Expired: too old resource version: 10 (40)", err)

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/store"
@@ -57,8 +58,9 @@ func (h *apiHandler) watch(w http.ResponseWriter, r *http.Request, res *mirror.R
 		stream.includeObject, stream.table = include, h.tableConvertor(ctx, res)
 	}
 	watcher, snap, err := res.Watch(ctx, opts.read(info.Namespace))
-	if apierrors.IsResourceExpired(err) {
-		// The apiserver answers an expired watch with 200 and an ERROR event.
+	if apierrors.IsResourceExpired(err) || storage.IsTooLargeResourceVersion(err) {
+		// The apiserver answers an expired watch, and one whose version
+		// its cache did not reach in time, with 200 and an ERROR event.
 		stream.writeError(err)
 		return
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/crproxy/crproxy/internal/crproxytest"
@@ -482,7 +484,8 @@ func TestConsistentReadsWriteNothing(t *testing.T) {
 // only with writes the mirror never sees (a ConfigMap at the target): the
 // mirror asks the target for a bookmark rather than wait for the periodic
 // one, about a minute away. An exact list is the target's state at that
-// version; a GET not older than it answers.
+// version; a GET not older than it answers; a watch from it starts after
+// it.
 func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
 	ctx := testContextWithin(t, 3*time.Minute)
 	target := clustertest.SharedAPIServer(t, "target")
@@ -578,6 +581,35 @@ func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
 			t.Fatalf("round %d: GET not older than the target's %s (mirror at %d): %d %s", round, want.GetResourceVersion(), mirrorRV, code, body)
 		}
 		t.Logf("round %d: exact list in %s, GET not older than in %s", round, listed.Round(time.Millisecond), got1.Round(time.Millisecond))
+	}
+
+	// A watch from the target's version starts after it: its first event
+	// is the change made after it.
+	want, mirrorRV := moveTarget(6)
+	if mirrorRV < rvNumber(want.GetResourceVersion()) {
+		ahead++
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, client.URL+"/apis/example.com/v1/namespaces/progress-ns/myresources?watch=1&timeoutSeconds=30&resourceVersion="+want.GetResourceVersion(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := atTarget.Patch(ctx, "p-2", types.MergePatchType, []byte(`{"spec":{"priority":"low"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Type   string
+		Object unstructured.Unstructured
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ev); err != nil {
+		t.Fatalf("watch from the target's %s (mirror at %d): %d, %v", want.GetResourceVersion(), mirrorRV, resp.StatusCode, err)
+	}
+	if ev.Type != "MODIFIED" || ev.Object.GetName() != "p-2" || rvNumber(ev.Object.GetResourceVersion()) <= rvNumber(want.GetResourceVersion()) {
+		t.Errorf("the watch from %s (answer %d) began with %q %s at %s, want the change of p-2 after it", want.GetResourceVersion(), resp.StatusCode, ev.Type, ev.Object.GetName(), ev.Object.GetResourceVersion())
 	}
 	if ahead == 0 {
 		t.Fatal("the target's resourceVersion was never ahead of the mirror's: nothing was tested")
