@@ -18,7 +18,9 @@
 // every write meets the same state (fuzzing).
 //
 // Outcomes: Code reads the HTTP code of an error as a caller receives it,
-// and Warnings records the Warnings a request's handling adds.
+// and Warnings records the Warnings a request's handling adds. Refused and
+// HangUp are addresses of a target a request cannot reach, and of one that
+// loses the answer.
 //
 // What it does not do: admission, validation beyond the preconditions,
 // field management (a server-side apply is a merge patch that may

@@ -1,25 +1,26 @@
-package mirror
+package mirror_test
 
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 
+	"github.com/crproxy/crproxy/internal/faketarget"
+	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
 
 // targetAt is a target at the test server's URL with its plain client.
-func targetAt(t *testing.T, srv *httptest.Server) *Target {
+func targetAt(t *testing.T, srv *httptest.Server) *mirror.Target {
 	t.Helper()
 	host, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewTargetAt("default/target", host, srv.Client())
+	return mirror.NewTargetAt("default/target", host, srv.Client())
 }
 
 // A target reached below a path (a platform's proxy URL) gets its calls
@@ -42,7 +43,7 @@ func TestSendBelowTheTargetURLPath(t *testing.T) {
 	defer srv.Close()
 	target := targetAt(t, srv)
 	target.Host.Path = "/kubernetes/project/p/virtualcluster/x/"
-	a, err := target.Send(context.Background(), Call{
+	a, err := target.Send(context.Background(), mirror.Call{
 		Method: http.MethodPost, Path: "/apis/example.com/v1/namespaces/ns/myresources",
 		Query: url.Values{"fieldManager": {"m"}}, ContentType: "application/json", Body: []byte("{}"),
 		Header: http.Header{"Impersonate-Extra-X": {"alice"}},
@@ -62,15 +63,10 @@ func TestSendBelowTheTargetURLPath(t *testing.T) {
 // and whether the caller had left (then the target's health is kept).
 func TestSendFailures(t *testing.T) {
 	// Nothing listens: the dial fails, nothing was sent.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed, _ := url.Parse("http://" + l.Addr().String())
-	_ = l.Close()
-	target := NewTargetAt("default/target", closed, &http.Client{})
-	_, err = target.Send(context.Background(), Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
-	var failed *CallError
+	closed, _ := url.Parse("http://" + faketarget.Refused(t))
+	target := mirror.NewTargetAt("default/target", closed, &http.Client{})
+	_, err := target.Send(context.Background(), mirror.Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
+	var failed *mirror.CallError
 	if !errors.As(err, &failed) || failed.Sent || failed.CallerGone {
 		t.Fatalf("dial refused: %#v, want a CallError not sent", err)
 	}
@@ -79,35 +75,19 @@ func TestSendFailures(t *testing.T) {
 	}
 
 	// A server that reads the request and hangs up: it may have acted.
-	l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 4096)
-			_, _ = c.Read(buf)
-			_ = c.Close()
-		}
-	}()
-	host, _ := url.Parse("http://" + l.Addr().String())
-	target = NewTargetAt("default/target", host, &http.Client{})
-	_, err = target.Send(context.Background(), Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
+	host, _ := url.Parse("http://" + faketarget.HangUp(t))
+	target = mirror.NewTargetAt("default/target", host, &http.Client{})
+	_, err = target.Send(context.Background(), mirror.Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
 	if !errors.As(err, &failed) || !failed.Sent || failed.CallerGone {
 		t.Fatalf("hung up after reading: %#v, want a CallError sent", err)
 	}
 
 	// The caller left before anything was sent: not the target's failure.
-	target = NewTargetAt("default/target", host, &http.Client{})
+	target = mirror.NewTargetAt("default/target", host, &http.Client{})
 	target.Connection.MarkSynced()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = target.Send(gone, Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
+	_, err = target.Send(gone, mirror.Call{Method: http.MethodPost, Path: "/x", Body: []byte("{}")})
 	if !errors.As(err, &failed) || failed.Sent || !failed.CallerGone {
 		t.Fatalf("caller gone: %#v, want a CallError of a caller gone, not sent", err)
 	}

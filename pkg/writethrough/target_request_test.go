@@ -13,6 +13,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/crproxy/crproxy/internal/faketarget"
 	"github.com/crproxy/crproxy/pkg/mirror"
 	"github.com/crproxy/crproxy/pkg/reconnect"
 )
@@ -26,33 +27,14 @@ func testTarget(t *testing.T, addr string) *mirror.Target {
 func TestTransportFailuresTellWhetherAnythingWasWritten(t *testing.T) {
 	w := New(Options{})
 	// Nothing listens: the dial fails, nothing was written: 503.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedAddr := l.Addr().String()
-	l.Close()
-	_, err := w.do(context.Background(), testTarget(t, closedAddr), "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
+	_, err := w.do(context.Background(), testTarget(t, faketarget.Refused(t)), "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Fatalf("dial refused: %v, want 503", err)
 	}
 
 	// A server that reads the request and hangs up without answering: the
 	// outcome is unknown: 504.
-	l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 4096)
-			_, _ = c.Read(buf)
-			c.Close()
-		}
-	}()
-	_, err = w.do(context.Background(), testTarget(t, l.Addr().String()), "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
+	_, err = w.do(context.Background(), testTarget(t, faketarget.HangUp(t)), "", targetRequest{method: http.MethodPost, path: "/x", query: url.Values{}, body: []byte("{}")})
 	if !apierrors.IsTimeout(err) {
 		t.Fatalf("connection lost after sending: %v, want 504", err)
 	}

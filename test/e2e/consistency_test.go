@@ -533,9 +533,8 @@ func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(query string) (int, []byte, time.Duration) {
+	open := func(query string) *http.Response {
 		t.Helper()
-		start := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, client.URL+"/apis/example.com/v1/namespaces/progress-ns/myresources"+query, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -544,7 +543,13 @@ func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		t.Cleanup(func() { _ = resp.Body.Close() })
+		return resp
+	}
+	read := func(query string) (int, []byte, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		resp := open(query)
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatal(err)
@@ -589,15 +594,7 @@ func TestReadsAtTheTargetsResourceVersion(t *testing.T) {
 	if mirrorRV < rvNumber(want.GetResourceVersion()) {
 		ahead++
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, client.URL+"/apis/example.com/v1/namespaces/progress-ns/myresources?watch=1&timeoutSeconds=30&resourceVersion="+want.GetResourceVersion(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := open("?watch=1&timeoutSeconds=30&resourceVersion=" + want.GetResourceVersion())
 	if _, err := atTarget.Patch(ctx, "p-2", types.MergePatchType, []byte(`{"spec":{"priority":"low"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
