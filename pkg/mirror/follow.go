@@ -75,12 +75,6 @@ func (r *Resource) follow(ctx context.Context, checkIdentity func(context.Contex
 	conn := r.Target.Connection
 	checked := false
 	apply := reflectorStore{cache: r.Cache, passthrough: r.Target.Passthrough}
-	// A request made before this follow began is answered by the list
-	// that began it.
-	select {
-	case <-r.progress.signal():
-	default:
-	}
 	var progress followerProgress
 	for ctx.Err() == nil {
 		var w watch.Interface

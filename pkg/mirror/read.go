@@ -77,12 +77,9 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 		}
 		return snap, err
 	case read.Exact:
-		if err := r.waitSynced(ctx); err != nil {
-			return nil, err
-		}
 		// The kube-apiserver's cache waits for an exact version it does
 		// not hold yet too.
-		if err := r.waitNotOlderThan(ctx, read.NotOlderThan); err != nil {
+		if err := r.waitFresh(ctx, Freshness{NotOlderThan: read.NotOlderThan}, Scope{}); err != nil {
 			return nil, err
 		}
 		snap, err := r.Cache.SnapshotAt(read.NotOlderThan)
@@ -104,30 +101,20 @@ func (r *Resource) List(ctx context.Context, read Read) (*store.Snapshot, error)
 // Watch starts a WATCH: a watcher of the mirror's events and, when the
 // watch begins with the current state (sendInitialEvents, or the legacy
 // resourceVersion "" and "0"), the snapshot to send first as ADDED
-// events. A watch with the state, or from now, waits as waitFresh does; a
-// watch from N starts after N, once the mirror holds N (waitNotOlderThan),
-// or answers 410 Expired "too old resource version" when N is gone from the
-// event window (the apiserver sends either error as the watch's ERROR
-// event).
+// events. Every watch first waits as waitFresh does; a watch from N starts
+// after N, once the mirror holds N, or answers 410 Expired "too old
+// resource version" when N is gone from the event window (the apiserver
+// sends either error as the watch's ERROR event).
 func (r *Resource) Watch(ctx context.Context, read Read) (*store.Watcher, *store.Snapshot, error) {
 	r.warnIfStale(ctx)
 	withState := read.InitialEvents()
 	fromNow := !withState && read.NotOlderThan == 0
-	if withState || fromNow {
-		if err := r.waitFresh(ctx, read.Freshness, read.Scope); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		if err := r.waitSynced(ctx); err != nil {
-			return nil, nil, err
-		}
-		// The kube-apiserver's cache starts a watch from a version it does
-		// not hold yet at once; the mirror cannot tell the events up to N
-		// from those after it before it holds N, so it waits as a read
-		// does (504 "Too large resource version" after the bound).
-		if err := r.waitNotOlderThan(ctx, read.NotOlderThan); err != nil {
-			return nil, nil, err
-		}
+	// A watch from N waits for N as a read does: the kube-apiserver's
+	// cache starts one from a version it does not hold yet at once, but
+	// the mirror cannot tell the events up to N from those after it before
+	// it holds N (504 "Too large resource version" after the bound).
+	if err := r.waitFresh(ctx, read.Freshness, read.Scope); err != nil {
+		return nil, nil, err
 	}
 	from := read.NotOlderThan
 	if withState || fromNow {
